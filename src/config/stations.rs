@@ -1,0 +1,399 @@
+//! `stations.toml`: every station with its permit (regulation, column, coefficients, limits,
+//! averaging windows). Parsed into [`Station`] values that cannot be invalid.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::model::{Kind, Param, StationKey};
+
+use super::Error;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StationsFile {
+    #[serde(default)]
+    station: Vec<RawStation>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStation {
+    park: String,
+    site: String,
+    station: String,
+    kind: Kind,
+    #[serde(default)]
+    regulation: Option<String>,
+    #[serde(default)]
+    column: Option<String>,
+    #[serde(default)]
+    kq: Option<f64>,
+    #[serde(default)]
+    kf: Option<f64>,
+    #[serde(default)]
+    kp: Option<f64>,
+    #[serde(default)]
+    kv: Option<f64>,
+    #[serde(default)]
+    o2_ref: Option<f64>,
+    #[serde(default = "default_interval")]
+    expected_interval_s: u64,
+    #[serde(default)]
+    windows: Option<Vec<String>>,
+    #[serde(default)]
+    min_capture: Option<f64>,
+    #[serde(default)]
+    stuck_after_s: Option<u64>,
+    #[serde(default)]
+    limits: BTreeMap<String, RawLimit>,
+}
+
+fn default_interval() -> u64 {
+    300
+}
+
+/// `PM = 100` or `pH = { min = 6, max = 9, windows = ["1h"] }`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawLimit {
+    Max(f64),
+    Full(RawLimitTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimitTable {
+    #[serde(default)]
+    max: Option<f64>,
+    #[serde(default)]
+    min: Option<f64>,
+    #[serde(default)]
+    windows: Option<Vec<String>>,
+}
+
+/// A limit written in the station's permit, in the parameter's canonical unit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PermitLimit {
+    pub max: Option<f64>,
+    pub min: Option<f64>,
+}
+
+/// An averaging window: a label (`"1h"`, `"24h"`, `"30m"`) and its length. Hour-multiple
+/// windows align to clock hours; a window of whole days aligns to local midnight.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WindowSpec {
+    pub label: String,
+    pub seconds: u64,
+}
+
+impl WindowSpec {
+    /// Parses `30m`, `1h`, `8h`, `24h`, `1d`. The length must divide a day evenly or be
+    /// whole days, so windows tile the clock.
+    pub fn parse(s: &str) -> Result<WindowSpec, String> {
+        let s = s.trim();
+        let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("window {s:?}: expected a number then m, h or d"))?;
+        let seconds = match unit {
+            "m" => n * 60,
+            "h" => n * 3600,
+            "d" => n * 86_400,
+            _ => return Err(format!("window {s:?}: unit must be m, h or d")),
+        };
+        if seconds == 0 || (seconds < 86_400 && 86_400 % seconds != 0) || (seconds > 86_400 && seconds % 86_400 != 0) {
+            return Err(format!(
+                "window {s:?}: must divide a day evenly (e.g. 30m, 1h, 8h) or be whole days"
+            ));
+        }
+        Ok(WindowSpec { label: s.to_owned(), seconds })
+    }
+}
+
+/// One configured station, validated.
+#[derive(Clone, Debug)]
+pub struct Station {
+    pub key: StationKey,
+    pub kind: Kind,
+    /// E.g. `QCVN 40:2011/BTNMT`; `None` when only permit limits apply.
+    pub regulation: Option<String>,
+    pub column: Option<String>,
+    pub kq: f64,
+    pub kf: f64,
+    pub kp: f64,
+    pub kv: f64,
+    pub o2_ref: Option<f64>,
+    pub expected_interval_s: u64,
+    /// Windows for parameters without their own list.
+    pub windows: Vec<WindowSpec>,
+    /// Per-parameter windows from `limits.X.windows`.
+    pub param_windows: BTreeMap<Param, Vec<WindowSpec>>,
+    pub min_capture: f64,
+    /// Identical values for this long mean the analyser is stuck.
+    pub stuck_after_s: u64,
+    pub limits: BTreeMap<Param, PermitLimit>,
+}
+
+impl Station {
+    /// The averaging windows that apply to `param` at this station.
+    pub fn windows_for(&self, param: Param) -> &[WindowSpec] {
+        self.param_windows
+            .get(&param)
+            .map(Vec::as_slice)
+            .unwrap_or(&self.windows)
+    }
+}
+
+/// Defaults for every station, from `[compliance]` in `quantrac.toml`.
+#[derive(Clone, Debug)]
+pub struct StationDefaults {
+    pub windows: Vec<WindowSpec>,
+    pub min_capture: f64,
+    pub stuck_after_s: u64,
+}
+
+/// All configured stations, by key.
+#[derive(Clone, Debug, Default)]
+pub struct Stations {
+    pub by_key: BTreeMap<StationKey, Station>,
+}
+
+impl Stations {
+    pub fn get(&self, key: &StationKey) -> Option<&Station> {
+        self.by_key.get(key)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Station> {
+        self.by_key.values()
+    }
+
+    /// Reads and validates a stations file. Errors name the file, the station and the key.
+    pub fn load(path: &Path, defaults: &StationDefaults) -> Result<Stations, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::File {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::parse(&text, &path.display().to_string(), defaults)
+    }
+
+    /// Parses stations from TOML text; `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &str, defaults: &StationDefaults) -> Result<Stations, Error> {
+        let file: StationsFile = toml::from_str(text).map_err(|e| Error::Invalid {
+            file: origin.to_owned(),
+            key: e.span().map(|s| line_of(text, s.start)).unwrap_or_default(),
+            reason: e.message().to_owned(),
+        })?;
+        let mut by_key = BTreeMap::new();
+        for (i, raw) in file.station.into_iter().enumerate() {
+            let at = |key: &str| format!("station[{i}].{key}");
+            let bad = |key: &str, reason: String| Error::Invalid {
+                file: origin.to_owned(),
+                key: at(key),
+                reason,
+            };
+            let key = StationKey::parse(&raw.park, &raw.site, &raw.station)
+                .map_err(|r| bad("station", r))?;
+            let station = validate(raw, key.clone(), defaults, &bad)?;
+            if by_key.insert(key.clone(), station).is_some() {
+                return Err(bad("station", format!("{key} is configured twice")));
+            }
+        }
+        Ok(Stations { by_key })
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> String {
+    let line = text[..offset.min(text.len())].matches('\n').count() + 1;
+    format!("line {line}")
+}
+
+fn parse_windows(
+    list: &[String],
+    key: &str,
+    bad: &dyn Fn(&str, String) -> Error,
+) -> Result<Vec<WindowSpec>, Error> {
+    list.iter()
+        .map(|w| WindowSpec::parse(w).map_err(|r| bad(key, r)))
+        .collect()
+}
+
+fn coefficient(v: Option<f64>, key: &str, bad: &dyn Fn(&str, String) -> Error) -> Result<f64, Error> {
+    match v {
+        None => Ok(1.0),
+        Some(k) if k.is_finite() && k > 0.0 && k <= 5.0 => Ok(k),
+        Some(k) => Err(bad(key, format!("coefficient {k} must be > 0 and ≤ 5"))),
+    }
+}
+
+fn validate(
+    raw: RawStation,
+    key: StationKey,
+    defaults: &StationDefaults,
+    bad: &dyn Fn(&str, String) -> Error,
+) -> Result<Station, Error> {
+    if raw.expected_interval_s == 0 || raw.expected_interval_s > 86_400 {
+        return Err(bad(
+            "expected_interval_s",
+            format!("{} must be between 1 and 86400 seconds", raw.expected_interval_s),
+        ));
+    }
+    if let Some(o2) = raw.o2_ref {
+        if raw.kind != Kind::Emission {
+            return Err(bad("o2_ref", "only emission stations have a reference O2".into()));
+        }
+        if !(0.0..20.0).contains(&o2) {
+            return Err(bad("o2_ref", format!("{o2} % must be in 0–20")));
+        }
+    }
+    let (kq, kf, kp, kv) = (
+        coefficient(raw.kq, "kq", bad)?,
+        coefficient(raw.kf, "kf", bad)?,
+        coefficient(raw.kp, "kp", bad)?,
+        coefficient(raw.kv, "kv", bad)?,
+    );
+    match raw.kind {
+        Kind::Wastewater if raw.kp.is_some() || raw.kv.is_some() => {
+            return Err(bad("kp", "kp and kv are emission coefficients (QCVN 19); a wastewater station takes kq and kf".into()))
+        }
+        Kind::Emission if raw.kq.is_some() || raw.kf.is_some() => {
+            return Err(bad("kq", "kq and kf are wastewater coefficients (QCVN 40); an emission station takes kp and kv".into()))
+        }
+        _ => {}
+    }
+    let windows = match &raw.windows {
+        Some(list) => parse_windows(list, "windows", bad)?,
+        None => defaults.windows.clone(),
+    };
+    let min_capture = raw.min_capture.unwrap_or(defaults.min_capture);
+    if !(0.0..=1.0).contains(&min_capture) {
+        return Err(bad("min_capture", format!("{min_capture} must be in 0–1")));
+    }
+    let mut limits = BTreeMap::new();
+    let mut param_windows = BTreeMap::new();
+    for (symbol, limit) in raw.limits {
+        let lkey = format!("limits.{symbol}");
+        let param = Param::parse(&symbol)
+            .ok_or_else(|| bad(&lkey, format!("unknown parameter {symbol:?}")))?;
+        if !param.kinds().contains(&raw.kind) {
+            return Err(bad(&lkey, format!("{param} is not measured at a {:?} station", raw.kind)));
+        }
+        let (max, min, windows) = match limit {
+            RawLimit::Max(m) => (Some(m), None, None),
+            RawLimit::Full(t) => (t.max, t.min, t.windows),
+        };
+        for v in [max, min].into_iter().flatten() {
+            if !v.is_finite() || v < 0.0 {
+                return Err(bad(&lkey, format!("limit {v} must be a finite, non-negative number")));
+            }
+        }
+        if let (Some(lo), Some(hi)) = (min, max) {
+            if lo > hi {
+                return Err(bad(&lkey, format!("min {lo} is above max {hi}")));
+            }
+        }
+        if let Some(w) = windows {
+            param_windows.insert(param, parse_windows(&w, &format!("{lkey}.windows"), bad)?);
+        }
+        if max.is_some() || min.is_some() {
+            limits.insert(param, PermitLimit { max, min });
+        }
+    }
+    Ok(Station {
+        key,
+        kind: raw.kind,
+        regulation: raw.regulation,
+        column: raw.column,
+        kq,
+        kf,
+        kp,
+        kv,
+        o2_ref: raw.o2_ref,
+        expected_interval_s: raw.expected_interval_s,
+        windows,
+        param_windows,
+        min_capture,
+        stuck_after_s: raw.stuck_after_s.unwrap_or(defaults.stuck_after_s),
+        limits,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> StationDefaults {
+        StationDefaults {
+            windows: vec![WindowSpec::parse("1h").unwrap(), WindowSpec::parse("24h").unwrap()],
+            min_capture: 0.75,
+            stuck_after_s: 3600,
+        }
+    }
+
+    const CONTRACT_EXAMPLE: &str = r#"
+[[station]]
+park = "nam-dinh-vu"
+site = "nd-textile"
+station = "outfall-1"
+kind = "wastewater"
+regulation = "QCVN 40:2011/BTNMT"
+column = "B"
+kq = 0.9
+kf = 1.0
+expected_interval_s = 300
+
+[[station]]
+park = "dinh-vu"
+site = "dv-steel"
+station = "stack-1"
+kind = "emission"
+regulation = "QCVN 19:2009/BTNMT"
+column = "B"
+kp = 0.9
+kv = 1.0
+o2_ref = 7.0
+[station.limits]
+PM = 100
+SO2 = { max = 300 }
+"#;
+
+    #[test]
+    fn the_contract_example_parses() {
+        let s = Stations::parse(CONTRACT_EXAMPLE, "stations.toml", &defaults()).unwrap();
+        assert_eq!(s.by_key.len(), 2);
+        let stack = s
+            .get(&StationKey::parse("dinh-vu", "dv-steel", "stack-1").unwrap())
+            .unwrap();
+        assert_eq!(stack.kp, 0.9);
+        assert_eq!(stack.o2_ref, Some(7.0));
+        assert_eq!(stack.limits[&Param::PM], PermitLimit { max: Some(100.0), min: None });
+        assert_eq!(stack.limits[&Param::SO2].max, Some(300.0));
+        assert_eq!(stack.windows_for(Param::SO2).len(), 2);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_station_and_key() {
+        let text = CONTRACT_EXAMPLE.replace("kq = 0.9", "kq = 0.9\nkz = 1");
+        let e = Stations::parse(&text, "stations.toml", &defaults()).unwrap_err().to_string();
+        assert!(e.contains("stations.toml") && e.contains("kz"), "{e}");
+
+        let text = CONTRACT_EXAMPLE.replace("PM = 100", "Benzene = 5");
+        let e = Stations::parse(&text, "stations.toml", &defaults()).unwrap_err().to_string();
+        assert!(e.contains("station[1].limits.Benzene"), "{e}");
+
+        let text = CONTRACT_EXAMPLE.replace("outfall-1", "outfall 1");
+        let e = Stations::parse(&text, "stations.toml", &defaults()).unwrap_err().to_string();
+        assert!(e.contains("station[0].station"), "{e}");
+    }
+
+    #[test]
+    fn windows_parse_and_must_tile_the_clock() {
+        assert_eq!(WindowSpec::parse("1h").unwrap().seconds, 3600);
+        assert_eq!(WindowSpec::parse("30m").unwrap().seconds, 1800);
+        assert_eq!(WindowSpec::parse("24h").unwrap().seconds, 86_400);
+        assert!(WindowSpec::parse("7m").is_err());
+        assert!(WindowSpec::parse("h").is_err());
+        assert!(WindowSpec::parse("36h").is_err());
+    }
+}
