@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod model;
 pub mod mqtt;
 pub mod pipeline;
+pub mod readiness;
 pub mod shutdown;
 pub mod sink;
 pub mod telemetry;

@@ -1,0 +1,6 @@
+//! Integration tests: real mosquitto, InfluxDB 1.x, victoria-metrics and the quantrac binary.
+
+mod harness;
+mod ingest;
+mod reliability;
+mod windows;

@@ -1,0 +1,272 @@
+//! Issue: zero loss and evidence. kill -9, outages and a full journal lose nothing; `verify`
+//! catches tampering; dead letters can be listed and replayed.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use crate::harness::*;
+
+const OUTFALL: &str = "env/nam-dinh-vu/nd-textile/outfall-1";
+
+fn message(base: chrono::DateTime<Utc>, i: i64) -> String {
+    let ts = (base + chrono::Duration::seconds(i)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    json_message(&ts, &[("COD", 40.0 + (i % 11) as f64, "mg/L"), ("TSS", 20.0 + (i % 5) as f64, ""), ("pH", 7.2, "")])
+}
+
+fn v1(influx: &Influx1) -> String {
+    format!("url = \"{}\"\napi = \"v1\"\ndatabase = \"{}\"", influx.url(), influx.db)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_kill9_and_an_influx_outage_lose_nothing_and_duplicate_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let mut influx = Influx1::start(dir.path());
+    influx.create_db().await;
+    let cfg = Quantrac::config_text(dir.path(), &broker.url(), &v1(&influx), "");
+    let mut q = Quantrac::start(dir.path(), &cfg, STATIONS);
+    q.wait_ready().await;
+
+    const N: i64 = 3000;
+    let base = Utc::now() - chrono::Duration::hours(6);
+    let publisher = Publisher::connect(broker.port).await;
+    let done = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            for i in 0..N {
+                publisher.publish(OUTFALL, message(base, i)).await;
+                if i % 100 == 99 {
+                    tokio::time::sleep(Duration::from_millis(60)).await;
+                }
+            }
+            publisher.wait_acked(N as u64).await;
+            done.store(true, Ordering::SeqCst);
+            publisher
+        })
+    };
+
+    let mut kills = 0;
+    while !done.load(Ordering::SeqCst) || kills < 4 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        if kills == 1 {
+            influx.proc.kill9(); // InfluxDB away for a few restarts
+        }
+        if kills == 3 {
+            influx.proc.restart();
+        }
+        q.proc.kill9();
+        kills += 1;
+        q.restart();
+    }
+    let _publisher = sender.await.unwrap();
+    q.wait_ready().await;
+    let expected = (N * 3) as u64;
+    eventually(&format!("{expected} points in InfluxDB"), Duration::from_secs(90), || async {
+        let n = influx.count("SELECT count(value) FROM reading").await;
+        (n >= expected).then_some(())
+    })
+    .await;
+    assert_eq!(influx.count("SELECT count(value) FROM reading").await, expected, "every reading exactly once");
+    for param in ["COD", "TSS", "pH"] {
+        assert_eq!(
+            influx.count(&format!("SELECT count(value) FROM reading WHERE param = '{param}'")).await,
+            N as u64
+        );
+    }
+    eventually("backlog 0", Duration::from_secs(20), || async {
+        (q.metric("quantrac_journal_backlog_readings").await == Some(0.0)).then_some(())
+    })
+    .await;
+    let (ok, out) = q.command(&["verify"]);
+    assert!(ok, "the chain holds after {kills} kills: {out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_mid_stream_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Broker::start(dir.path());
+    let influx = Influx1::start(dir.path());
+    influx.create_db().await;
+    let cfg = Quantrac::config_text(dir.path(), &broker.url(), &v1(&influx), "");
+    let q = Quantrac::start(dir.path(), &cfg, STATIONS);
+    q.wait_ready().await;
+    let base = Utc::now() - chrono::Duration::hours(2);
+    {
+        let p = Publisher::connect(broker.port).await;
+        for i in 0..500 {
+            p.publish(OUTFALL, message(base, i)).await;
+        }
+        p.wait_acked(500).await;
+    }
+    let status = broker.proc.sigterm(Duration::from_secs(10));
+    assert!(status.is_some(), "mosquitto stops");
+    broker.restart();
+    {
+        let p = Publisher::connect(broker.port).await;
+        for i in 500..1000 {
+            p.publish(OUTFALL, message(base, i)).await;
+        }
+        p.wait_acked(500).await;
+    }
+    eventually("3000 points after the broker restart", Duration::from_secs(60), || async {
+        (influx.count("SELECT count(value) FROM reading").await == 3000).then_some(())
+    })
+    .await;
+    assert_eq!(q.metric("quantrac_mqtt_connected").await, Some(1.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_journal_stops_acknowledging_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let influx = Influx1::start(dir.path());
+    influx.create_db().await;
+    let small = Quantrac::config_text(dir.path(), &broker.url(), &v1(&influx), "[journal]\nmax_bytes = 300000\n");
+    let mut q = Quantrac::start(dir.path(), &small, STATIONS);
+    q.wait_ready().await;
+    let base = Utc::now() - chrono::Duration::hours(3);
+    let p = Publisher::connect(broker.port).await;
+    const N: i64 = 2000;
+    for i in 0..N {
+        p.publish(OUTFALL, message(base, i)).await;
+    }
+    p.wait_acked(N as u64).await;
+    eventually("journal full", Duration::from_secs(30), || async {
+        (q.metric("quantrac_journal_full").await == Some(1.0)).then_some(())
+    })
+    .await;
+    let body = reqwest::get(format!("{}/readyz", q.http)).await.unwrap();
+    assert_eq!(body.status().as_u16(), 503);
+    let reason = body.text().await.unwrap();
+    assert!(reason.contains("journal") && reason.contains("full"), "{reason}");
+    let stored = influx.count("SELECT count(value) FROM reading").await;
+    assert!(stored < (N * 3) as u64, "not everything got in while full ({stored})");
+
+    // More room: everything the broker held arrives.
+    q.proc.kill9();
+    std::fs::write(&q.config, small.replace("max_bytes = 300000", "max_bytes = 100000000")).unwrap();
+    q.restart();
+    eventually("all readings after the journal got room", Duration::from_secs(60), || async {
+        (influx.count("SELECT count(value) FROM reading").await == (N * 3) as u64).then_some(())
+    })
+    .await;
+    assert_eq!(q.metric("quantrac_journal_full").await, Some(0.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_names_the_altered_missing_and_reordered_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let cfg = Quantrac::config_text(dir.path(), &broker.url(), "url = \"\"", "");
+    let mut q = Quantrac::start(dir.path(), &cfg, STATIONS);
+    q.wait_ready().await;
+    let p = Publisher::connect(broker.port).await;
+    let base = Utc::now() - chrono::Duration::hours(1);
+    for i in 0..20 {
+        p.publish(OUTFALL, message(base, i)).await;
+    }
+    p.wait_acked(20).await;
+    eventually("20 messages journaled", Duration::from_secs(10), || async {
+        (q.metric("quantrac_readings_accepted_total").await == Some(60.0)).then_some(())
+    })
+    .await;
+    assert!(q.proc.sigterm(Duration::from_secs(20)).unwrap().success());
+    let (ok, out) = q.command(&["verify"]);
+    assert!(ok, "untouched journal verifies: {out}");
+
+    let tamper = |name: &str, sql: &str| {
+        let copy = dir.path().join(name);
+        std::fs::create_dir_all(&copy).unwrap();
+        for f in std::fs::read_dir(dir.path().join("journal")).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), copy.join(f.file_name())).unwrap();
+        }
+        let db = rusqlite::Connection::open(copy.join("journal.sqlite")).unwrap();
+        db.execute_batch(sql).unwrap();
+        drop(db);
+        let config = std::fs::read_to_string(&q.config)
+            .unwrap()
+            .replace(&format!("{}/journal", dir.path().display()), &copy.display().to_string());
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, config).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_quantrac"))
+            .args(["verify", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
+    };
+
+    // One byte of one stored payload.
+    let (ok, out) = tamper(
+        "altered",
+        "UPDATE messages SET payload = CAST(replace(CAST(payload AS TEXT), '\"COD\"', '\"CQD\"') AS BLOB) WHERE id = 5;",
+    );
+    assert!(!ok && out.contains("record 5") && out.contains("altered"), "{out}");
+
+    let (ok, out) = tamper("deleted", "DELETE FROM messages WHERE id = 7;");
+    assert!(!ok && out.contains("record 7") && out.contains("missing"), "{out}");
+
+    let (ok, out) = tamper(
+        "swapped",
+        "CREATE TEMP TABLE a AS SELECT * FROM messages WHERE id = 9;
+         CREATE TEMP TABLE b AS SELECT * FROM messages WHERE id = 10;
+         UPDATE messages SET received_at_ms = (SELECT received_at_ms FROM b), topic = (SELECT topic FROM b),
+           payload = (SELECT payload FROM b), station = (SELECT station FROM b), first_point = (SELECT first_point FROM b),
+           n_points = (SELECT n_points FROM b), n_rejected = (SELECT n_rejected FROM b), hash = (SELECT hash FROM b) WHERE id = 9;
+         UPDATE messages SET received_at_ms = (SELECT received_at_ms FROM a), topic = (SELECT topic FROM a),
+           payload = (SELECT payload FROM a), station = (SELECT station FROM a), first_point = (SELECT first_point FROM a),
+           n_points = (SELECT n_points FROM a), n_rejected = (SELECT n_rejected FROM a), hash = (SELECT hash FROM a) WHERE id = 10;",
+    );
+    assert!(!ok && out.contains("records 9 and 10") && out.contains("reordered"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_and_replayed_after_a_config_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let influx = Influx1::start(dir.path());
+    influx.create_db().await;
+    // Too small a payload limit: the station's message is rejected (too_large) and kept.
+    let cfg = Quantrac::config_text(dir.path(), &broker.url(), &v1(&influx), "[mqtt]\nmax_payload_bytes = 60\n");
+    let mut q = Quantrac::start(dir.path(), &cfg, STATIONS);
+    q.wait_ready().await;
+    let p = Publisher::connect(broker.port).await;
+    let ts = (Utc::now() - chrono::Duration::minutes(30)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let payload = json_message(&ts, &[("COD", 61.5, "mg/L")]);
+    p.publish(OUTFALL, payload.clone()).await;
+    p.wait_acked(1).await;
+    eventually("too_large rejection counted", Duration::from_secs(10), || async {
+        (q.metric(r#"quantrac_readings_rejected_total{reason="too_large"}"#).await == Some(1.0)).then_some(())
+    })
+    .await;
+    assert!(q.proc.sigterm(Duration::from_secs(20)).unwrap().success());
+
+    let (ok, out) = q.command(&["dead-letters", "list"]);
+    assert!(ok, "{out}");
+    assert!(out.contains(OUTFALL), "{out}");
+    assert!(out.contains("too_large"), "{out}");
+    assert!(out.contains("61.5"), "raw bytes shown: {out}");
+
+    // The fix: a payload limit that fits the station's messages.
+    let fixed = std::fs::read_to_string(&q.config).unwrap().replace("max_payload_bytes = 60", "max_payload_bytes = 65536");
+    std::fs::write(&q.config, fixed).unwrap();
+    let (ok, out) = q.command(&["dead-letters", "replay"]);
+    assert!(ok && out.contains("replayed 1"), "{out}");
+    let (_, listed) = q.command(&["dead-letters", "list"]);
+    assert!(listed.contains("replayed"), "{listed}");
+
+    q.restart(); // the sink ships the replayed reading
+    let rows = eventually("the replayed reading in InfluxDB", Duration::from_secs(20), || async {
+        let r = influx.rows("SELECT value FROM reading WHERE param = 'COD'").await;
+        (!r.is_empty()).then_some(r)
+    })
+    .await;
+    assert_eq!(rows[0]["value"], 61.5);
+    let (ok, out) = q.command(&["verify"]);
+    assert!(ok, "{out}");
+}
