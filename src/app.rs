@@ -130,12 +130,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             let task = tokio::spawn(sink::run(
                 OutboxBacklog(outbox),
                 client,
-                settings.influx.batch_size,
-                Duration::from_millis(settings.influx.flush_interval_ms),
+                sink::Options::from_settings(&settings.influx, Duration::from_secs(10)),
                 metrics.clone(),
                 wake_sink,
                 sink_stop_rx,
-                Duration::from_secs(10),
             ));
             Some((task, sink_stop))
         }

@@ -329,7 +329,8 @@ impl Settings {
             key: key.to_owned(),
             reason,
         };
-        if !(self.mqtt.url.starts_with("mqtt://") || self.mqtt.url.starts_with("mqtts://")) {
+        let has_scheme = |url: &str, schemes: &[&str]| schemes.iter().any(|s| url.starts_with(s));
+        if !has_scheme(&self.mqtt.url, &["mqtt://", "mqtts://"]) {
             return Err(bad("mqtt.url", format!("{:?} must start with mqtt:// or mqtts://", self.mqtt.url)));
         }
         if self.mqtt.topics.is_empty() {
@@ -344,9 +345,7 @@ impl Settings {
         if self.mqtt.max_payload_bytes == 0 {
             return Err(bad("mqtt.max_payload_bytes", "must be at least 1".into()));
         }
-        if !self.influx.url.is_empty()
-            && !(self.influx.url.starts_with("http://") || self.influx.url.starts_with("https://"))
-        {
+        if !self.influx.url.is_empty() && !has_scheme(&self.influx.url, &["http://", "https://"]) {
             return Err(bad("influx.url", format!("{:?} must start with http:// or https://", self.influx.url)));
         }
         if self.influx.batch_size == 0 {
