@@ -182,7 +182,7 @@ impl Engine {
     ) -> (Vec<Judged>, Vec<WindowPoint>) {
         self.advance(now_ms);
         let o2 = o2::valid_o2(&readings);
-        let floor = now_ms - self.horizon_ms;
+        let floor = self.floor(now_ms);
         let mut touched: BTreeSet<(StationKey, Param, usize, i64)> = BTreeSet::new();
         let mut seen_keys: BTreeSet<StationKey> = BTreeSet::new();
         let mut judged = Vec::with_capacity(readings.len());
@@ -218,7 +218,7 @@ impl Engine {
     /// sample has no point.
     pub fn tick(&mut self, now_ms: i64) -> Vec<WindowPoint> {
         self.advance(now_ms);
-        let floor = now_ms - self.horizon_ms;
+        let floor = self.floor(now_ms);
         let mut points = Vec::new();
         for list in self.series.values_mut() {
             for series in list {
@@ -237,7 +237,7 @@ impl Engine {
         self.advance(now_ms);
         readings.sort_by_key(|r| r.ts_ms);
         let o2 = o2::valid_o2(&readings);
-        let floor = now_ms - self.horizon_ms;
+        let floor = self.floor(now_ms);
         for reading in &readings {
             self.health.seen(&reading.key, reading.ts_ms.min(now_ms));
             self.health.observe(reading);
@@ -281,6 +281,13 @@ impl Engine {
     pub fn health(&self, now_ms: i64) -> Vec<StationHealth> {
         self.health
             .health(&self.stations, self.started_ms.unwrap_or(now_ms), now_ms)
+    }
+
+    /// Windows ending at or before this are beyond the late-data horizon. Measured from the
+    /// latest time given, so a message carrying an older receive time cannot reopen a window
+    /// that was already forgotten.
+    fn floor(&self, now_ms: i64) -> i64 {
+        self.now_ms.unwrap_or(now_ms).max(now_ms) - self.horizon_ms
     }
 
     fn advance(&mut self, now_ms: i64) {

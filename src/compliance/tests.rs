@@ -494,3 +494,15 @@ fn health_silent_station_fault_and_start_time() {
     let out = h.iter().find(|h| h.key == outfall()).unwrap();
     assert_eq!(out.last_reading_ms, Some(T0 + 10 * MIN));
 }
+
+#[test]
+fn an_older_receive_time_cannot_reopen_a_forgotten_window() {
+    let mut e = engine();
+    feed_cod(&mut e, T0, 12, 100.0);
+    assert_eq!(e.tick(T0 + 72 * HOUR).len(), 2, "1h and 24h points");
+    // A message stamped with an earlier receive time (clock step back) for the 00:00 hour:
+    // the window was evicted at 72 h, so it must not come back with a single sample.
+    let (_, points) = e.judge(vec![r(&outfall(), Param::COD, T0, 100.0)], T0 + 10 * HOUR);
+    assert!(points.is_empty(), "{points:?}");
+    assert!(e.tick(T0 + 73 * HOUR).is_empty());
+}
