@@ -1,0 +1,387 @@
+//! Station health: is the station talking, and are its analysers measuring?
+//!
+//! An exceedance alert is only as good as the data behind it, so operators also need to know
+//! when a station went quiet, reports a device fault (Circular 10/2021 status `02`), is being
+//! calibrated (`01`), or sends a flat line — the same value again and again, the classic sign of
+//! a frozen analyser or datalogger (regulations.md §5: stuck/flat-line checks, data-gap and
+//! device-fault alerts).
+//!
+//! Rules, in priority order when several hold:
+//! - `silent`: a configured station has sent nothing for more than 3 × `expected_interval_s`,
+//!   measured on the receive side (the `now_ms` of the message), so a datalogger replaying old
+//!   readings still counts as talking. A station never heard from is measured from the engine's
+//!   start.
+//! - `fault` / `calibrating`: the latest reading (by its own time) of some parameter has status
+//!   `02` / `01`. Parameters whose latest reading is more than 3 intervals older than the
+//!   station's newest reading are left out, so a parameter the station stopped sending cannot
+//!   hold it in fault forever.
+//! - `stuck`: a parameter's status-00 value has stayed exactly equal for at least
+//!   `stuck_after_s` over at least 3 samples (`stuck_after_s = 0` turns the check off).
+//!
+//! Stations that are not configured have no expected interval and no stuck threshold: they are
+//! never silent or stuck, only fault or calibrating.
+
+use std::collections::BTreeMap;
+
+use crate::config::{Station, Stations};
+use crate::model::{Param, Reading, StationKey, Status};
+
+/// How many expected intervals without a message make a station silent.
+pub const SILENT_AFTER_INTERVALS: i64 = 3;
+
+/// A flat line needs at least this many identical samples.
+pub const STUCK_MIN_SAMPLES: u32 = 3;
+
+/// The state of one station, as the `quantrac_station_state` gauge shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HealthState {
+    Ok,
+    Silent,
+    Fault,
+    Calibrating,
+    Stuck,
+}
+
+impl HealthState {
+    /// Every state, in the order of `metrics::STATION_STATES`.
+    pub const ALL: [HealthState; 5] = [
+        HealthState::Ok,
+        HealthState::Silent,
+        HealthState::Fault,
+        HealthState::Calibrating,
+        HealthState::Stuck,
+    ];
+
+    /// The `state` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            HealthState::Ok => "ok",
+            HealthState::Silent => "silent",
+            HealthState::Fault => "fault",
+            HealthState::Calibrating => "calibrating",
+            HealthState::Stuck => "stuck",
+        }
+    }
+}
+
+/// Health of one station at a given time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StationHealth {
+    pub key: StationKey,
+    pub state: HealthState,
+    /// Receive time of the station's latest message (after a rebuild: the newest reading
+    /// time found in the journal).
+    pub last_reading_ms: Option<i64>,
+    /// Parameters whose value is stuck, whatever the overall state.
+    pub stuck_params: Vec<Param>,
+}
+
+#[derive(Clone, Debug)]
+struct Run {
+    value: f64,
+    first_ts: i64,
+    last_ts: i64,
+    count: u32,
+}
+
+#[derive(Clone, Debug)]
+struct ParamTrack {
+    latest_ts: i64,
+    latest_status: Status,
+    /// The current run of identical status-00 values.
+    run: Option<Run>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct StationTrack {
+    last_seen_ms: Option<i64>,
+    params: BTreeMap<Param, ParamTrack>,
+}
+
+/// What health is computed from, updated as readings arrive.
+#[derive(Clone, Debug, Default)]
+pub struct Tracker {
+    stations: BTreeMap<StationKey, StationTrack>,
+}
+
+impl Tracker {
+    /// The station sent something that arrived at `at_ms`.
+    pub fn seen(&mut self, key: &StationKey, at_ms: i64) {
+        let t = self.stations.entry(key.clone()).or_default();
+        t.last_seen_ms = Some(t.last_seen_ms.map_or(at_ms, |s| s.max(at_ms)));
+    }
+
+    /// Records one reading's status and value.
+    pub fn observe(&mut self, r: &Reading) {
+        let t = self.stations.entry(r.key.clone()).or_default();
+        let p = t.params.entry(r.param).or_insert(ParamTrack {
+            latest_ts: r.ts_ms,
+            latest_status: r.status,
+            run: None,
+        });
+        if r.ts_ms >= p.latest_ts {
+            p.latest_ts = r.ts_ms;
+            p.latest_status = r.status;
+        }
+        if r.status != Status::Normal {
+            return;
+        }
+        match &mut p.run {
+            // Late or repeated readings say nothing about the present: only newer ones count.
+            Some(run) if r.ts_ms <= run.last_ts => {}
+            Some(run) if run.value == r.value => {
+                run.last_ts = r.ts_ms;
+                run.count += 1;
+            }
+            _ => {
+                p.run = Some(Run {
+                    value: r.value,
+                    first_ts: r.ts_ms,
+                    last_ts: r.ts_ms,
+                    count: 1,
+                })
+            }
+        }
+    }
+
+    /// Health at `now_ms` of every configured station and every other station seen.
+    /// `started_ms` stands in for the last message of a station never heard from.
+    pub fn health(&self, stations: &Stations, started_ms: i64, now_ms: i64) -> Vec<StationHealth> {
+        let mut out: Vec<StationHealth> = stations
+            .iter()
+            .map(|s| {
+                evaluate(
+                    &s.key,
+                    self.stations.get(&s.key),
+                    Some(s),
+                    started_ms,
+                    now_ms,
+                )
+            })
+            .collect();
+        for (key, track) in &self.stations {
+            if stations.get(key).is_none() {
+                out.push(evaluate(key, Some(track), None, started_ms, now_ms));
+            }
+        }
+        out
+    }
+}
+
+fn evaluate(
+    key: &StationKey,
+    track: Option<&StationTrack>,
+    station: Option<&Station>,
+    started_ms: i64,
+    now_ms: i64,
+) -> StationHealth {
+    let last_seen = track.and_then(|t| t.last_seen_ms);
+    let silent = station.is_some_and(|s| {
+        let interval_ms = s.expected_interval_s as i64 * 1000;
+        now_ms - last_seen.unwrap_or(started_ms) > SILENT_AFTER_INTERVALS * interval_ms
+    });
+    let params = track.map(|t| &t.params);
+    let newest = params.and_then(|ps| ps.values().map(|p| p.latest_ts).max());
+    let recent = |p: &ParamTrack| match (station, newest) {
+        (Some(s), Some(newest)) => {
+            newest - p.latest_ts <= SILENT_AFTER_INTERVALS * s.expected_interval_s as i64 * 1000
+        }
+        _ => true,
+    };
+    let current: Vec<(&Param, &ParamTrack)> = params
+        .map(|ps| ps.iter().filter(|(_, p)| recent(p)).collect())
+        .unwrap_or_default();
+    let any_status = |st: Status| current.iter().any(|(_, p)| p.latest_status == st);
+    let stuck_params: Vec<Param> = match station {
+        Some(s) if s.stuck_after_s > 0 => current
+            .iter()
+            .filter(|(_, p)| {
+                p.run.as_ref().is_some_and(|r| {
+                    r.count >= STUCK_MIN_SAMPLES
+                        && r.last_ts - r.first_ts >= s.stuck_after_s as i64 * 1000
+                })
+            })
+            .map(|(param, _)| **param)
+            .collect(),
+        _ => Vec::new(),
+    };
+    let state = if silent {
+        HealthState::Silent
+    } else if any_status(Status::Fault) {
+        HealthState::Fault
+    } else if any_status(Status::Calibrating) {
+        HealthState::Calibrating
+    } else if !stuck_params.is_empty() {
+        HealthState::Stuck
+    } else {
+        HealthState::Ok
+    };
+    StationHealth {
+        key: key.clone(),
+        state,
+        last_reading_ms: last_seen,
+        stuck_params,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{StationDefaults, WindowSpec};
+    use crate::metrics::STATION_STATES;
+
+    const MIN: i64 = 60_000;
+
+    fn stations() -> Stations {
+        let defaults = StationDefaults {
+            windows: vec![WindowSpec::parse("1h").unwrap()],
+            min_capture: 0.75,
+            stuck_after_s: 3600,
+        };
+        Stations::parse(
+            "[[station]]\npark = \"p\"\nsite = \"s\"\nstation = \"outfall-1\"\nkind = \"wastewater\"\n",
+            "stations.toml",
+            &defaults,
+        )
+        .unwrap()
+    }
+
+    fn key() -> StationKey {
+        StationKey::parse("p", "s", "outfall-1").unwrap()
+    }
+
+    fn reading(param: Param, ts_ms: i64, value: f64, status: Status) -> Reading {
+        Reading {
+            key: key(),
+            param,
+            ts_ms,
+            value,
+            status,
+        }
+    }
+
+    fn state(t: &Tracker, now: i64) -> HealthState {
+        t.health(&stations(), 0, now)[0].state
+    }
+
+    #[test]
+    fn labels_are_the_metric_states() {
+        let labels: Vec<_> = HealthState::ALL.iter().map(|s| s.label()).collect();
+        assert_eq!(labels, STATION_STATES);
+    }
+
+    #[test]
+    fn silent_after_three_intervals_without_a_message() {
+        // expected_interval_s = 300: silent when more than 900 s pass without a message.
+        let mut t = Tracker::default();
+        assert_eq!(
+            state(&t, 15 * MIN),
+            HealthState::Ok,
+            "never heard, 3 intervals after start"
+        );
+        assert_eq!(
+            state(&t, 15 * MIN + 1),
+            HealthState::Silent,
+            "never heard since start"
+        );
+        t.seen(&key(), 20 * MIN);
+        t.observe(&reading(Param::COD, 20 * MIN, 40.0, Status::Normal));
+        let h = &t.health(&stations(), 0, 35 * MIN)[0];
+        assert_eq!(h.state, HealthState::Ok);
+        assert_eq!(h.last_reading_ms, Some(20 * MIN));
+        assert_eq!(state(&t, 35 * MIN + 1), HealthState::Silent);
+    }
+
+    #[test]
+    fn fault_and_calibrating_follow_the_latest_status_circular_10_2021() {
+        let mut t = Tracker::default();
+        t.seen(&key(), 5 * MIN);
+        t.observe(&reading(Param::COD, 5 * MIN, 40.0, Status::Normal));
+        t.observe(&reading(Param::PH, 5 * MIN, 7.0, Status::Calibrating));
+        assert_eq!(state(&t, 6 * MIN), HealthState::Calibrating);
+        t.observe(&reading(Param::COD, 10 * MIN, 40.0, Status::Fault));
+        assert_eq!(
+            state(&t, 11 * MIN),
+            HealthState::Fault,
+            "fault beats calibrating"
+        );
+        // A late replay of an older normal reading does not clear the fault.
+        t.observe(&reading(Param::COD, 8 * MIN, 40.0, Status::Normal));
+        assert_eq!(state(&t, 11 * MIN), HealthState::Fault);
+        t.observe(&reading(Param::COD, 15 * MIN, 41.0, Status::Normal));
+        t.observe(&reading(Param::PH, 15 * MIN, 7.0, Status::Normal));
+        t.seen(&key(), 15 * MIN);
+        assert_eq!(state(&t, 16 * MIN), HealthState::Ok);
+        // Silence beats everything.
+        t.observe(&reading(Param::COD, 16 * MIN, 41.0, Status::Fault));
+        assert_eq!(state(&t, 60 * MIN), HealthState::Silent);
+    }
+
+    #[test]
+    fn a_parameter_no_longer_reported_does_not_hold_the_station_in_fault() {
+        let mut t = Tracker::default();
+        t.observe(&reading(Param::TSS, 0, 10.0, Status::Fault));
+        t.observe(&reading(Param::COD, 0, 40.0, Status::Normal));
+        t.observe(&reading(Param::COD, 20 * MIN, 41.0, Status::Normal));
+        t.seen(&key(), 20 * MIN);
+        assert_eq!(state(&t, 21 * MIN), HealthState::Ok);
+    }
+
+    #[test]
+    fn stuck_after_identical_values_for_stuck_after_s_with_three_samples() {
+        // stuck_after_s = 3600: 13 identical 5-minute samples span exactly 3600 s.
+        let mut t = Tracker::default();
+        for i in 0..12 {
+            t.observe(&reading(Param::COD, i * 5 * MIN, 42.5, Status::Normal));
+            t.observe(&reading(
+                Param::PH,
+                i * 5 * MIN,
+                7.0 + i as f64 / 100.0,
+                Status::Normal,
+            ));
+        }
+        t.seen(&key(), 55 * MIN);
+        assert_eq!(
+            state(&t, 56 * MIN),
+            HealthState::Ok,
+            "55 min is not yet an hour"
+        );
+        t.observe(&reading(Param::COD, 60 * MIN, 42.5, Status::Normal));
+        t.seen(&key(), 60 * MIN);
+        let h = &t.health(&stations(), 0, 61 * MIN)[0];
+        assert_eq!(h.state, HealthState::Stuck);
+        assert_eq!(h.stuck_params, [Param::COD]);
+        // A changed value ends the run.
+        t.observe(&reading(Param::COD, 65 * MIN, 42.6, Status::Normal));
+        assert_eq!(state(&t, 66 * MIN), HealthState::Ok);
+    }
+
+    #[test]
+    fn two_samples_an_hour_apart_are_not_a_flat_line() {
+        let mut t = Tracker::default();
+        t.observe(&reading(Param::COD, 0, 42.5, Status::Normal));
+        t.observe(&reading(Param::COD, 60 * MIN, 42.5, Status::Normal));
+        // A redelivered duplicate is not a third sample.
+        t.observe(&reading(Param::COD, 60 * MIN, 42.5, Status::Normal));
+        t.seen(&key(), 60 * MIN);
+        assert_eq!(state(&t, 61 * MIN), HealthState::Ok);
+    }
+
+    #[test]
+    fn unconfigured_stations_are_listed_but_never_silent() {
+        let mut t = Tracker::default();
+        let other = StationKey::parse("p", "s", "unknown").unwrap();
+        t.seen(&other, 0);
+        t.observe(&Reading {
+            key: other.clone(),
+            param: Param::COD,
+            ts_ms: 0,
+            value: 1.0,
+            status: Status::Calibrating,
+        });
+        let all = t.health(&stations(), 0, 999 * MIN);
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[1].key, other);
+        assert_eq!(all[1].state, HealthState::Calibrating);
+    }
+}

@@ -1,0 +1,385 @@
+//! Compliance averaging windows: clock-aligned blocks of one station × parameter.
+//!
+//! Legal exceedances are judged on averages of valid data, not single samples
+//! (regulations.md §5); a DAHS averages only "normal" raw values, needs a minimum data capture
+//! per period and flags each average valid or not (§4, §6 items 5–7). So each window keeps its
+//! status-00 samples keyed by timestamp — an MQTT redelivery or a replayed datalogger buffer
+//! replaces a sample instead of counting it twice — and its point is
+//! `mean`, `samples`, `capture = samples ÷ (window ÷ expected interval)` (at most 1),
+//! `valid = capture ≥ min_capture`, and `exceeded` only when valid.
+//!
+//! Windows align to the LOCAL clock of `stations.timezone`: an hour window starts on the hour
+//! and a day window at local midnight (Asia/Ho_Chi_Minh: 17:00 UTC), as inspectors read them.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, LocalResult, Offset, TimeZone};
+use chrono_tz::Tz;
+
+use crate::config::WindowSpec;
+use crate::model::{Limit, Param, StationKey, WindowPoint};
+
+use super::limits;
+
+/// `[start, end)` in epoch milliseconds of the `seconds`-long window holding `ts_ms`, aligned
+/// to multiples of its length in local time (so to local midnight for day windows).
+pub fn bounds(ts_ms: i64, seconds: u64, tz: Tz) -> (i64, i64) {
+    let len = (seconds as i64).saturating_mul(1000).max(1);
+    let utc_aligned = {
+        let start = ts_ms.div_euclid(len) * len;
+        (start, start + len)
+    };
+    let local_ms = ts_ms + offset_ms(ts_ms, tz);
+    let start_local = local_ms.div_euclid(len) * len;
+    let start = to_utc(start_local, tz);
+    let end = to_utc(start_local + len, tz);
+    match (start, end) {
+        (Some(s), Some(e)) if s <= ts_ms && ts_ms < e => (s, e),
+        // A boundary inside a daylight-saving jump: fall back to plain epoch alignment rather
+        // than produce a window that does not hold the reading.
+        _ => utc_aligned,
+    }
+}
+
+/// Local time − UTC at the instant `utc_ms`, in milliseconds.
+fn offset_ms(utc_ms: i64, tz: Tz) -> i64 {
+    match DateTime::from_timestamp_millis(utc_ms) {
+        Some(dt) => {
+            i64::from(
+                tz.offset_from_utc_datetime(&dt.naive_utc())
+                    .fix()
+                    .local_minus_utc(),
+            ) * 1000
+        }
+        None => 0,
+    }
+}
+
+/// The instant at which the local wall clock reads `local_ms` (earliest when ambiguous).
+fn to_utc(local_ms: i64, tz: Tz) -> Option<i64> {
+    let naive = DateTime::from_timestamp_millis(local_ms)?.naive_utc();
+    match tz.from_local_datetime(&naive) {
+        LocalResult::Single(dt) => Some(dt.timestamp_millis()),
+        LocalResult::Ambiguous(early, _) => Some(early.timestamp_millis()),
+        LocalResult::None => None,
+    }
+}
+
+/// One window's samples.
+#[derive(Clone, Debug, Default)]
+struct Bucket {
+    end_ms: i64,
+    /// Reading timestamp → value (O2-corrected where that applied).
+    samples: BTreeMap<i64, f64>,
+    /// Its final point has been handed out (by `close` or as a late rewrite).
+    emitted: bool,
+}
+
+/// The windows of one length for one station × parameter, with what a point needs.
+#[derive(Clone, Debug)]
+pub struct Series {
+    pub key: StationKey,
+    pub param: Param,
+    pub spec: WindowSpec,
+    pub expected_interval_s: u64,
+    pub min_capture: f64,
+    pub limit: Option<Limit>,
+    buckets: BTreeMap<i64, Bucket>,
+    /// The latest closed window that was valid, for the `quantrac_limit_ratio` gauge; kept
+    /// apart from the buckets so eviction does not lose it.
+    last_valid: Option<WindowPoint>,
+}
+
+impl Series {
+    pub fn new(
+        key: StationKey,
+        param: Param,
+        spec: WindowSpec,
+        expected_interval_s: u64,
+        min_capture: f64,
+        limit: Option<Limit>,
+    ) -> Series {
+        Series {
+            key,
+            param,
+            spec,
+            expected_interval_s,
+            min_capture,
+            limit,
+            buckets: BTreeMap::new(),
+            last_valid: None,
+        }
+    }
+
+    /// Records (`Some(value)`) or withdraws (`None`: the reading at that time is not status
+    /// `00`) the sample at `ts_ms`. Windows ending at or before `floor_ms` (beyond the
+    /// late-data horizon) are left alone: their point was written long ago, and rewriting it
+    /// from the one sample still known would replace a complete average by a partial one.
+    /// Returns the start of the window when it changed.
+    pub fn put(&mut self, ts_ms: i64, value: Option<f64>, tz: Tz, floor_ms: i64) -> Option<i64> {
+        let (start, end) = bounds(ts_ms, self.spec.seconds, tz);
+        if end <= floor_ms {
+            return None;
+        }
+        match value {
+            Some(v) => {
+                let bucket = self.buckets.entry(start).or_insert_with(|| Bucket {
+                    end_ms: end,
+                    ..Bucket::default()
+                });
+                let old = bucket.samples.insert(ts_ms, v);
+                (old != Some(v)).then_some(start)
+            }
+            None => {
+                let bucket = self.buckets.get_mut(&start)?;
+                bucket.samples.remove(&ts_ms).map(|_| start)
+            }
+        }
+    }
+
+    /// Whether the window starting at `start_ms` ends at or before `now_ms`.
+    pub fn is_closed(&self, start_ms: i64, now_ms: i64) -> bool {
+        self.buckets
+            .get(&start_ms)
+            .is_some_and(|b| b.end_ms <= now_ms)
+    }
+
+    /// The point of the window starting at `start_ms`, marking it emitted and remembering it
+    /// as the latest closed valid window when it is one. `None` for a window with no sample.
+    pub fn emit(&mut self, start_ms: i64) -> Option<WindowPoint> {
+        let point = self.point(start_ms)?;
+        if let Some(b) = self.buckets.get_mut(&start_ms) {
+            b.emitted = true;
+        }
+        self.remember(&point);
+        Some(point)
+    }
+
+    /// Points of windows closed at `now_ms` and not yet handed out.
+    pub fn close(&mut self, now_ms: i64) -> Vec<WindowPoint> {
+        let due: Vec<i64> = self
+            .buckets
+            .iter()
+            .filter(|(_, b)| b.end_ms <= now_ms && !b.emitted)
+            .map(|(s, _)| *s)
+            .collect();
+        due.into_iter().filter_map(|s| self.emit(s)).collect()
+    }
+
+    /// After a rebuild: windows closed at `now_ms` count as handed out (their points were
+    /// written before the restart), but still feed the latest-closed-valid state.
+    pub fn mark_closed_emitted(&mut self, now_ms: i64) {
+        let closed: Vec<i64> = self
+            .buckets
+            .iter()
+            .filter(|(_, b)| b.end_ms <= now_ms)
+            .map(|(s, _)| *s)
+            .collect();
+        for start in closed {
+            if let Some(p) = self.point(start) {
+                self.remember(&p);
+            }
+            if let Some(b) = self.buckets.get_mut(&start) {
+                b.emitted = true;
+            }
+        }
+    }
+
+    /// Forgets windows ending at or before `floor_ms`.
+    pub fn evict(&mut self, floor_ms: i64) {
+        self.buckets.retain(|_, b| b.end_ms > floor_ms);
+    }
+
+    /// The latest closed valid window.
+    pub fn last_valid(&self) -> Option<&WindowPoint> {
+        self.last_valid.as_ref()
+    }
+
+    /// The point of the window holding `now_ms`, as it stands (for early warnings).
+    pub fn running(&self, now_ms: i64, tz: Tz) -> Option<WindowPoint> {
+        let (start, _) = bounds(now_ms, self.spec.seconds, tz);
+        self.point(start)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buckets.is_empty()
+    }
+
+    fn remember(&mut self, point: &WindowPoint) {
+        if point.valid
+            && self
+                .last_valid
+                .as_ref()
+                .map_or(true, |p| p.start_ms <= point.start_ms)
+        {
+            self.last_valid = Some(point.clone());
+        }
+    }
+
+    /// The `average` point of one window.
+    pub fn point(&self, start_ms: i64) -> Option<WindowPoint> {
+        let bucket = self.buckets.get(&start_ms)?;
+        if bucket.samples.is_empty() {
+            return None;
+        }
+        let samples = bucket.samples.len();
+        let mean = bucket.samples.values().sum::<f64>() / samples as f64;
+        let expected = self.spec.seconds as f64 / self.expected_interval_s.max(1) as f64;
+        let capture = (samples as f64 / expected).min(1.0);
+        let valid = capture >= self.min_capture;
+        let limit_max = self.limit.as_ref().and_then(|l| l.max);
+        let ratio = self.limit.as_ref().and_then(|l| limits::ratio(l, mean));
+        let exceeded = valid
+            && self
+                .limit
+                .as_ref()
+                .is_some_and(|l| limits::exceeds(l, mean));
+        Some(WindowPoint {
+            key: self.key.clone(),
+            param: self.param,
+            window: self.spec.label.clone(),
+            start_ms,
+            mean,
+            samples: u32::try_from(samples).unwrap_or(u32::MAX),
+            capture,
+            valid,
+            limit_max,
+            ratio,
+            exceeded,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::LimitSource;
+    use chrono_tz::Asia::Ho_Chi_Minh;
+
+    const HOUR: i64 = 3_600_000;
+    /// 2026-11-29T00:00:00Z.
+    const T0: i64 = 1_795_910_400_000;
+
+    fn series(label: &str, max: Option<f64>) -> Series {
+        Series::new(
+            StationKey::parse("p", "s", "outfall-1").unwrap(),
+            Param::COD,
+            WindowSpec::parse(label).unwrap(),
+            300,
+            0.75,
+            max.map(|m| Limit {
+                max: Some(m),
+                min: None,
+                source: LimitSource::Permit,
+            }),
+        )
+    }
+
+    #[test]
+    fn t0_is_utc_midnight() {
+        assert_eq!(
+            DateTime::from_timestamp_millis(T0).unwrap().to_rfc3339(),
+            "2026-11-29T00:00:00+00:00"
+        );
+    }
+
+    #[test]
+    fn hour_windows_align_to_clock_hours_in_vietnam() {
+        // Contract, InfluxDB schema: windows aligned to clock hours (UTC+7: same as UTC hours).
+        let ts = T0 + 5 * HOUR + 17 * 60_000;
+        assert_eq!(
+            bounds(ts, 3600, Ho_Chi_Minh),
+            (T0 + 5 * HOUR, T0 + 6 * HOUR)
+        );
+        assert_eq!(bounds(T0 + 5 * HOUR, 3600, Ho_Chi_Minh).0, T0 + 5 * HOUR);
+        assert_eq!(bounds(ts, 1800, Ho_Chi_Minh).0, T0 + 5 * HOUR);
+    }
+
+    #[test]
+    fn day_windows_start_at_local_midnight_17_00_utc_for_ho_chi_minh() {
+        // Contract: daily windows aligned to local days in stations.timezone.
+        // 16:59:59Z is 23:59:59 local (day before); 17:00:00Z is local midnight.
+        let before = T0 + 17 * HOUR - 1000;
+        let at = T0 + 17 * HOUR;
+        let (s1, e1) = bounds(before, 86_400, Ho_Chi_Minh);
+        let (s2, e2) = bounds(at, 86_400, Ho_Chi_Minh);
+        assert_eq!((s1, e1), (T0 - 7 * HOUR, T0 + 17 * HOUR));
+        assert_eq!((s2, e2), (T0 + 17 * HOUR, T0 + 41 * HOUR));
+        assert_ne!(s1, s2);
+        // In UTC the same day window would start at 00:00Z.
+        assert_eq!(bounds(before, 86_400, chrono_tz::UTC).0, T0);
+    }
+
+    #[test]
+    fn full_hour_of_twelve_five_minute_samples_is_valid() {
+        // 12 samples × 300 s = 3600 s → capture 1.0 ≥ 0.75 (regulations.md §6 item 6).
+        let mut s = series("1h", Some(135.0));
+        for i in 0..12 {
+            s.put(T0 + i * 300_000, Some(100.0 + i as f64), chrono_tz::UTC, 0);
+        }
+        let p = s.emit(T0).unwrap();
+        assert_eq!(p.samples, 12);
+        assert_eq!(p.capture, 1.0);
+        assert!(p.valid);
+        assert!((p.mean - 105.5).abs() < 1e-9);
+        assert!((p.ratio.unwrap() - 105.5 / 135.0).abs() < 1e-12);
+        assert!(!p.exceeded);
+        assert_eq!(p.limit_max, Some(135.0));
+        assert_eq!(p.window, "1h");
+    }
+
+    #[test]
+    fn partial_capture_8_of_12_is_invalid_and_never_exceeded() {
+        // 8/12 = 0.667 < min_capture 0.75 → invalid; an invalid average is no exceedance even
+        // with a mean above the limit (regulations.md §5: verdicts on valid averages only).
+        let mut s = series("1h", Some(135.0));
+        for i in 0..8 {
+            s.put(T0 + i * 300_000, Some(200.0), chrono_tz::UTC, 0);
+        }
+        let p = s.emit(T0).unwrap();
+        assert_eq!(p.samples, 8);
+        assert!((p.capture - 8.0 / 12.0).abs() < 1e-12);
+        assert!(!p.valid);
+        assert!(!p.exceeded);
+        assert!(p.ratio.unwrap() > 1.0);
+        // Nine samples (0.75) make it valid and exceeded.
+        s.put(T0 + 8 * 300_000, Some(200.0), chrono_tz::UTC, 0);
+        let p = s.emit(T0).unwrap();
+        assert!(p.valid && p.exceeded);
+    }
+
+    #[test]
+    fn duplicate_timestamp_replaces_instead_of_double_counting() {
+        let mut s = series("1h", None);
+        assert_eq!(s.put(T0, Some(10.0), chrono_tz::UTC, 0), Some(T0));
+        assert_eq!(
+            s.put(T0, Some(10.0), chrono_tz::UTC, 0),
+            None,
+            "unchanged redelivery"
+        );
+        assert_eq!(s.put(T0, Some(30.0), chrono_tz::UTC, 0), Some(T0));
+        let p = s.point(T0).unwrap();
+        assert_eq!(p.samples, 1);
+        assert_eq!(p.mean, 30.0);
+        // A later non-00 reading at that time withdraws the sample.
+        assert_eq!(s.put(T0, None, chrono_tz::UTC, 0), Some(T0));
+        assert!(s.point(T0).is_none());
+    }
+
+    #[test]
+    fn close_emits_once_and_evict_forgets_beyond_the_horizon() {
+        let mut s = series("1h", None);
+        s.put(T0 + 60_000, Some(1.0), chrono_tz::UTC, 0);
+        assert!(s.close(T0 + HOUR - 1).is_empty(), "still open");
+        assert_eq!(s.close(T0 + HOUR).len(), 1);
+        assert!(s.close(T0 + 2 * HOUR).is_empty(), "once only");
+        s.evict(T0 + HOUR);
+        assert!(s.is_empty());
+        // Beyond the horizon floor nothing is recorded.
+        assert_eq!(
+            s.put(T0 + 60_000, Some(1.0), chrono_tz::UTC, T0 + HOUR),
+            None
+        );
+        assert!(s.is_empty());
+    }
+}
