@@ -182,10 +182,10 @@ fn rebuild_windows(
     engine: &mut Engine,
 ) -> anyhow::Result<()> {
     let now = chrono::Utc::now().timestamp_millis();
-    let since = now - engine.horizon_ms();
+    let since = now - engine.late_horizon_ms();
     let messages = journal.messages_since(since)?;
     let mut readings = Vec::new();
-    for m in &messages {
+    for m in messages.iter().filter(|m| !m.topic.starts_with('$')) {
         readings.extend(decoder.decode(&m.topic, &m.payload, m.received_at_ms).readings);
     }
     let n = readings.len();

@@ -16,6 +16,8 @@ pub mod catalogue;
 pub mod health;
 pub mod limits;
 pub mod o2;
+mod run;
+mod table;
 pub mod windows;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,6 +29,8 @@ use crate::model::{Judged, Limit, Param, Reading, StationKey, Status, WindowPoin
 
 pub use catalogue::{Catalogue, CatalogueError};
 pub use health::{HealthState, StationHealth};
+pub use run::{run, WINDOWS_TOPIC};
+pub use table::render_limit_table;
 
 use windows::Series;
 
