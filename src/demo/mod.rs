@@ -11,9 +11,11 @@
 //!
 //! Nothing in the pipeline depends on this module; `app`/`cli` wire it in.
 
+mod broker;
 mod park;
 mod sim;
 
+pub use broker::{start_broker, start_broker_listeners, BrokerAddrs, QUIET_BROKER_LOG};
 pub use park::{stations_toml, stations_toml_replicated};
 pub use sim::Simulator;
 
