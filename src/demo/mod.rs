@@ -13,10 +13,12 @@
 
 mod broker;
 mod park;
+mod publish;
 mod sim;
 
 pub use broker::{start_broker, start_broker_listeners, BrokerAddrs, QUIET_BROKER_LOG};
 pub use park::{stations_toml, stations_toml_replicated};
+pub use publish::{publish, PublishOptions, PublishReport};
 pub use sim::Simulator;
 
 /// Errors of the demo's broker and publisher.
