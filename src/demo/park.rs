@@ -139,7 +139,7 @@ pub(crate) const PARK: &[StationSpec] = &[
             p("PM", "mg/Nm3", 34.0, 0.25, 3.0),
             p("SO2", "mg/Nm3", 105.0, 0.2, 8.0),
             p("NOx", "mg/Nm3", 210.0, 0.15, 12.0),
-            p("CO", "mg/Nm3", 380.0, 0.2, 30.0),
+            p("CO", "mg/Nm3", 250.0, 0.2, 30.0),
         ],
     },
     // Coal-fired boiler of a power plant: the datalogger reports SO2 in ppm and flow in m³/s;
@@ -162,7 +162,7 @@ pub(crate) const PARK: &[StationSpec] = &[
             p("Temp", "°C", 138.0, 0.04, 1.5),
             p("O2", "%", 6.5, 0.0, 0.25),
             p("PM", "mg/Nm3", 24.0, 0.2, 2.0),
-            p("SO2", "ppm", 78.0, 0.2, 4.0),
+            p("SO2", "ppm", 70.0, 0.2, 4.0),
             p("NOx", "mg/Nm3", 340.0, 0.15, 15.0),
             p("CO", "mg/Nm3", 85.0, 0.1, 8.0),
         ],

@@ -457,6 +457,118 @@ mod tests {
         assert!(mean_pm(T0) > mean_pm(T0 + twelve_hours) * 1.2);
     }
 
+    /// QCVN 40:2011/BTNMT Table 1, column B, for the parameters the park measures.
+    fn qcvn40_b(param: &str) -> Option<f64> {
+        match param {
+            "Color" => Some(150.0),
+            "TSS" => Some(100.0),
+            "COD" => Some(150.0),
+            "NH4" => Some(10.0),
+            "TN" => Some(40.0),
+            "TP" => Some(6.0),
+            _ => None,
+        }
+    }
+
+    /// Canonical readings of one message: (param, value, status).
+    fn canonical(payload: &[u8]) -> Vec<(String, f64, String)> {
+        let raw: Vec<(String, f64, String, String)> = if payload.first() == Some(&b'{') {
+            json(payload)["readings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    (
+                        r["param"].as_str().unwrap().to_owned(),
+                        r["value"].as_f64().unwrap(),
+                        r["unit"].as_str().unwrap_or("").to_owned(),
+                        r["status"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect()
+        } else {
+            std::str::from_utf8(payload)
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    let f: Vec<&str> = l.split('\t').collect();
+                    (f[0].into(), f[1].parse().unwrap(), f[2].into(), f[4].into())
+                })
+                .collect()
+        };
+        raw.into_iter()
+            .map(|(p, v, unit, st)| {
+                // Contract units: mg/Nm3 = ppm × M / 24.45; m3/h = m3/s × 3600 = m3/day / 24.
+                let v = match (p.as_str(), unit.as_str()) {
+                    ("SO2", "ppm") => v * 64.066 / 24.45,
+                    (_, "m3/s") => v * 3600.0,
+                    (_, "m3/day") => v / 24.0,
+                    _ => v,
+                };
+                (p, v, st)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn over_a_day_only_the_planned_exceedance_breaks_a_limit() {
+        // Limits as the contract resolves them: permit values, else QCVN 40:2011 column B ×
+        // Kq × Kf (pH 5.5–9 and temperature 40 °C without coefficients, clause 2.2); stack
+        // concentrations corrected to the permit's O2 (contract "O2 correction").
+        use crate::config::{StationDefaults, Stations};
+        use crate::model::{Param, StationKey};
+        let defaults = StationDefaults {
+            windows: vec![],
+            min_capture: 0.75,
+            stuck_after_s: 3600,
+        };
+        let stations = Stations::parse(&super::super::stations_toml(), "demo", &defaults).unwrap();
+        let mut sim = Simulator::new(2024, INTERVAL);
+        let mut exceedances = 0;
+        for n in 0..(24 * 12) {
+            let now = T0 + n * 300_000; // every 5 minutes for a day
+            for (topic, payload) in sim.messages_at(now) {
+                let parts: Vec<&str> = topic.split('/').collect();
+                let key = StationKey::parse(parts[1], parts[2], parts[3]).unwrap();
+                let station = stations.get(&key).unwrap();
+                let readings = canonical(&payload);
+                let o2 = readings.iter().find(|r| r.0 == "O2").map(|r| r.1);
+                for (param, value, status) in &readings {
+                    if status != "00" {
+                        continue;
+                    }
+                    let p = Param::parse(param).unwrap();
+                    let (value, max, min) = match (station.limits.get(&p), station.o2_ref) {
+                        (Some(l), Some(o2_ref)) => {
+                            let o2 = o2.unwrap();
+                            (value * (20.9 - o2_ref) / (20.9 - o2), l.max, l.min)
+                        }
+                        (Some(l), None) => (*value, l.max, l.min),
+                        (None, _) => match param.as_str() {
+                            "pH" => (*value, Some(9.0), Some(5.5)),
+                            "Temp" if station.o2_ref.is_none() => (*value, Some(40.0), None),
+                            _ => (
+                                *value,
+                                qcvn40_b(param).map(|c| c * station.kq * station.kf),
+                                None,
+                            ),
+                        },
+                    };
+                    let over = max.is_some_and(|m| value > m) || min.is_some_and(|m| value < m);
+                    if over {
+                        assert_eq!(
+                            (topic.as_str(), param.as_str()),
+                            ("env/nam-dinh-vu/nd-textile/outfall-1", "COD"),
+                            "{value} against {max:?}/{min:?}"
+                        );
+                        exceedances += 1;
+                    }
+                }
+            }
+        }
+        assert!(exceedances > 0);
+    }
+
     #[test]
     fn replicas_publish_under_suffixed_station_names() {
         let mut sim = Simulator::with_replicas(1, INTERVAL, 3);
