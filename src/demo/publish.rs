@@ -1,0 +1,584 @@
+//! Publishing the simulated park to a broker (the embedded one, or a real one for load tests
+//! and site demos) with rumqttc, QoS 1.
+//!
+//! The event loop runs in its own task and only counts: connections, PUBACKs, sessions lost.
+//! The publishing loop takes a permit from a semaphore before each publish and the event loop
+//! gives it back on the PUBACK, so at most `max_inflight` messages wait for their
+//! acknowledgement and the publishing loop never blocks the event loop (rumqttc's request
+//! channel is larger than that bound). The session is persistent (stable client id,
+//! clean session off), so messages in flight across a reconnect are sent again; if the
+//! broker lost the session they cannot be, and they are counted as unacknowledged.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+use crate::config::Protocol;
+
+use super::{DemoError, Simulator};
+
+/// What to publish, where, and for how long.
+#[derive(Clone, Debug)]
+pub struct PublishOptions {
+    /// `mqtt://host[:port]` (port 1883 when absent).
+    pub url: String,
+    /// MQTT version to speak; the embedded broker has one listener for each.
+    pub protocol: Protocol,
+    /// Stable, so the broker keeps the session across reconnects.
+    pub client_id: String,
+    /// Noise seed: the same seed publishes the same values.
+    pub seed: u64,
+    /// Time between two messages of one station.
+    pub interval: Duration,
+    /// Stop after this long (`None`: only when told to stop).
+    pub duration: Option<Duration>,
+    /// How many copies of the park to simulate (`--stations N`); copies are named as in
+    /// [`super::stations_toml_replicated`].
+    pub replicas: u32,
+    /// At most this many messages a second over all stations (`None`: as fast as PUBACKs
+    /// come back).
+    pub rate: Option<f64>,
+    /// Most messages waiting for their PUBACK.
+    pub max_inflight: u16,
+    /// After stopping, how long to wait for outstanding PUBACKs.
+    pub drain_timeout: Duration,
+}
+
+impl Default for PublishOptions {
+    fn default() -> Self {
+        PublishOptions {
+            url: "mqtt://127.0.0.1:1883".into(),
+            protocol: Protocol::V5,
+            client_id: "quantrac-simulator".into(),
+            seed: 1,
+            interval: Duration::from_secs(5),
+            duration: None,
+            replicas: 1,
+            rate: None,
+            max_inflight: 100,
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What happened to the messages.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PublishReport {
+    /// Handed to the MQTT client.
+    pub sent: u64,
+    /// Acknowledged by the broker (PUBACK).
+    pub acked: u64,
+    /// Sent but never acknowledged: still in flight at the end, or lost with a session the
+    /// broker forgot.
+    pub unacked: u64,
+    /// Connection attempts or connections that failed (each one retried).
+    pub connection_errors: u64,
+    pub elapsed: Duration,
+}
+
+/// Counters shared by the publishing loop and the event-loop task.
+struct Shared {
+    sent: AtomicU64,
+    acked: AtomicU64,
+    lost: AtomicU64,
+    connection_errors: AtomicU64,
+    connected_before: AtomicBool,
+    closing: AtomicBool,
+    permits: Semaphore,
+}
+
+impl Shared {
+    fn outstanding(&self) -> u64 {
+        let done = self.acked.load(Ordering::SeqCst) + self.lost.load(Ordering::SeqCst);
+        self.sent.load(Ordering::SeqCst).saturating_sub(done)
+    }
+
+    fn on_event(&self, seen: Seen) {
+        match seen {
+            Seen::ConnAck { session_present } => {
+                let reconnect = self.connected_before.swap(true, Ordering::SeqCst);
+                if reconnect && !session_present {
+                    // rumqttc drops what was in flight when the session is new: those
+                    // messages will never be acknowledged.
+                    let lost = self.outstanding();
+                    if lost > 0 {
+                        tracing::warn!(lost, "broker forgot the session; in-flight messages lost");
+                        self.lost.fetch_add(lost, Ordering::SeqCst);
+                        self.permits
+                            .add_permits(usize::try_from(lost).unwrap_or(usize::MAX));
+                    }
+                }
+            }
+            Seen::PubAck => {
+                self.acked.fetch_add(1, Ordering::SeqCst);
+                self.permits.add_permits(1);
+            }
+        }
+    }
+
+    fn on_error(&self, error: &dyn std::fmt::Display) -> bool {
+        if self.closing.load(Ordering::SeqCst) {
+            return false;
+        }
+        let n = self.connection_errors.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == 1 || n % 20 == 0 {
+            tracing::warn!(error.message = %error, errors = n, "simulator: MQTT connection failed; retrying");
+        }
+        true
+    }
+}
+
+/// Events of either protocol that the counters care about.
+enum Seen {
+    ConnAck { session_present: bool },
+    PubAck,
+}
+
+/// The client of either protocol.
+enum Client {
+    V311(rumqttc::AsyncClient),
+    V5(rumqttc::v5::AsyncClient),
+}
+
+impl Client {
+    async fn publish(&self, topic: String, payload: Vec<u8>) -> Result<(), DemoError> {
+        match self {
+            Client::V311(c) => c
+                .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
+                .await
+                .map_err(|e| DemoError::Client(e.to_string())),
+            Client::V5(c) => c
+                .publish(
+                    topic,
+                    rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+                    false,
+                    payload,
+                )
+                .await
+                .map_err(|e| DemoError::Client(e.to_string())),
+        }
+    }
+
+    async fn disconnect(&self) {
+        // The event loop may already be gone; nothing is left to tell the broker then.
+        let _ = match self {
+            Client::V311(c) => c.disconnect().await.map_err(|e| e.to_string()),
+            Client::V5(c) => c.disconnect().await.map_err(|e| e.to_string()),
+        };
+    }
+}
+
+/// Splits `mqtt://host[:port]` into host and port.
+fn parse_url(url: &str) -> Result<(String, u16), DemoError> {
+    let bad = |reason: &str| DemoError::Url {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let rest = url
+        .strip_prefix("mqtt://")
+        .or_else(|| url.strip_prefix("tcp://"))
+        .ok_or_else(|| bad("expected mqtt://host:port (TLS is not supported by the simulator)"))?;
+    let rest = rest.trim_end_matches('/');
+    if rest.contains('/') || rest.contains('@') {
+        return Err(bad(
+            "expected mqtt://host:port, without path or credentials",
+        ));
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, _)) if !h.ends_with(']') && h.contains(':') => (rest, None),
+        Some((h, p)) => (h, Some(p)),
+        None => (rest, None),
+    };
+    let port = match port {
+        Some(p) => p
+            .parse::<u16>()
+            .map_err(|_| bad("port must be a number 1–65535"))?,
+        None => 1883,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || port == 0 {
+        return Err(bad("host and port are required"));
+    }
+    Ok((host.to_owned(), port))
+}
+
+/// Starts the client and its event-loop task.
+fn connect(
+    opts: &PublishOptions,
+    shared: Arc<Shared>,
+) -> Result<(Client, JoinHandle<()>), DemoError> {
+    let (host, port) = parse_url(&opts.url)?;
+    let inflight = opts.max_inflight.max(1);
+    let capacity = usize::from(inflight) + 16;
+    let keep_alive = Duration::from_secs(30);
+    match opts.protocol {
+        Protocol::V311 => {
+            let mut o = rumqttc::MqttOptions::new(opts.client_id.clone(), host, port);
+            o.set_keep_alive(keep_alive)
+                .set_clean_session(false)
+                .set_inflight(inflight)
+                .set_max_packet_size(1024 * 1024, 1024 * 1024);
+            let (client, mut events) = rumqttc::AsyncClient::new(o, capacity);
+            let task = tokio::spawn(async move {
+                let mut backoff = Backoff::new();
+                loop {
+                    match events.poll().await {
+                        Ok(rumqttc::Event::Incoming(rumqttc::Incoming::ConnAck(c))) => {
+                            backoff.reset();
+                            shared.on_event(Seen::ConnAck {
+                                session_present: c.session_present,
+                            });
+                        }
+                        Ok(rumqttc::Event::Incoming(rumqttc::Incoming::PubAck(_))) => {
+                            shared.on_event(Seen::PubAck)
+                        }
+                        Ok(rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect)) => break,
+                        Ok(_) => {}
+                        Err(e) => {
+                            if !shared.on_error(&e) {
+                                break;
+                            }
+                            backoff.wait().await;
+                        }
+                    }
+                }
+            });
+            Ok((Client::V311(client), task))
+        }
+        Protocol::V5 => {
+            let mut o = rumqttc::v5::MqttOptions::new(opts.client_id.clone(), host, port);
+            o.set_keep_alive(keep_alive)
+                .set_clean_start(false)
+                .set_session_expiry_interval(Some(3600))
+                .set_outgoing_inflight_upper_limit(inflight)
+                .set_max_packet_size(Some(1024 * 1024));
+            let (client, mut events) = rumqttc::v5::AsyncClient::new(o, capacity);
+            let task = tokio::spawn(async move {
+                let mut backoff = Backoff::new();
+                loop {
+                    match events.poll().await {
+                        Ok(rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::ConnAck(c))) => {
+                            backoff.reset();
+                            shared.on_event(Seen::ConnAck {
+                                session_present: c.session_present,
+                            });
+                        }
+                        Ok(rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::PubAck(_))) => {
+                            shared.on_event(Seen::PubAck)
+                        }
+                        Ok(rumqttc::v5::Event::Outgoing(rumqttc::Outgoing::Disconnect)) => break,
+                        Ok(_) => {}
+                        Err(e) => {
+                            if !shared.on_error(&e) {
+                                break;
+                            }
+                            backoff.wait().await;
+                        }
+                    }
+                }
+            });
+            Ok((Client::V5(client), task))
+        }
+    }
+}
+
+/// Reconnect pacing: rumqttc reconnects on the next poll at once, so the wait is ours.
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const MIN: Duration = Duration::from_millis(200);
+    const MAX: Duration = Duration::from_secs(5);
+
+    fn new() -> Backoff {
+        Backoff { next: Self::MIN }
+    }
+
+    fn reset(&mut self) {
+        self.next = Self::MIN;
+    }
+
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.next).await;
+        self.next = (self.next * 2).min(Self::MAX);
+    }
+}
+
+/// Resolves once `stop` holds `true`; never when its sender is gone without saying so.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow_and_update() {
+            return;
+        }
+        if stop.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Publishes the simulated park to the broker at `opts.url`, QoS 1, every `opts.interval`,
+/// until `stop` turns `true` or `opts.duration` has passed; then waits up to
+/// `opts.drain_timeout` for outstanding PUBACKs, disconnects and reports the counts.
+pub async fn publish(
+    opts: PublishOptions,
+    mut stop: watch::Receiver<bool>,
+) -> Result<PublishReport, DemoError> {
+    if opts.interval.is_zero() {
+        return Err(DemoError::Options("interval must be above zero".into()));
+    }
+    if let Some(rate) = opts.rate {
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(DemoError::Options(format!(
+                "rate {rate} must be a positive number"
+            )));
+        }
+    }
+    let started = Instant::now();
+    let shared = Arc::new(Shared {
+        sent: AtomicU64::new(0),
+        acked: AtomicU64::new(0),
+        lost: AtomicU64::new(0),
+        connection_errors: AtomicU64::new(0),
+        connected_before: AtomicBool::new(false),
+        closing: AtomicBool::new(false),
+        permits: Semaphore::new(usize::from(opts.max_inflight.max(1))),
+    });
+    let (client, events) = connect(&opts, shared.clone())?;
+    let mut sim = Simulator::with_replicas(opts.seed, opts.interval, opts.replicas);
+    let deadline = opts.duration.map(|d| tokio::time::Instant::now() + d);
+    let until_deadline = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    let result = tokio::select! {
+        r = publish_loop(&opts, &client, &shared, &mut sim) => r,
+        () = stopped(&mut stop) => Ok(()),
+        () = until_deadline => Ok(()),
+    };
+
+    // Drain: give outstanding messages their chance to be acknowledged.
+    let drain_until = Instant::now() + opts.drain_timeout;
+    while shared.outstanding() > 0 && Instant::now() < drain_until && !events.is_finished() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shared.closing.store(true, Ordering::SeqCst);
+    client.disconnect().await;
+    let mut events = events;
+    if tokio::time::timeout(Duration::from_secs(2), &mut events)
+        .await
+        .is_err()
+    {
+        events.abort();
+    }
+    result?;
+
+    let sent = shared.sent.load(Ordering::SeqCst);
+    let acked = shared.acked.load(Ordering::SeqCst);
+    let report = PublishReport {
+        sent,
+        acked,
+        unacked: sent.saturating_sub(acked),
+        connection_errors: shared.connection_errors.load(Ordering::SeqCst),
+        elapsed: started.elapsed(),
+    };
+    tracing::info!(
+        sent = report.sent,
+        acked = report.acked,
+        unacked = report.unacked,
+        connection_errors = report.connection_errors,
+        "simulator finished"
+    );
+    Ok(report)
+}
+
+/// Every interval, publishes what the simulator says is due, paced by `rate` and bounded by
+/// the in-flight permits. Runs until cancelled by the caller's `select!`.
+async fn publish_loop(
+    opts: &PublishOptions,
+    client: &Client,
+    shared: &Shared,
+    sim: &mut Simulator,
+) -> Result<(), DemoError> {
+    let mut ticks = tokio::time::interval(opts.interval);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let spacing = opts.rate.map(|r| Duration::from_secs_f64(1.0 / r));
+    let mut next_slot = tokio::time::Instant::now();
+    loop {
+        ticks.tick().await;
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        for (topic, payload) in sim.messages_at(now_ms) {
+            if let Some(spacing) = spacing {
+                next_slot = next_slot.max(tokio::time::Instant::now());
+                tokio::time::sleep_until(next_slot).await;
+                next_slot += spacing;
+            }
+            let permit = shared
+                .permits
+                .acquire()
+                .await
+                .map_err(|e| DemoError::Client(e.to_string()))?;
+            permit.forget();
+            shared.sent.fetch_add(1, Ordering::SeqCst);
+            client.publish(topic, payload).await?;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::start_broker_listeners;
+
+    #[test]
+    fn urls_name_host_and_port() {
+        assert_eq!(
+            parse_url("mqtt://127.0.0.1:1884").unwrap(),
+            ("127.0.0.1".into(), 1884)
+        );
+        assert_eq!(
+            parse_url("mqtt://broker.local").unwrap(),
+            ("broker.local".into(), 1883)
+        );
+        assert_eq!(
+            parse_url("mqtt://[::1]:1883/").unwrap(),
+            ("::1".into(), 1883)
+        );
+        assert!(parse_url("mqtts://h:8883").is_err());
+        assert!(parse_url("mqtt://h:port").is_err());
+        assert!(parse_url("mqtt://:1883").is_err());
+        assert!(parse_url("mqtt://u:p@h:1883").is_err());
+    }
+
+    /// Counts what a subscriber receives on `env/#`.
+    async fn subscriber(addr: std::net::SocketAddr) -> (Arc<AtomicU64>, rumqttc::AsyncClient) {
+        let opts = rumqttc::MqttOptions::new("counter", "127.0.0.1", addr.port());
+        let (client, mut events) = rumqttc::AsyncClient::new(opts, 10);
+        let count = Arc::new(AtomicU64::new(0));
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let mut ready_tx = Some(ready_tx);
+        let c = count.clone();
+        tokio::spawn(async move {
+            loop {
+                match events.poll().await {
+                    Ok(rumqttc::Event::Incoming(rumqttc::Incoming::SubAck(_))) => {
+                        if let Some(tx) = ready_tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    Ok(rumqttc::Event::Incoming(rumqttc::Incoming::Publish(p))) => {
+                        assert!(p.topic.starts_with("env/"));
+                        c.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        });
+        client
+            .subscribe("env/#", rumqttc::QoS::AtLeastOnce)
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), ready_rx)
+            .await
+            .unwrap()
+            .unwrap();
+        (count, client)
+    }
+
+    async fn run_for(protocol: Protocol, port: u16, replicas: u32) -> PublishReport {
+        let (_tx, rx) = watch::channel(false);
+        let opts = PublishOptions {
+            url: format!("mqtt://127.0.0.1:{port}"),
+            protocol,
+            client_id: format!("sim-{protocol:?}"),
+            interval: Duration::from_millis(200),
+            duration: Some(Duration::from_millis(900)),
+            replicas,
+            ..PublishOptions::default()
+        };
+        tokio::time::timeout(Duration::from_secs(30), publish(opts, rx))
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn publishes_the_park_and_every_message_is_acknowledged() {
+        let addrs = start_broker_listeners(0, 0).unwrap();
+        let (received, _sub) = subscriber(addrs.v311).await;
+
+        let v5 = run_for(Protocol::V5, addrs.v5.port(), 1).await;
+        // 5 ticks in 0.9 s at 200 ms, all six stations on the first (the silent one stops at 3).
+        assert!(v5.sent >= 20, "{v5:?}");
+        assert_eq!((v5.acked, v5.unacked), (v5.sent, 0), "{v5:?}");
+
+        let v311 = run_for(Protocol::V311, addrs.v311.port(), 2).await;
+        assert!(v311.sent >= 2 * 20, "{v311:?}");
+        assert_eq!((v311.acked, v311.unacked), (v311.sent, 0), "{v311:?}");
+
+        let total = v5.sent + v311.sent;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while received.load(Ordering::SeqCst) < total && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(received.load(Ordering::SeqCst), total);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stop_ends_publishing_and_an_absent_broker_leaves_messages_unacknowledged() {
+        // Nothing listens on this port: every publish stays unacknowledged, none is lost
+        // silently.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let (tx, rx) = watch::channel(false);
+        let opts = PublishOptions {
+            url: format!("mqtt://127.0.0.1:{port}"),
+            interval: Duration::from_millis(100),
+            drain_timeout: Duration::from_millis(200),
+            ..PublishOptions::default()
+        };
+        let run = tokio::spawn(publish(opts, rx));
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        tx.send(true).unwrap();
+        let report = tokio::time::timeout(Duration::from_secs(10), run)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(report.sent > 0);
+        assert_eq!(report.acked, 0);
+        assert_eq!(report.unacked, report.sent);
+        assert!(report.connection_errors > 0);
+    }
+
+    #[tokio::test]
+    async fn bad_options_are_refused() {
+        let (_tx, rx) = watch::channel(false);
+        let opts = PublishOptions {
+            url: "http://x".into(),
+            ..PublishOptions::default()
+        };
+        assert!(matches!(
+            publish(opts, rx.clone()).await,
+            Err(DemoError::Url { .. })
+        ));
+        let opts = PublishOptions {
+            rate: Some(0.0),
+            ..PublishOptions::default()
+        };
+        assert!(matches!(
+            publish(opts, rx).await,
+            Err(DemoError::Options(_))
+        ));
+    }
+}
