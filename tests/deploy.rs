@@ -52,28 +52,48 @@ fn assert_success(what: &str, out: &Output) {
 #[test]
 fn promtool_check_rules_accepts_the_shipped_rules() {
     let dir = repo().join("deploy/prometheus/rules");
-    let out = run("promtool", "prometheus", &["check", "rules", "quantrac.rules.yml"], &dir);
+    let out = run(
+        "promtool",
+        "prometheus",
+        &["check", "rules", "quantrac.rules.yml"],
+        &dir,
+    );
     assert_success("promtool check rules", &out);
 }
 
 #[test]
 fn promtool_unit_tests_of_every_alert_pass() {
     let dir = repo().join("deploy/prometheus/rules");
-    let out = run("promtool", "prometheus", &["test", "rules", "quantrac.rules.test.yml"], &dir);
+    let out = run(
+        "promtool",
+        "prometheus",
+        &["test", "rules", "quantrac.rules.test.yml"],
+        &dir,
+    );
     assert_success("promtool test rules", &out);
 }
 
 #[test]
 fn promtool_check_config_accepts_prometheus_yml() {
     let dir = repo().join("deploy/prometheus");
-    let out = run("promtool", "prometheus", &["check", "config", "prometheus.yml"], &dir);
+    let out = run(
+        "promtool",
+        "prometheus",
+        &["check", "config", "prometheus.yml"],
+        &dir,
+    );
     assert_success("promtool check config", &out);
 }
 
 #[test]
 fn amtool_check_config_accepts_alertmanager_yml() {
     let dir = repo().join("deploy/alertmanager");
-    let out = run("amtool", "prometheus-alertmanager", &["check-config", "alertmanager.yml"], &dir);
+    let out = run(
+        "amtool",
+        "prometheus-alertmanager",
+        &["check-config", "alertmanager.yml"],
+        &dir,
+    );
     assert_success("amtool check-config", &out);
 }
 
@@ -89,9 +109,15 @@ fn alert_blocks() -> Vec<AlertBlock> {
     for line in rules.lines() {
         let trimmed = line.trim_start();
         if let Some(name) = trimmed.strip_prefix("- alert:") {
-            blocks.push(AlertBlock { name: name.trim().to_owned(), text: String::new() });
+            blocks.push(AlertBlock {
+                name: name.trim().to_owned(),
+                text: String::new(),
+            });
         } else if trimmed.starts_with("- record:") || trimmed.starts_with("- name:") {
-            blocks.push(AlertBlock { name: String::new(), text: String::new() });
+            blocks.push(AlertBlock {
+                name: String::new(),
+                text: String::new(),
+            });
         } else if let Some(b) = blocks.last_mut() {
             b.text.push_str(line);
             b.text.push('\n');
@@ -129,35 +155,58 @@ fn every_alert_has_labels_annotations_runbook_and_a_unit_test() {
     let blocks = alert_blocks();
     let names: BTreeSet<&str> = blocks.iter().map(|b| b.name.as_str()).collect();
     for r in required {
-        assert!(names.contains(r), "alert {r} is missing from quantrac.rules.yml");
+        assert!(
+            names.contains(r),
+            "alert {r} is missing from quantrac.rules.yml"
+        );
     }
     let tests = read("deploy/prometheus/rules/quantrac.rules.test.yml");
     for b in &blocks {
-        let severity = field(&b.text, "severity").unwrap_or_else(|| panic!("{}: no severity", b.name));
+        let severity =
+            field(&b.text, "severity").unwrap_or_else(|| panic!("{}: no severity", b.name));
         assert!(
             ["critical", "warning", "info"].contains(&severity),
             "{}: severity {severity:?}",
             b.name
         );
-        let audience = field(&b.text, "audience").unwrap_or_else(|| panic!("{}: no audience", b.name));
-        assert!(["inspector", "operator"].contains(&audience), "{}: audience {audience:?}", b.name);
+        let audience =
+            field(&b.text, "audience").unwrap_or_else(|| panic!("{}: no audience", b.name));
+        assert!(
+            ["inspector", "operator"].contains(&audience),
+            "{}: audience {audience:?}",
+            b.name
+        );
         for key in ["summary", "description"] {
-            assert!(field(&b.text, key).is_some(), "{}: no {key} annotation", b.name);
+            assert!(
+                field(&b.text, key).is_some(),
+                "{}: no {key} annotation",
+                b.name
+            );
         }
-        let url = field(&b.text, "runbook_url").unwrap_or_else(|| panic!("{}: no runbook_url", b.name));
+        let url =
+            field(&b.text, "runbook_url").unwrap_or_else(|| panic!("{}: no runbook_url", b.name));
         let rel = url
             .strip_prefix("https://github.com/quantrac/quantrac/blob/main/")
             .unwrap_or_else(|| panic!("{}: runbook_url {url} is not in the repository", b.name));
-        assert!(repo().join(rel).is_file(), "{}: runbook {rel} does not exist", b.name);
+        assert!(
+            repo().join(rel).is_file(),
+            "{}: runbook {rel} does not exist",
+            b.name
+        );
         // Both firing and quiet cases are in the unit tests: at least two evaluations each.
         let evaluations = tests.matches(&format!("alertname: {}\n", b.name)).count();
-        assert!(evaluations >= 2, "{}: only {evaluations} promtool evaluations", b.name);
+        assert!(
+            evaluations >= 2,
+            "{}: only {evaluations} promtool evaluations",
+            b.name
+        );
     }
     // Exceedance alerts must stay quiet while the station cannot give a verdict.
     for b in blocks.iter().filter(|b| b.name.contains("Limit")) {
         assert!(
             b.text.contains(r#"unless on(park, site, station)"#)
-                && b.text.contains(r#"quantrac_station_state{state=~"calibrating|fault|silent"} == 1"#),
+                && b.text
+                    .contains(r#"quantrac_station_state{state=~"calibrating|fault|silent"} == 1"#),
             "{}: not suppressed during calibration/fault/silence",
             b.name
         );
@@ -183,7 +232,11 @@ fn alertmanager_routes_by_audience_and_inhibits_exceedances() {
 // ------------------------------------------------------------------------------------------------
 // Grafana dashboards
 
-const DASHBOARDS: [&str; 3] = ["park-overview.json", "station-detail.json", "compliance-report.json"];
+const DASHBOARDS: [&str; 3] = [
+    "park-overview.json",
+    "station-detail.json",
+    "compliance-report.json",
+];
 
 fn dashboard(name: &str) -> Value {
     let text = read(&format!("deploy/grafana/dashboards/{name}"));
@@ -211,7 +264,11 @@ fn panels(d: &Value) -> Vec<&Value> {
 }
 
 fn variables(d: &Value) -> Vec<&Value> {
-    d["templating"]["list"].as_array().into_iter().flatten().collect()
+    d["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// A query as Grafana stores it: InfluxQL in `query`, PromQL in `expr`, variables in `query`
@@ -228,19 +285,33 @@ fn queries(name: &str, d: &Value) -> Vec<Query> {
     for v in variables(d) {
         let text = match &v["query"] {
             Value::String(s) => s.clone(),
-            Value::Object(o) => o.get("query").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            Value::Object(o) => o
+                .get("query")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
             _ => continue,
         };
         out.push(Query {
             where_: format!("{name}: variable {}", v["name"]),
-            ds_type: v["datasource"]["type"].as_str().unwrap_or_default().to_owned(),
+            ds_type: v["datasource"]["type"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
             text,
         });
     }
     for p in panels(d) {
         for t in p["targets"].as_array().into_iter().flatten() {
-            let ds = if t["datasource"].is_object() { &t["datasource"] } else { &p["datasource"] };
-            let text = t["query"].as_str().or_else(|| t["expr"].as_str()).unwrap_or_default();
+            let ds = if t["datasource"].is_object() {
+                &t["datasource"]
+            } else {
+                &p["datasource"]
+            };
+            let text = t["query"]
+                .as_str()
+                .or_else(|| t["expr"].as_str())
+                .unwrap_or_default();
             out.push(Query {
                 where_: format!("{name}: panel {} target {}", p["title"], t["refId"]),
                 ds_type: ds["type"].as_str().unwrap_or_default().to_owned(),
@@ -320,7 +391,10 @@ fn fill(q: &str, vars: &BTreeMap<&str, &str>) -> String {
                 "timeFilter" => out.push_str("time > now() - 7d"),
                 "__interval" => out.push_str("1h"),
                 "__rate_interval" | "__range" => out.push_str("5m"),
-                _ => out.push_str(vars.get(name).unwrap_or_else(|| panic!("no value for ${name} in {q}"))),
+                _ => out.push_str(
+                    vars.get(name)
+                        .unwrap_or_else(|| panic!("no value for ${name} in {q}")),
+                ),
             }
             i = j.max(i + 1);
         } else {
@@ -335,24 +409,44 @@ fn fill(q: &str, vars: &BTreeMap<&str, &str>) -> String {
 #[test]
 fn dashboards_use_provisioned_datasources_and_defined_variables() {
     let uids = provisioned_uids();
-    assert!(uids.contains("quantrac-influx") && uids.contains("quantrac-prom"), "{uids:?}");
+    assert!(
+        uids.contains("quantrac-influx") && uids.contains("quantrac-prom"),
+        "{uids:?}"
+    );
     for name in DASHBOARDS {
         let d = dashboard(name);
-        assert!(d["uid"].as_str().is_some_and(|u| !u.is_empty()), "{name}: no uid");
-        let defined: BTreeSet<String> =
-            variables(&d).iter().filter_map(|v| v["name"].as_str().map(String::from)).collect();
+        assert!(
+            d["uid"].as_str().is_some_and(|u| !u.is_empty()),
+            "{name}: no uid"
+        );
+        let defined: BTreeSet<String> = variables(&d)
+            .iter()
+            .filter_map(|v| v["name"].as_str().map(String::from))
+            .collect();
         for v in variables(&d) {
             let uid = v["datasource"]["uid"].as_str().unwrap_or_default();
-            assert!(uids.contains(uid), "{name}: variable {} uses datasource {uid:?}", v["name"]);
+            assert!(
+                uids.contains(uid),
+                "{name}: variable {} uses datasource {uid:?}",
+                v["name"]
+            );
         }
         let all = panels(&d);
         assert!(!all.is_empty(), "{name}: no panels");
         for p in all {
             let uid = p["datasource"]["uid"].as_str().unwrap_or_default();
-            assert!(uids.contains(uid), "{name}: panel {} uses datasource {uid:?}", p["title"]);
+            assert!(
+                uids.contains(uid),
+                "{name}: panel {} uses datasource {uid:?}",
+                p["title"]
+            );
             for t in p["targets"].as_array().into_iter().flatten() {
                 if let Some(tuid) = t["datasource"]["uid"].as_str() {
-                    assert!(uids.contains(tuid), "{name}: panel {} target uses {tuid:?}", p["title"]);
+                    assert!(
+                        uids.contains(tuid),
+                        "{name}: panel {} target uses {tuid:?}",
+                        p["title"]
+                    );
                 }
                 // InfluxDB alias patterns are Grafana's, not template variables.
                 for r in references(t["alias"].as_str().unwrap_or_default()) {
@@ -390,13 +484,20 @@ fn dashboard_promql_queries_parse() {
             }
             n += 1;
             let expr = serde_json::to_string(&fill(&q.text, &vars)).expect("a string serialises");
-            rules.push_str(&format!("      - record: dashboard_query_{n}\n        expr: {expr}\n"));
+            rules.push_str(&format!(
+                "      - record: dashboard_query_{n}\n        expr: {expr}\n"
+            ));
         }
     }
     assert!(n >= 5, "only {n} PromQL queries found");
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("dashboards.rules.yml"), rules).unwrap();
-    let out = run("promtool", "prometheus", &["check", "rules", "dashboards.rules.yml"], dir.path());
+    let out = run(
+        "promtool",
+        "prometheus",
+        &["check", "rules", "dashboards.rules.yml"],
+        dir.path(),
+    );
     assert_success("promtool check rules (dashboard PromQL)", &out);
 }
 
@@ -418,7 +519,11 @@ impl Drop for Influxd {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Influxd {
@@ -469,7 +574,11 @@ bind-address = "127.0.0.1:{rpc}"
             if let Ok((204, _)) = influx.http("GET", "/ping", "") {
                 return influx;
             }
-            assert!(Instant::now() < deadline, "influxd did not answer /ping:\n{}", influx.log());
+            assert!(
+                Instant::now() < deadline,
+                "influxd did not answer /ping:\n{}",
+                influx.log()
+            );
             sleep(Duration::from_millis(100));
         }
     }
@@ -494,7 +603,10 @@ bind-address = "127.0.0.1:{rpc}"
             .nth(1)
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
-        let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        let body = raw
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
         Ok((status, body))
     }
 
@@ -510,7 +622,9 @@ bind-address = "127.0.0.1:{rpc}"
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -539,19 +653,110 @@ const STEP_MS: u64 = 300_000;
 /// exceedances, a calibration hour and a few device faults.
 fn simulated_lines(start_ms: u64) -> Vec<String> {
     let sims = [
-        Sim { park: "nam-dinh-vu", site: "nd-textile", station: "outfall-1", param: "COD", unit: "mg/L", max: Some(67.5), min: None, base: 45.0, spike: Some((10, 13, 1.8)), o2_corrected: false },
-        Sim { park: "nam-dinh-vu", site: "nd-textile", station: "outfall-1", param: "TSS", unit: "mg/L", max: Some(90.0), min: None, base: 50.0, spike: Some((0, 23, 2.0)), o2_corrected: false },
-        Sim { park: "nam-dinh-vu", site: "nd-textile", station: "outfall-1", param: "pH", unit: "", max: Some(9.0), min: Some(5.5), base: 7.2, spike: None, o2_corrected: false },
-        Sim { park: "nam-dinh-vu", site: "nd-textile", station: "outfall-1", param: "Flow", unit: "m3/h", max: None, min: None, base: 120.0, spike: None, o2_corrected: false },
-        Sim { park: "nam-dinh-vu", site: "nd-textile", station: "outfall-2", param: "COD", unit: "mg/L", max: Some(67.5), min: None, base: 30.0, spike: None, o2_corrected: false },
-        Sim { park: "dinh-vu", site: "dv-steel", station: "stack-1", param: "SO2", unit: "mg/Nm3", max: Some(300.0), min: None, base: 200.0, spike: Some((30, 32, 1.6)), o2_corrected: true },
-        Sim { park: "dinh-vu", site: "dv-steel", station: "stack-1", param: "PM", unit: "mg/Nm3", max: Some(100.0), min: None, base: 60.0, spike: None, o2_corrected: true },
-        Sim { park: "dinh-vu", site: "dv-steel", station: "stack-1", param: "O2", unit: "%", max: None, min: None, base: 9.0, spike: None, o2_corrected: false },
+        Sim {
+            park: "nam-dinh-vu",
+            site: "nd-textile",
+            station: "outfall-1",
+            param: "COD",
+            unit: "mg/L",
+            max: Some(67.5),
+            min: None,
+            base: 45.0,
+            spike: Some((10, 13, 1.8)),
+            o2_corrected: false,
+        },
+        Sim {
+            park: "nam-dinh-vu",
+            site: "nd-textile",
+            station: "outfall-1",
+            param: "TSS",
+            unit: "mg/L",
+            max: Some(90.0),
+            min: None,
+            base: 50.0,
+            spike: Some((0, 23, 2.0)),
+            o2_corrected: false,
+        },
+        Sim {
+            park: "nam-dinh-vu",
+            site: "nd-textile",
+            station: "outfall-1",
+            param: "pH",
+            unit: "",
+            max: Some(9.0),
+            min: Some(5.5),
+            base: 7.2,
+            spike: None,
+            o2_corrected: false,
+        },
+        Sim {
+            park: "nam-dinh-vu",
+            site: "nd-textile",
+            station: "outfall-1",
+            param: "Flow",
+            unit: "m3/h",
+            max: None,
+            min: None,
+            base: 120.0,
+            spike: None,
+            o2_corrected: false,
+        },
+        Sim {
+            park: "nam-dinh-vu",
+            site: "nd-textile",
+            station: "outfall-2",
+            param: "COD",
+            unit: "mg/L",
+            max: Some(67.5),
+            min: None,
+            base: 30.0,
+            spike: None,
+            o2_corrected: false,
+        },
+        Sim {
+            park: "dinh-vu",
+            site: "dv-steel",
+            station: "stack-1",
+            param: "SO2",
+            unit: "mg/Nm3",
+            max: Some(300.0),
+            min: None,
+            base: 200.0,
+            spike: Some((30, 32, 1.6)),
+            o2_corrected: true,
+        },
+        Sim {
+            park: "dinh-vu",
+            site: "dv-steel",
+            station: "stack-1",
+            param: "PM",
+            unit: "mg/Nm3",
+            max: Some(100.0),
+            min: None,
+            base: 60.0,
+            spike: None,
+            o2_corrected: true,
+        },
+        Sim {
+            park: "dinh-vu",
+            site: "dv-steel",
+            station: "stack-1",
+            param: "O2",
+            unit: "%",
+            max: None,
+            min: None,
+            base: 9.0,
+            spike: None,
+            o2_corrected: false,
+        },
     ];
     let hours = 48;
     let mut lines = Vec::new();
     for s in &sims {
-        let tags = format!("park={},site={},station={},param={}", s.park, s.site, s.station, s.param);
+        let tags = format!(
+            "park={},site={},station={},param={}",
+            s.park, s.site, s.station, s.param
+        );
         // (sum, samples) of status-00 readings per hour and per day.
         let mut hourly = vec![(0.0, 0u64); hours as usize];
         for i in 0..hours * HOUR_MS / STEP_MS {
@@ -606,7 +811,8 @@ fn simulated_lines(start_ms: u64) -> Vec<String> {
             let mean = sum / n as f64;
             let capture = n as f64 / expected as f64;
             let valid = capture >= 0.75;
-            let mut fields = format!("mean={mean:.3},samples={n}i,capture={capture:.4},valid={valid}");
+            let mut fields =
+                format!("mean={mean:.3},samples={n}i,capture={capture:.4},valid={valid}");
             let mut exceeded = false;
             if let Some(max) = s.max {
                 fields.push_str(&format!(",limit_max={max},ratio={:.4}", mean / max));
@@ -646,11 +852,18 @@ fn error_of(v: &Value) -> Option<String> {
 fn every_influxql_query_runs_on_influxdb_1x_and_key_panels_return_series() {
     let influx = Influxd::start();
     let (status, body) = influx
-        .http("POST", &format!("/query?q={}", encode("CREATE DATABASE quantrac")), "")
+        .http(
+            "POST",
+            &format!("/query?q={}", encode("CREATE DATABASE quantrac")),
+            "",
+        )
         .unwrap();
     assert_eq!(status, 200, "CREATE DATABASE: {body}");
 
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
     let start_ms = (now_ms - 2 * 24 * HOUR_MS) / HOUR_MS * HOUR_MS;
     let lines = simulated_lines(start_ms);
     for chunk in lines.chunks(5000) {
@@ -663,9 +876,27 @@ fn every_influxql_query_runs_on_influxdb_1x_and_key_panels_return_series() {
     // The variable values Grafana would substitute: a wastewater station, a stack, and the
     // multi-value / "All" forms (`(a|b)` and the dashboards' allValue `.*`).
     let selections: [BTreeMap<&str, &str>; 3] = [
-        BTreeMap::from([("park", "nam-dinh-vu"), ("site", "nd-textile"), ("station", "outfall-1"), ("param", "COD"), ("window", "1h")]),
-        BTreeMap::from([("park", "dinh-vu"), ("site", "dv-steel"), ("station", "stack-1"), ("param", "SO2"), ("window", "1h")]),
-        BTreeMap::from([("park", "nam-dinh-vu"), ("site", "nd-textile"), ("station", ".*"), ("param", "(COD|TSS)"), ("window", ".*")]),
+        BTreeMap::from([
+            ("park", "nam-dinh-vu"),
+            ("site", "nd-textile"),
+            ("station", "outfall-1"),
+            ("param", "COD"),
+            ("window", "1h"),
+        ]),
+        BTreeMap::from([
+            ("park", "dinh-vu"),
+            ("site", "dv-steel"),
+            ("station", "stack-1"),
+            ("param", "SO2"),
+            ("window", "1h"),
+        ]),
+        BTreeMap::from([
+            ("park", "nam-dinh-vu"),
+            ("site", "nd-textile"),
+            ("station", ".*"),
+            ("param", "(COD|TSS)"),
+            ("window", ".*"),
+        ]),
     ];
 
     let mut ran = 0;
@@ -684,7 +915,11 @@ fn every_influxql_query_runs_on_influxdb_1x_and_key_panels_return_series() {
                 ran += 1;
                 returned |= series_count(&result) > 0;
             }
-            assert!(returned, "{}: no series for any selection\nquery: {}", q.where_, q.text);
+            assert!(
+                returned,
+                "{}: no series for any selection\nquery: {}",
+                q.where_, q.text
+            );
         }
     }
     assert!(ran >= 3 * 20, "only {ran} InfluxQL queries ran");
@@ -703,7 +938,11 @@ fn every_influxql_query_runs_on_influxdb_1x_and_key_panels_return_series() {
     let find = |param: &str, window: &str| {
         series
             .iter()
-            .find(|s| s["tags"]["param"] == param && s["tags"]["window"] == window && s["tags"]["station"] == "outfall-1")
+            .find(|s| {
+                s["tags"]["param"] == param
+                    && s["tags"]["window"] == window
+                    && s["tags"]["station"] == "outfall-1"
+            })
             .map(|s| s["values"][0][1].as_i64().unwrap())
     };
     assert_eq!(find("COD", "1h"), Some(4), "{result}");
@@ -718,11 +957,17 @@ fn every_influxql_query_runs_on_influxdb_1x_and_key_panels_return_series() {
 fn python_yaml_parse(path: &Path) -> bool {
     let probe = Command::new("python3").args(["-c", "import yaml"]).output();
     if !matches!(probe, Ok(ref o) if o.status.success()) {
-        println!("note: python3 with PyYAML is not available; {} checked by line matching only", path.display());
+        println!(
+            "note: python3 with PyYAML is not available; {} checked by line matching only",
+            path.display()
+        );
         return false;
     }
     let out = Command::new("python3")
-        .args(["-c", "import sys, yaml; list(yaml.safe_load_all(open(sys.argv[1])))"])
+        .args([
+            "-c",
+            "import sys, yaml; list(yaml.safe_load_all(open(sys.argv[1])))",
+        ])
         .arg(path)
         .output()
         .unwrap();
@@ -734,11 +979,28 @@ fn python_yaml_parse(path: &Path) -> bool {
 fn compose_file_has_every_service() {
     let path = repo().join("deploy/compose.yaml");
     let text = read("deploy/compose.yaml");
-    assert!(text.lines().any(|l| l == "services:"), "no top-level services:");
-    for service in ["mosquitto", "influxdb", "prometheus", "alertmanager", "grafana", "quantrac"] {
-        assert!(text.contains(&format!("\n  {service}:\n")), "compose.yaml lacks service {service}");
+    assert!(
+        text.lines().any(|l| l == "services:"),
+        "no top-level services:"
+    );
+    for service in [
+        "mosquitto",
+        "influxdb",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+        "quantrac",
+    ] {
+        assert!(
+            text.contains(&format!("\n  {service}:\n")),
+            "compose.yaml lacks service {service}"
+        );
     }
-    for needle in ["QUANTRAC__INFLUX__TOKEN_FILE", "/var/lib/quantrac", "secrets:"] {
+    for needle in [
+        "QUANTRAC__INFLUX__TOKEN_FILE",
+        "/var/lib/quantrac",
+        "secrets:",
+    ] {
         assert!(text.contains(needle), "compose.yaml lacks {needle}");
     }
     python_yaml_parse(&path);
@@ -750,7 +1012,10 @@ fn compose_file_has_every_service() {
         "persistent_client_expiration 7d",
         "listener 1883",
     ] {
-        assert!(mosquitto.lines().any(|l| l.trim() == setting), "mosquitto.conf lacks `{setting}`");
+        assert!(
+            mosquitto.lines().any(|l| l.trim() == setting),
+            "mosquitto.conf lacks `{setting}`"
+        );
     }
 }
 
@@ -801,6 +1066,24 @@ fn systemd_unit_is_hardened_and_reads_the_token_as_a_credential() {
     ] {
         assert!(unit.contains(needle), "quantrac.service lacks `{needle}`");
     }
+    // systemd parses every directive; the only complaint allowed is the binary not being
+    // installed on the machine running the tests.
+    let out = run(
+        "systemd-analyze",
+        "systemd",
+        &["verify", "quantrac.service"],
+        &repo().join("deploy/systemd"),
+    );
+    let complaints: Vec<String> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .chain(String::from_utf8_lossy(&out.stdout).lines())
+        .filter(|l| !l.trim().is_empty() && !l.contains("/usr/bin/quantrac is not executable"))
+        .map(String::from)
+        .collect();
+    assert!(
+        complaints.is_empty(),
+        "systemd-analyze verify: {complaints:#?}"
+    );
 }
 
 #[test]
@@ -815,5 +1098,8 @@ fn dockerfile_builds_in_two_stages_and_runs_unprivileged() {
     ] {
         assert!(file.contains(needle), "Dockerfile lacks `{needle}`");
     }
-    assert!(repo().join(".dockerignore").is_file(), ".dockerignore is missing");
+    assert!(
+        repo().join(".dockerignore").is_file(),
+        ".dockerignore is missing"
+    );
 }
