@@ -1,0 +1,58 @@
+//! Issue: operator kit. `quantrac demo` starts from an empty folder and, within 30 s, /metrics
+//! shows readings from every simulated station, at least one exceedance and one silent station.
+
+use std::time::Duration;
+
+use crate::harness::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_shows_a_live_park_within_30_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let mut demo = Proc::spawn(
+        "quantrac demo",
+        &[
+            env!("CARGO_BIN_EXE_quantrac").into(),
+            "demo".into(),
+            "--mqtt-port".into(),
+            "0".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--dir".into(),
+            dir.path().join("demo").display().to_string(),
+        ],
+        &[],
+        dir.path(),
+    );
+    let line = demo.wait_for_log("HTTP listening on http://", Duration::from_secs(20));
+    let addr = line.split("http://").nth(1).unwrap().split('/').next().unwrap().to_string();
+    let url = format!("http://{addr}/metrics");
+    let stations = quantrac::demo::Simulator::new(1, Duration::from_secs(5)).station_keys();
+    assert!(stations.len() >= 5);
+
+    let text = eventually("every station, an exceedance and a silent station", Duration::from_secs(30), || {
+        let url = url.clone();
+        let stations = stations.clone();
+        async move {
+            let text = reqwest::get(&url).await.ok()?.text().await.ok()?;
+            let reporting = stations.iter().filter(|k| {
+                let mut p = k.split('/');
+                let (park, site, station) = (p.next().unwrap(), p.next().unwrap(), p.next().unwrap());
+                parse_metric(&text, &format!(
+                    "quantrac_station_last_reading_timestamp_seconds{{park=\"{park}\",site=\"{site}\",station=\"{station}\"}}"
+                ))
+                .is_some()
+            });
+            let exceeded = text.lines().any(|l| l.starts_with("quantrac_exceedance{") && l.ends_with(" 1"));
+            let silent = text
+                .lines()
+                .any(|l| l.starts_with("quantrac_station_state{") && l.contains("state=\"silent\"") && l.ends_with(" 1"));
+            (reporting.count() == stations.len() && exceeded && silent).then_some(text)
+        }
+    })
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(40));
+    assert!(parse_metric(&text, "quantrac_readings_accepted_total").unwrap() > 0.0);
+    let status = demo.sigterm(Duration::from_secs(30)).expect("the demo stops on SIGTERM");
+    assert!(status.success(), "{status:?}");
+}
