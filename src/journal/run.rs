@@ -1,0 +1,313 @@
+//! The journal stage: a dedicated OS thread (SQLite blocks) that group-commits whatever the
+//! pipeline has queued, then resolves those messages' acks, in order.
+//!
+//! Each turn: wait for one message, take whatever else is already queued (up to
+//! `max_batch`), commit them in one transaction, resolve their acks, update the metrics, wake
+//! the sink. While the journal is at its size limit the stage takes nothing (the broker keeps
+//! the messages, unacknowledged) and retries pruning every second. A failed commit ends the
+//! stage: its acks are dropped unresolved, so those messages are redelivered after a restart.
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, Notify};
+
+use super::writer::PRUNE_CHUNK;
+use super::{Entry, Error, Journal};
+use crate::config::JournalSettings;
+use crate::metrics::Metrics;
+use crate::pipeline::Processed;
+
+/// Renders a processed message into line-protocol points (one point per string).
+pub type Render = Box<dyn Fn(&Processed) -> Vec<String> + Send>;
+
+/// Parameters of the stage loop, from `[journal]`.
+#[derive(Debug, Clone)]
+pub struct RunParams {
+    /// At or above this size, intake pauses.
+    pub max_bytes: u64,
+    /// Readings written to InfluxDB are kept this long (Circular 10/2021 datalogger parity:
+    /// at least 60 days of data kept locally, regulations.md §3).
+    pub retention: Duration,
+    /// How often the chain head is logged at info, for third-party anchoring.
+    pub chain_log_interval: Duration,
+    /// How often expired records are pruned while the journal is not full.
+    pub prune_interval: Duration,
+    /// Most messages in one transaction.
+    pub max_batch: usize,
+}
+
+impl RunParams {
+    pub fn from_settings(s: &JournalSettings) -> RunParams {
+        RunParams {
+            max_bytes: s.max_bytes,
+            retention: Duration::from_secs(u64::from(s.retention_days) * 86_400),
+            chain_log_interval: Duration::from_secs(s.chain_log_interval_s.max(1)),
+            prune_interval: Duration::from_secs(60),
+            max_batch: 2_000,
+        }
+    }
+}
+
+/// How long the loop waits for a message before doing its periodic work (pruning, head log,
+/// re-checking the size while full).
+const TICK: Duration = Duration::from_secs(1);
+
+/// Starts the stage on its own thread. It returns `Ok` once `rx` is closed and everything
+/// received was committed, `Err` after a failed commit (the reason is also set in `not_ready`
+/// and logged here, once).
+pub fn spawn(
+    journal: Journal,
+    rx: mpsc::Receiver<Processed>,
+    render: Render,
+    metrics: Metrics,
+    wake_sink: Arc<Notify>,
+    params: RunParams,
+    not_ready: Arc<Mutex<Option<String>>>,
+) -> JoinHandle<Result<(), Error>> {
+    let stage = Stage {
+        journal,
+        render,
+        metrics,
+        wake_sink,
+        params,
+        not_ready,
+        full_reason: None,
+        head_label: None,
+        prune_failing: false,
+    };
+    std::thread::Builder::new()
+        .name("journal".into())
+        .spawn(move || stage.run(rx))
+        .expect("the OS can start one more thread at start-up")
+}
+
+struct Stage {
+    journal: Journal,
+    render: Render,
+    metrics: Metrics,
+    wake_sink: Arc<Notify>,
+    params: RunParams,
+    not_ready: Arc<Mutex<Option<String>>>,
+    /// The readiness reason this stage set while full, to clear exactly that one.
+    full_reason: Option<String>,
+    /// The hash label currently set on `journal_chain_head`.
+    head_label: Option<String>,
+    prune_failing: bool,
+}
+
+impl Stage {
+    fn run(mut self, mut rx: mpsc::Receiver<Processed>) -> Result<(), Error> {
+        // A tiny runtime of our own, only to wait on the channel with a timeout.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|source| Error::Io {
+                path: "journal thread runtime".into(),
+                source,
+            })?;
+        let result = self.turns(&rt, &mut rx);
+        if let Err(e) = &result {
+            let reason = format!("journal failed: {e}");
+            tracing::error!(error.message = %e, error.cause_chain = ?e, "journal stage stopped; messages are no longer acknowledged");
+            set_reason(&self.not_ready, Some(reason));
+        }
+        result
+    }
+
+    fn turns(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        rx: &mut mpsc::Receiver<Processed>,
+    ) -> Result<(), Error> {
+        self.publish_metrics()?;
+        self.log_head();
+        let mut last_log = Instant::now();
+        let mut last_prune: Option<Instant> = None;
+        let mut size = self.journal.size_bytes()?;
+        loop {
+            let full = size >= self.params.max_bytes;
+            if full || last_prune.map_or(true, |t| t.elapsed() >= self.params.prune_interval) {
+                self.prune(full);
+                last_prune = Some(Instant::now());
+                size = self.journal.size_bytes()?;
+                self.metrics.journal_bytes.set(size as i64);
+            }
+            if last_log.elapsed() >= self.params.chain_log_interval {
+                self.log_head();
+                last_log = Instant::now();
+            }
+            if size >= self.params.max_bytes {
+                self.set_full(size);
+                if rx.is_closed() {
+                    // Shutdown while full: whatever is still queued stays unacknowledged in
+                    // the broker and comes back after the restart.
+                    return Ok(());
+                }
+                std::thread::sleep(TICK);
+                continue;
+            }
+            self.clear_full();
+            let first = match rt.block_on(async { tokio::time::timeout(TICK, rx.recv()).await }) {
+                Ok(Some(p)) => p,
+                Ok(None) => return Ok(()), // closed and drained: everything is committed
+                Err(_) => continue,        // idle tick
+            };
+            let mut batch = vec![first];
+            while batch.len() < self.params.max_batch {
+                match rx.try_recv() {
+                    Ok(p) => batch.push(p),
+                    Err(_) => break,
+                }
+            }
+            self.commit(batch)?;
+            size = self.journal.size_bytes()?;
+            self.metrics.journal_bytes.set(size as i64);
+        }
+    }
+
+    /// One transaction for the batch, then its acks in order, then metrics and the sink.
+    fn commit(&mut self, batch: Vec<Processed>) -> Result<(), Error> {
+        let entries: Vec<Entry<'_>> = batch
+            .iter()
+            .map(|p| Entry {
+                received_at_ms: p.envelope.received_at_ms,
+                topic: &p.envelope.topic,
+                payload: &p.envelope.payload,
+                station: p.key.as_ref().map(ToString::to_string),
+                rejections: &p.rejections,
+                points: (self.render)(p),
+            })
+            .collect();
+        let committed = self.journal.append(&entries)?;
+        drop(entries);
+        for p in batch {
+            p.envelope.ack.resolve();
+        }
+        self.metrics.journal_commits.inc();
+        self.set_head(committed.head_id, &committed.head_hash);
+        self.metrics.journal_backlog.set(
+            committed
+                .last_point_id
+                .saturating_sub(self.journal.outbox_cursor()?) as i64,
+        );
+        self.wake_sink.notify_one();
+        Ok(())
+    }
+
+    fn publish_metrics(&mut self) -> Result<(), Error> {
+        let (id, hash) = self.journal.chain_head()?;
+        self.set_head(id, &hash);
+        self.metrics
+            .journal_backlog
+            .set(self.journal.backlog()? as i64);
+        self.metrics
+            .journal_bytes
+            .set(self.journal.size_bytes()? as i64);
+        Ok(())
+    }
+
+    /// `quantrac_journal_chain_head{hash}` = head record id, one label value at a time.
+    fn set_head(&mut self, id: u64, hash: &[u8; 32]) {
+        let label = hex::encode(hash);
+        if let Some(old) = self.head_label.take() {
+            if old != label {
+                let _ = self.metrics.journal_chain_head.remove_label_values(&[&old]);
+            }
+        }
+        self.metrics
+            .journal_chain_head
+            .with_label_values(&[&label])
+            .set(i64::try_from(id).unwrap_or(i64::MAX));
+        self.head_label = Some(label);
+    }
+
+    fn log_head(&self) {
+        if let Ok((id, hash)) = self.journal.chain_head() {
+            tracing::info!(
+                chain_head_id = id,
+                chain_head_hash = %hex::encode(hash),
+                "journal chain head"
+            );
+        }
+    }
+
+    /// Deletes expired, delivered records: one chunk per call normally, until below the limit
+    /// (or nothing more can go) while full. A failure is logged when it starts and when it
+    /// ends; intake continues, since a failed prune loses nothing.
+    fn prune(&mut self, full: bool) {
+        let cutoff =
+            now_ms() - i64::try_from(self.params.retention.as_millis()).unwrap_or(i64::MAX);
+        let result = (|| -> Result<u64, Error> {
+            let mut total = 0;
+            loop {
+                let n = self.journal.prune_some(cutoff, PRUNE_CHUNK)?;
+                total += n;
+                if n < PRUNE_CHUNK || !full || self.journal.size_bytes()? < self.params.max_bytes {
+                    return Ok(total);
+                }
+            }
+        })();
+        match result {
+            Ok(n) => {
+                if self.prune_failing {
+                    tracing::info!("journal pruning works again");
+                    self.prune_failing = false;
+                }
+                if n > 0 {
+                    tracing::debug!(messages = n, "journal pruned expired records");
+                }
+            }
+            Err(e) => {
+                if !self.prune_failing {
+                    tracing::error!(error.message = %e, error.cause_chain = ?e, "journal pruning failed");
+                    self.prune_failing = true;
+                }
+            }
+        }
+    }
+
+    fn set_full(&mut self, size: u64) {
+        if self.full_reason.is_some() {
+            return;
+        }
+        let reason = Error::Full {
+            bytes: size,
+            max_bytes: self.params.max_bytes,
+        }
+        .to_string();
+        tracing::warn!(
+            bytes = size,
+            max_bytes = self.params.max_bytes,
+            "journal full: intake paused until records delivered to InfluxDB expire"
+        );
+        self.metrics.journal_full.set(1);
+        set_reason(&self.not_ready, Some(reason.clone()));
+        self.full_reason = Some(reason);
+    }
+
+    fn clear_full(&mut self) {
+        let Some(reason) = self.full_reason.take() else {
+            return;
+        };
+        tracing::info!("journal has room again: intake resumed");
+        self.metrics.journal_full.set(0);
+        let mut guard = self.not_ready.lock().unwrap_or_else(|e| e.into_inner());
+        // Another stage may have set its own reason since; leave that one alone.
+        if guard.as_deref() == Some(reason.as_str()) {
+            *guard = None;
+        }
+    }
+}
+
+fn set_reason(not_ready: &Mutex<Option<String>>, reason: Option<String>) {
+    *not_ready.lock().unwrap_or_else(|e| e.into_inner()) = reason;
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,643 @@
+//! Journal tests against real SQLite files in a temporary folder.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, Notify};
+
+use super::*;
+use crate::model::{Reason, Rejection};
+
+const T0: i64 = 1_795_935_900_000; // 2026-11-29T07:05:00Z
+
+fn payload(i: u64) -> Vec<u8> {
+    format!(
+        r#"{{"ts":"2026-11-29T14:05:00+07:00","readings":[{{"param":"COD","value":{i}.5,"unit":"mg/L"}}]}}"#
+    )
+    .into_bytes()
+}
+
+fn lines(i: u64, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|k| format!("reading,park=p,site=s,station=st,param=P{k} value={i}.{k} {T0}"))
+        .collect()
+}
+
+/// Appends `n` messages, `points` points each, one per batch of `per_batch`; message `i`
+/// (1-based) is received at `T0 + i` seconds and rejections go on every third message.
+fn fill(j: &mut Journal, n: u64, points: usize, per_batch: u64) {
+    let rej = vec![Rejection {
+        reason: Reason::Unit,
+        detail: "unit \"ppb\" does not convert to mg/Nm3 for SO2".into(),
+        index: Some(1),
+    }];
+    let payloads: Vec<Vec<u8>> = (1..=n).map(payload).collect();
+    let start = j.chain_head().unwrap().0;
+    for chunk in (1..=n).collect::<Vec<_>>().chunks(per_batch as usize) {
+        let batch: Vec<Entry> = chunk
+            .iter()
+            .map(|&i| Entry {
+                received_at_ms: T0 + (start + i) as i64 * 1000,
+                topic: "env/dinh-vu/dv-steel/stack-1",
+                payload: &payloads[i as usize - 1],
+                station: Some("dinh-vu/dv-steel/stack-1".into()),
+                rejections: if i % 3 == 0 { &rej } else { &[] },
+                points: lines(start + i, points),
+            })
+            .collect();
+        j.append(&batch).unwrap();
+    }
+}
+
+fn raw(dir: &Path) -> Connection {
+    Connection::open(db_path(dir)).unwrap()
+}
+
+#[test]
+fn append_then_read_back_messages_points_and_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    assert_eq!(j.chain_head().unwrap(), (0, chain::GENESIS));
+    let bytes = b"COD\t48.2\tmg/L\t20261129140500\t00\r\n\xff".to_vec(); // not UTF-8: stored as is
+    let rej = [Rejection {
+        reason: Reason::Malformed,
+        detail: "not JSON".into(),
+        index: None,
+    }];
+    let c = j
+        .append(&[
+            Entry {
+                received_at_ms: T0,
+                topic: "env/a/b/c",
+                payload: &bytes,
+                station: Some("a/b/c".into()),
+                rejections: &[],
+                points: lines(1, 2),
+            },
+            Entry {
+                received_at_ms: T0 + 1,
+                topic: "bad/topic",
+                payload: b"{",
+                station: None,
+                rejections: &rej,
+                points: vec![],
+            },
+        ])
+        .unwrap();
+    assert_eq!(c.ids(), 1..3);
+    assert_eq!(c.last_point_id, 2);
+    assert_eq!(j.chain_head().unwrap(), (c.head_id, c.head_hash));
+    assert_eq!(c.head_id, 2);
+    assert_ne!(c.head_hash, chain::GENESIS);
+
+    let all = j.messages_since(T0).unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].payload, bytes);
+    assert_eq!(all[0].station.as_deref(), Some("a/b/c"));
+    assert_eq!((all[0].n_points, all[0].n_rejected), (2, 0));
+    assert_eq!(all[1].station, None);
+    assert_eq!((all[1].n_points, all[1].n_rejected), (0, 1));
+    assert_eq!(j.messages_since(T0 + 1).unwrap().len(), 1);
+
+    let mut o = Outbox::open(dir.path()).unwrap();
+    let pts = o.next_batch(10).unwrap();
+    assert_eq!(pts.iter().map(|p| p.0).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(pts[1].1, lines(1, 2)[1]);
+
+    // The next batch continues the ids, also after reopening.
+    drop(j);
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    let c2 = j
+        .append(&[Entry {
+            received_at_ms: T0 + 2,
+            topic: "env/a/b/c",
+            payload: b"{}",
+            station: None,
+            rejections: &[],
+            points: lines(3, 1),
+        }])
+        .unwrap();
+    assert_eq!((c2.first_id, c2.last_point_id), (3, 3));
+    assert!(verify(dir.path()).unwrap().ok());
+}
+
+#[test]
+fn outbox_cursor_survives_reopen_and_resumes_at_the_unwritten_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    fill(&mut j, 5, 2, 5); // points 1..=10
+    let mut o = Outbox::open(dir.path()).unwrap();
+    let first = o.next_batch(4).unwrap();
+    assert_eq!(first.last().unwrap().0, 4);
+    // Not yet written: asking again is a retry of the same points.
+    assert_eq!(o.next_batch(4).unwrap(), first);
+    o.written(4).unwrap();
+    drop(o);
+    drop(j);
+
+    let j = Journal::open(dir.path(), true).unwrap();
+    let mut o = Outbox::open(dir.path()).unwrap();
+    assert_eq!(o.cursor(), 4);
+    assert_eq!(j.outbox_cursor().unwrap(), 4);
+    let rest = o.next_batch(100).unwrap();
+    assert_eq!(
+        rest.iter().map(|p| p.0).collect::<Vec<_>>(),
+        (5..=10).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn backlog_is_last_point_minus_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    let mut o = Outbox::open(dir.path()).unwrap();
+    assert_eq!(o.backlog().unwrap(), 0);
+    fill(&mut j, 3, 8, 3); // 24 points
+    assert_eq!(o.backlog().unwrap(), 24);
+    o.written(10).unwrap();
+    assert_eq!(o.backlog().unwrap(), 14);
+    assert_eq!(j.backlog().unwrap(), 14);
+    // The cursor never moves back, and never past what was committed.
+    o.written(3).unwrap();
+    assert_eq!(o.cursor(), 10);
+    assert!(matches!(
+        o.written(25),
+        Err(Error::Cursor { upto: 25, last: 24 })
+    ));
+    o.rejected(11, "400: field type conflict").unwrap();
+    o.written(24).unwrap();
+    assert_eq!(o.backlog().unwrap(), 0);
+    assert_eq!(o.next_batch(10).unwrap(), vec![]);
+    let refused = o.refused(10).unwrap();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].0, 11);
+    assert_eq!(refused[0].2, "400: field type conflict");
+}
+
+#[test]
+fn verify_passes_on_an_untouched_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    let empty = verify(dir.path()).unwrap();
+    assert!(empty.ok(), "{empty}");
+    assert_eq!(empty.records, 0);
+    fill(&mut j, 20, 3, 7);
+    let r = verify(dir.path()).unwrap();
+    assert!(r.ok(), "{r}");
+    assert_eq!(r.records, 20);
+    let (id, hash) = j.chain_head().unwrap();
+    assert_eq!(r.head, (id, hex::encode(hash)));
+    assert!(
+        r.to_string().starts_with("journal intact: 20 records"),
+        "{r}"
+    );
+}
+
+#[test]
+fn verify_names_the_record_whose_payload_changed_by_one_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    fill(&mut j, 10, 2, 10);
+    let mut p = payload(6);
+    let k = p.iter().position(|&b| b == b'6').unwrap();
+    p[k] = b'5'; // 6.5 mg/L becomes 5.5 mg/L
+    raw(dir.path())
+        .execute("UPDATE messages SET payload = ?1 WHERE id = 6", [&p])
+        .unwrap();
+    let r = verify(dir.path()).unwrap();
+    assert_eq!(
+        r.problem,
+        Some(Problem::Altered {
+            id: 6,
+            topic: "env/dinh-vu/dv-steel/stack-1".into(),
+            received_at_ms: T0 + 6000,
+        })
+    );
+    assert_eq!(r.records, 5);
+    let text = r.to_string();
+    assert!(text.contains("record 6 (topic env/dinh-vu/dv-steel/stack-1, received 2026-11-29 07:05:06.000 UTC) was altered"), "{text}");
+}
+
+#[test]
+fn verify_names_the_record_whose_point_or_rejection_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    fill(&mut j, 6, 2, 6);
+    let db = raw(dir.path());
+    // Point 7 is the first point of message 4.
+    db.execute("UPDATE points SET line = line || '0' WHERE id = 7", [])
+        .unwrap();
+    let r = verify(dir.path()).unwrap();
+    assert!(
+        matches!(r.problem, Some(Problem::Altered { id: 4, .. })),
+        "{r}"
+    );
+    db.execute(
+        "UPDATE points SET line = substr(line, 1, length(line) - 1) WHERE id = 7",
+        [],
+    )
+    .unwrap();
+    assert!(verify(dir.path()).unwrap().ok());
+    // Message 3 carries a rejection; hiding it alters record 3.
+    db.execute("DELETE FROM rejections WHERE msg_id = 3", [])
+        .unwrap();
+    let r = verify(dir.path()).unwrap();
+    assert!(
+        matches!(r.problem, Some(Problem::Altered { id: 3, .. })),
+        "{r}"
+    );
+}
+
+#[test]
+fn verify_reports_a_deleted_record_as_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    fill(&mut j, 10, 2, 4);
+    let db = raw(dir.path());
+    db.execute("DELETE FROM messages WHERE id = 4", []).unwrap();
+    let r = verify(dir.path()).unwrap();
+    assert_eq!(r.problem, Some(Problem::Missing { id: 4, next: 5 }));
+    assert_eq!(r.records, 3);
+    assert!(r.to_string().contains("record 4 is missing"), "{r}");
+
+    // Removing the newest records is caught by the head recorded with each commit.
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    fill(&mut j, 10, 2, 4);
+    raw(dir.path())
+        .execute("DELETE FROM messages WHERE id >= 9", [])
+        .unwrap();
+    let r = verify(dir.path()).unwrap();
+    assert_eq!(r.problem, Some(Problem::Truncated { last: 8, head: 10 }));
+    assert!(r.to_string().contains("records 9 to 10 are missing"), "{r}");
+}
+
+/// Swaps everything but the id of messages `a` and `b` (optionally not the stored hash), and
+/// moves their points and rejections with them, as a careful forger would.
+fn swap(dir: &Path, a: i64, b: i64, with_hash: bool) {
+    let db = raw(dir);
+    for t in ["messages", "points", "rejections"] {
+        let col = if t == "messages" { "id" } else { "msg_id" };
+        db.execute(&format!("UPDATE {t} SET {col} = -1 WHERE {col} = {a}"), [])
+            .unwrap();
+        db.execute(&format!("UPDATE {t} SET {col} = {a} WHERE {col} = {b}"), [])
+            .unwrap();
+        db.execute(&format!("UPDATE {t} SET {col} = {b} WHERE {col} = -1"), [])
+            .unwrap();
+    }
+    if !with_hash {
+        let hash = |id: i64| -> Vec<u8> {
+            db.query_row("SELECT hash FROM messages WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        let (ha, hb) = (hash(a), hash(b));
+        db.execute("UPDATE messages SET hash = ?2 WHERE id = ?1", (a, hb))
+            .unwrap();
+        db.execute("UPDATE messages SET hash = ?2 WHERE id = ?1", (b, ha))
+            .unwrap();
+    }
+}
+
+#[test]
+fn verify_names_two_swapped_records_as_reordered() {
+    for with_hash in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path(), true).unwrap();
+        fill(&mut j, 10, 2, 10);
+        swap(dir.path(), 5, 6, with_hash);
+        let r = verify(dir.path()).unwrap();
+        assert_eq!(
+            r.problem,
+            Some(Problem::Reordered {
+                id: 5,
+                found_at: 6,
+                topic: "env/dinh-vu/dv-steel/stack-1".into(),
+                received_at_ms: T0 + 5000,
+            }),
+            "hash swapped too: {with_hash}"
+        );
+        assert!(
+            r.to_string().contains("records 5 and 6 were reordered"),
+            "{r}"
+        );
+    }
+    // Not only neighbours.
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    fill(&mut j, 10, 2, 10);
+    swap(dir.path(), 2, 8, true);
+    let r = verify(dir.path()).unwrap();
+    assert!(
+        matches!(
+            r.problem,
+            Some(Problem::Reordered {
+                id: 2,
+                found_at: 8,
+                ..
+            })
+        ),
+        "{r}"
+    );
+}
+
+/// Retention: only records older than the cutoff whose points InfluxDB accepted are deleted
+/// (Circular 10/2021 datalogger parity: ≥ 60 days kept locally, regulations.md §3).
+#[test]
+fn prune_keeps_verify_passing_and_never_deletes_unwritten_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    fill(&mut j, 10, 2, 3); // message i: points 2i-1, 2i; received T0 + i s
+    let mut o = Outbox::open(dir.path()).unwrap();
+
+    // Nothing written yet: nothing goes, however old.
+    assert_eq!(j.prune(i64::MAX).unwrap(), 0);
+
+    // Points up to 9 written: message 5 (points 9, 10) is only half written and stays.
+    o.written(9).unwrap();
+    assert_eq!(j.prune(i64::MAX).unwrap(), 4);
+    let r = verify(dir.path()).unwrap();
+    assert!(r.ok(), "{r}");
+    assert_eq!((r.base_id, r.records), (4, 6));
+    assert!(
+        r.to_string().contains("records up to 4 were deleted"),
+        "{r}"
+    );
+    assert_eq!(o.next_batch(100).unwrap()[0].0, 10);
+    assert_eq!(o.backlog().unwrap(), 11);
+
+    // Everything written, but the cutoff (age) keeps messages 7.. (received at T0 + 7 s).
+    o.written(20).unwrap();
+    assert_eq!(j.prune(T0 + 7000).unwrap(), 2);
+    assert_eq!(j.messages_since(0).unwrap()[0].id, 7);
+    assert!(verify(dir.path()).unwrap().ok());
+
+    // The chain goes on after pruning, and survives reopening.
+    fill(&mut j, 3, 2, 3);
+    drop(j);
+    let r = verify(dir.path()).unwrap();
+    assert!(r.ok(), "{r}");
+    assert_eq!((r.base_id, r.records, r.head.0), (6, 7, 13));
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    assert_eq!(j.prune(i64::MAX).unwrap(), 4); // 7..=10 written; 11.. not
+    assert!(verify(dir.path()).unwrap().ok());
+    // Removing a record just above the chain base is still a gap.
+    raw(dir.path())
+        .execute("DELETE FROM messages WHERE id = 11", [])
+        .unwrap();
+    assert_eq!(
+        verify(dir.path()).unwrap().problem,
+        Some(Problem::Missing { id: 11, next: 12 })
+    );
+}
+
+#[test]
+fn dead_letters_list_rejected_messages_with_reasons_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    fill(&mut j, 10, 1, 10); // rejections on messages 3, 6, 9
+    let all = dead_letters(dir.path(), 100).unwrap();
+    assert_eq!(all.iter().map(|d| d.id).collect::<Vec<_>>(), vec![3, 6, 9]);
+    assert_eq!(all[0].payload, payload(3));
+    assert_eq!(all[0].topic, "env/dinh-vu/dv-steel/stack-1");
+    assert_eq!(all[0].received_at_ms, T0 + 3000);
+    assert_eq!(
+        all[0].reasons,
+        vec![(
+            "unit".to_string(),
+            "unit \"ppb\" does not convert to mg/Nm3 for SO2".to_string()
+        )]
+    );
+    assert!(!all[0].replayed);
+    // The limit keeps the newest.
+    let last = dead_letters(dir.path(), 2).unwrap();
+    assert_eq!(last.iter().map(|d| d.id).collect::<Vec<_>>(), vec![6, 9]);
+    // Marking: only dead letters, each once.
+    assert_eq!(mark_replayed(dir.path(), &[3, 4, 3, 99], T0).unwrap(), 1);
+    let all = dead_letters(dir.path(), 100).unwrap();
+    assert_eq!(
+        all.iter().map(|d| d.replayed).collect::<Vec<_>>(),
+        vec![true, false, false]
+    );
+    // Replay marks are outside the chain.
+    assert!(verify(dir.path()).unwrap().ok());
+}
+
+#[test]
+fn read_only_commands_say_when_there_is_no_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        verify(&dir.path().join("nope")),
+        Err(Error::Missing(_))
+    ));
+}
+
+mod stage {
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::pipeline::{Ack, Envelope, Processed};
+
+    fn processed(i: u64, ack: Ack) -> Processed {
+        Processed {
+            envelope: Envelope {
+                topic: format!("env/p/s/st{i}"),
+                payload: payload(i),
+                received_at_ms: T0 + i as i64,
+                ack,
+            },
+            key: crate::model::StationKey::parse("p", "s", "st").ok(),
+            readings: vec![],
+            rejections: vec![],
+            averages: vec![],
+        }
+    }
+
+    fn params(max_bytes: u64) -> RunParams {
+        RunParams {
+            max_bytes,
+            retention: Duration::from_secs(60 * 86_400),
+            chain_log_interval: Duration::from_secs(3600),
+            prune_interval: Duration::from_secs(60),
+            max_batch: 2_000,
+        }
+    }
+
+    #[test]
+    fn commits_then_resolves_acks_in_order_and_drains_on_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path(), true).unwrap();
+        let (tx, rx) = mpsc::channel(100);
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
+        let metrics = Metrics::new();
+        let wake = Arc::new(Notify::new());
+        let not_ready = Arc::new(Mutex::new(None));
+        for i in 1..=50 {
+            tx.try_send(processed(i, Ack::new(i, ack_tx.clone())))
+                .unwrap();
+        }
+        drop(ack_tx);
+        let h = spawn(
+            j,
+            rx,
+            Box::new(|p: &Processed| {
+                vec![format!("reading value=1 {}", p.envelope.received_at_ms)]
+            }),
+            metrics.clone(),
+            wake.clone(),
+            params(u64::MAX),
+            not_ready.clone(),
+        );
+        drop(tx);
+        h.join().unwrap().unwrap();
+        let mut acked = vec![];
+        while let Ok(seq) = ack_rx.try_recv() {
+            acked.push(seq);
+        }
+        assert_eq!(acked, (1..=50).collect::<Vec<_>>());
+        assert!(metrics.journal_commits.get() >= 1);
+        assert_eq!(metrics.journal_backlog.get(), 50);
+        assert!(metrics.journal_bytes.get() > 0);
+        let r = verify(dir.path()).unwrap();
+        assert!(r.ok(), "{r}");
+        let text = metrics.render();
+        assert!(
+            text.contains(&format!(
+                "quantrac_journal_chain_head{{hash=\"{}\"}} 50",
+                r.head.1
+            )),
+            "{text}"
+        );
+        assert_eq!(text.matches("quantrac_journal_chain_head{").count(), 1);
+        assert_eq!(*not_ready.lock().unwrap(), None);
+        let msgs = Journal::open(dir.path(), true)
+            .unwrap()
+            .messages_since(0)
+            .unwrap();
+        assert_eq!(msgs.len(), 50);
+        assert_eq!(msgs[0].station.as_deref(), Some("p/s/st"));
+    }
+
+    #[test]
+    fn when_full_it_takes_nothing_and_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path(), true).unwrap();
+        let (tx, rx) = mpsc::channel(10);
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
+        let metrics = Metrics::new();
+        let not_ready = Arc::new(Mutex::new(None));
+        tx.try_send(processed(1, Ack::new(1, ack_tx.clone())))
+            .unwrap();
+        let h = spawn(
+            j,
+            rx,
+            Box::new(|_: &Processed| vec![]),
+            metrics.clone(),
+            Arc::new(Notify::new()),
+            params(1),
+            not_ready.clone(),
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while metrics.journal_full.get() != 1 {
+            assert!(std::time::Instant::now() < deadline, "never reported full");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let reason = not_ready.lock().unwrap().clone().unwrap();
+        assert!(reason.contains("journal is full"), "{reason}");
+        drop(tx);
+        h.join().unwrap().unwrap();
+        drop(ack_tx);
+        // Never committed, so never acknowledged: the broker keeps the message.
+        assert_eq!(ack_rx.try_recv().ok(), None);
+        let r = verify(dir.path()).unwrap();
+        assert_eq!(r.records, 0);
+    }
+}
+
+/// Measures the cost of the journal for realistic messages: JSON ~400 bytes with 8 readings,
+/// 8 line-protocol points of ~200 bytes. `cargo test --release --lib journal::tests::measure
+/// -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure_commit_time_and_bytes_per_reading() {
+    const PARAMS: [&str; 8] = ["PM", "SO2", "NOx", "CO", "O2", "Temp", "Flow", "P"];
+    let dir = tempfile::tempdir().unwrap();
+    let json = {
+        let mut s = String::from(r#"{"ts":"2026-11-29T14:05:00+07:00","readings":["#);
+        for (k, p) in PARAMS.iter().enumerate() {
+            if k > 0 {
+                s.push(',');
+            }
+            s.push_str(&format!(
+                r#"{{"param":"{p}","value":{}.25,"unit":"mg/Nm3"}}"#,
+                100 + k
+            ));
+        }
+        s.push_str("]}");
+        s
+    };
+    let line = |m: u64, k: usize| {
+        format!("reading,park=dinh-vu,site=dv-steel,station=stack-{},param={} value={m}.25,value_ref={m}.75,unit=\"mg/Nm3\",status=\"00\",limit_max=500,ratio=0.2{k},exceeded=false {}", m % 50, PARAMS[k], T0 + m as i64)
+    };
+    println!(
+        "payload {} bytes, point line {} bytes",
+        json.len(),
+        line(12345, 3).len()
+    );
+    // The hashing share of a commit.
+    let pts: Vec<(u64, String)> = (0..8).map(|k| (k as u64, line(1, k))).collect();
+    let t = std::time::Instant::now();
+    let mut h = chain::GENESIS;
+    for m in 0..1000u64 {
+        let r = chain::RecordRef {
+            id: m,
+            received_at_ms: T0,
+            topic: "env/dinh-vu/dv-steel/stack-1",
+            payload: json.as_bytes(),
+            station: Some("dinh-vu/dv-steel/stack-1"),
+        };
+        h = chain::record_hash(&h, r, &[], &pts);
+    }
+    println!("hashing 1000 records: {:?}", t.elapsed());
+    for durable in [false, true] {
+        let sub = dir.path().join(if durable { "durable" } else { "fast" });
+        let mut j = Journal::open(&sub, durable).unwrap();
+        let batches = 20u64;
+        let mut times = vec![];
+        for b in 0..batches {
+            let batch: Vec<Entry> = (0..1000u64)
+                .map(|i| {
+                    let m = b * 1000 + i;
+                    Entry {
+                        received_at_ms: T0 + m as i64,
+                        topic: "env/dinh-vu/dv-steel/stack-1",
+                        payload: json.as_bytes(),
+                        station: Some("dinh-vu/dv-steel/stack-1".into()),
+                        rejections: &[],
+                        points: (0..8).map(|k| line(m, k)).collect(),
+                    }
+                })
+                .collect();
+            let t = std::time::Instant::now();
+            j.append(&batch).unwrap();
+            times.push(t.elapsed());
+        }
+        times.sort();
+        let size = j.size_bytes().unwrap();
+        raw(&sub)
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .unwrap();
+        let file = std::fs::metadata(db_path(&sub)).unwrap().len();
+        println!(
+            "durable={durable}: 1000 msgs x 8 points per commit: median {:?}, max {:?}; \
+             {} bytes used before checkpoint, db file {} bytes = {:.0} bytes/reading",
+            times[times.len() / 2],
+            times[times.len() - 1],
+            size,
+            file,
+            file as f64 / (batches * 8000) as f64
+        );
+    }
+}

@@ -1,0 +1,274 @@
+//! [`Journal`]: the writer connection — group-committed appends, the chain head, size, pruning.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::chain::{RecordHasher, RecordRef};
+use super::schema::{self, key, to_i64, Mode};
+use super::{Committed, Entry, Error, StoredMessage};
+
+/// The writer connection. Exactly one exists per journal; it alone assigns ids.
+pub struct Journal {
+    conn: Connection,
+    dir: PathBuf,
+    /// Chain head: the last committed message id and its hash.
+    head_id: u64,
+    head_hash: [u8; 32],
+    /// Id of the last point ever committed.
+    last_point: u64,
+}
+
+/// How many messages one pruning transaction deletes at most, so a large backlog of expired
+/// data never holds the write lock (and the acks behind it) for long.
+pub(crate) const PRUNE_CHUNK: u64 = 10_000;
+
+impl Journal {
+    /// Opens (creating if needed) `dir/journal.sqlite` in WAL mode. `durable`: every commit is
+    /// fsynced before [`Journal::append`] returns; `false` is for benchmark baselines only.
+    pub fn open(dir: &Path, durable: bool) -> Result<Journal, Error> {
+        let conn = schema::open(dir, Mode::Writer { durable })?;
+        // The writer continues the chain from the head it recorded itself: if newer rows were
+        // removed behind its back, `verify` reports them missing instead of the chain quietly
+        // continuing from an older record.
+        let head_id = schema::get_u64(&conn, key::HEAD_ID)?;
+        let head_hash = schema::get_hash(&conn, key::HEAD_HASH)?;
+        let last_point = schema::get_u64(&conn, key::LAST_POINT)?;
+        Ok(Journal {
+            conn,
+            dir: dir.to_path_buf(),
+            head_id,
+            head_hash,
+            last_point,
+        })
+    }
+
+    /// Commits a batch in one transaction (group commit) and returns the ids and the new head.
+    /// Nothing of the batch is visible or durable unless the whole batch is.
+    pub fn append(&mut self, batch: &[Entry<'_>]) -> Result<Committed, Error> {
+        let first_id = self.head_id + 1;
+        if batch.is_empty() {
+            return Ok(self.committed(first_id, 0));
+        }
+        let mut id = self.head_id;
+        let mut hash = self.head_hash;
+        let mut point = self.last_point;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut ins_msg = tx.prepare_cached(
+                "INSERT INTO messages (id, received_at_ms, topic, payload, station, first_point,
+                 n_points, n_rejected, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            let mut ins_point =
+                tx.prepare_cached("INSERT INTO points (id, msg_id, line) VALUES (?1, ?2, ?3)")?;
+            let mut ins_rej = tx.prepare_cached(
+                "INSERT INTO rejections (msg_id, seq, reading, reason, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for e in batch {
+                id += 1;
+                let id_sql = to_i64(id)?;
+                let mut h = RecordHasher::new(
+                    &hash,
+                    RecordRef {
+                        id,
+                        received_at_ms: e.received_at_ms,
+                        topic: e.topic,
+                        payload: e.payload,
+                        station: e.station.as_deref(),
+                    },
+                );
+                h.rejections(e.rejections.len() as u64);
+                for (seq, r) in e.rejections.iter().enumerate() {
+                    let reading = r.index.map(|i| i as u64);
+                    let label = r.reason.as_label();
+                    h.rejection(seq as u64, reading, label, &r.detail);
+                    ins_rej.execute((
+                        id_sql,
+                        seq as i64,
+                        reading.map(to_i64).transpose()?,
+                        label,
+                        &r.detail,
+                    ))?;
+                }
+                let first_point = point + 1;
+                h.points(e.points.len() as u64);
+                for line in &e.points {
+                    point += 1;
+                    h.point(point, line);
+                    ins_point.execute((to_i64(point)?, id_sql, line))?;
+                }
+                hash = h.finish();
+                ins_msg.execute((
+                    id_sql,
+                    e.received_at_ms,
+                    e.topic,
+                    e.payload,
+                    e.station.as_deref(),
+                    to_i64(first_point)?,
+                    e.points.len() as i64,
+                    e.rejections.len() as i64,
+                    &hash[..],
+                ))?;
+            }
+            schema::set_u64(&tx, key::HEAD_ID, id)?;
+            schema::set_hash(&tx, key::HEAD_HASH, &hash)?;
+            schema::set_u64(&tx, key::LAST_POINT, point)?;
+        }
+        tx.commit()?;
+        // Only a successful commit moves the in-memory head: after a failed one the next
+        // attempt reuses the same ids.
+        self.head_id = id;
+        self.head_hash = hash;
+        self.last_point = point;
+        Ok(self.committed(first_id, batch.len() as u64))
+    }
+
+    fn committed(&self, first_id: u64, count: u64) -> Committed {
+        Committed {
+            first_id,
+            count,
+            head_id: self.head_id,
+            head_hash: self.head_hash,
+            last_point_id: self.last_point,
+        }
+    }
+
+    /// Bytes the journal occupies: database pages in use plus the write-ahead log. Free pages
+    /// (left by pruning) are excluded because SQLite reuses them before growing the file, so
+    /// pruning does make room even though the file does not shrink.
+    pub fn size_bytes(&self) -> Result<u64, Error> {
+        let page_size: i64 = self
+            .conn
+            .pragma_query_value(None, "page_size", |r| r.get(0))?;
+        let pages: i64 = self
+            .conn
+            .pragma_query_value(None, "page_count", |r| r.get(0))?;
+        let free: i64 = self
+            .conn
+            .pragma_query_value(None, "freelist_count", |r| r.get(0))?;
+        let db = (pages - free).max(0) as u64 * page_size.max(0) as u64;
+        let mut wal_path = super::db_path(&self.dir).into_os_string();
+        wal_path.push("-wal");
+        let wal = match std::fs::metadata(&wal_path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(source) => {
+                return Err(Error::Io {
+                    path: wal_path.into(),
+                    source,
+                })
+            }
+        };
+        Ok(db + wal)
+    }
+
+    /// The last committed message id and its hash (`0` and zeros for an empty journal).
+    pub fn chain_head(&self) -> Result<(u64, [u8; 32]), Error> {
+        Ok((self.head_id, self.head_hash))
+    }
+
+    /// Id of the last point committed to the outbox.
+    pub fn last_point_id(&self) -> u64 {
+        self.last_point
+    }
+
+    /// The sink's durable cursor, as last committed by the [`super::Outbox`].
+    pub fn outbox_cursor(&self) -> Result<u64, Error> {
+        schema::get_u64(&self.conn, key::CURSOR)
+    }
+
+    /// Points committed and not yet written to InfluxDB.
+    pub fn backlog(&self) -> Result<u64, Error> {
+        Ok(self.last_point.saturating_sub(self.outbox_cursor()?))
+    }
+
+    /// Deletes messages received before `cutoff_ms` whose points are all written (≤ the outbox
+    /// cursor), oldest first, and stops at the first message that must stay: pruning removes a
+    /// prefix of the chain, so the hash of the last pruned record becomes the new chain base
+    /// and the rest still verifies. Dead letters (messages without points) go by age alone.
+    /// Returns the number of messages deleted.
+    pub fn prune(&mut self, cutoff_ms: i64) -> Result<u64, Error> {
+        let mut total = 0;
+        loop {
+            let n = self.prune_some(cutoff_ms, PRUNE_CHUNK)?;
+            total += n;
+            if n < PRUNE_CHUNK {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// [`Journal::prune`], at most `max` messages, in one transaction.
+    pub(crate) fn prune_some(&mut self, cutoff_ms: i64, max: u64) -> Result<u64, Error> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let cursor = schema::get_u64(&tx, key::CURSOR)?;
+        let mut last: Option<(u64, Vec<u8>, u64)> = None; // (id, hash, last point id)
+        let mut count = 0;
+        {
+            let mut stmt = tx.prepare_cached(
+                "SELECT id, received_at_ms, first_point, n_points, hash FROM messages
+                 ORDER BY id LIMIT ?1",
+            )?;
+            let mut rows = stmt.query([to_i64(max)?])?;
+            while let Some(row) = rows.next()? {
+                let received_at_ms: i64 = row.get(1)?;
+                let first_point: i64 = row.get(2)?;
+                let n_points: i64 = row.get(3)?;
+                let last_point = (first_point + n_points - 1).max(0) as u64;
+                if received_at_ms >= cutoff_ms || (n_points > 0 && last_point > cursor) {
+                    break;
+                }
+                let id: i64 = row.get(0)?;
+                last = Some((id as u64, row.get(4)?, last_point));
+                count += 1;
+            }
+        }
+        let Some((id, hash, last_point)) = last else {
+            return Ok(0);
+        };
+        let hash = schema::to_hash(&hash)
+            .ok_or_else(|| Error::Corrupt(format!("record {id} has no 32-byte hash")))?;
+        let id_sql = to_i64(id)?;
+        let pt_sql = to_i64(last_point)?;
+        tx.prepare_cached("DELETE FROM messages WHERE id <= ?1")?
+            .execute([id_sql])?;
+        tx.prepare_cached("DELETE FROM points WHERE id <= ?1")?
+            .execute([pt_sql])?;
+        tx.prepare_cached("DELETE FROM rejections WHERE msg_id <= ?1")?
+            .execute([id_sql])?;
+        tx.prepare_cached("DELETE FROM replays WHERE msg_id <= ?1")?
+            .execute([id_sql])?;
+        tx.prepare_cached("DELETE FROM refused WHERE point_id <= ?1")?
+            .execute([pt_sql])?;
+        schema::set_u64(&tx, key::BASE_ID, id)?;
+        schema::set_hash(&tx, key::BASE_HASH, &hash)?;
+        tx.commit()?;
+        Ok(count)
+    }
+
+    /// Raw messages received at or after `since_ms`, in id order (to rebuild compliance
+    /// windows after a restart).
+    pub fn messages_since(&self, since_ms: i64) -> Result<Vec<StoredMessage>, Error> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, received_at_ms, topic, payload, station, n_points, n_rejected
+             FROM messages WHERE received_at_ms >= ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([since_ms], |r| {
+            Ok(StoredMessage {
+                id: r.get::<_, i64>(0)? as u64,
+                received_at_ms: r.get(1)?,
+                topic: r.get(2)?,
+                payload: r.get(3)?,
+                station: r.get(4)?,
+                n_points: r.get::<_, i64>(5)? as u64,
+                n_rejected: r.get::<_, i64>(6)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
