@@ -119,7 +119,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         Box::new(render_points),
         metrics.clone(),
         wake_sink.clone(),
-        journal::RunSettings::from(&settings.journal),
+        journal::RunParams::from_settings(&settings.journal),
         readiness.clone(),
     );
 

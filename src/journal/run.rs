@@ -7,7 +7,7 @@
 //! the messages, unacknowledged) and retries pruning every second. A failed commit ends the
 //! stage: its acks are dropped unresolved, so those messages are redelivered after a restart.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,6 +18,7 @@ use super::{Entry, Error, Journal};
 use crate::config::JournalSettings;
 use crate::metrics::Metrics;
 use crate::pipeline::Processed;
+use crate::readiness::Readiness;
 
 /// Renders a processed message into line-protocol points (one point per string).
 pub type Render = Box<dyn Fn(&Processed) -> Vec<String> + Send>;
@@ -64,7 +65,7 @@ pub fn spawn(
     metrics: Metrics,
     wake_sink: Arc<Notify>,
     params: RunParams,
-    not_ready: Arc<Mutex<Option<String>>>,
+    not_ready: Readiness,
 ) -> JoinHandle<Result<(), Error>> {
     let stage = Stage {
         journal,
@@ -89,7 +90,7 @@ struct Stage {
     metrics: Metrics,
     wake_sink: Arc<Notify>,
     params: RunParams,
-    not_ready: Arc<Mutex<Option<String>>>,
+    not_ready: Readiness,
     /// The readiness reason this stage set while full, to clear exactly that one.
     full_reason: Option<String>,
     /// The hash label currently set on `journal_chain_head`.
@@ -111,7 +112,7 @@ impl Stage {
         if let Err(e) = &result {
             let reason = format!("journal failed: {e}");
             tracing::error!(error.message = %e, error.cause_chain = ?e, "journal stage stopped; messages are no longer acknowledged");
-            set_reason(&self.not_ready, Some(reason));
+            self.not_ready.not_ready(COMPONENT, reason);
         }
         result
     }
@@ -283,27 +284,22 @@ impl Stage {
             "journal full: intake paused until records delivered to InfluxDB expire"
         );
         self.metrics.journal_full.set(1);
-        set_reason(&self.not_ready, Some(reason.clone()));
+        self.not_ready.not_ready(COMPONENT, reason.clone());
         self.full_reason = Some(reason);
     }
 
     fn clear_full(&mut self) {
-        let Some(reason) = self.full_reason.take() else {
+        if self.full_reason.take().is_none() {
             return;
-        };
+        }
         tracing::info!("journal has room again: intake resumed");
         self.metrics.journal_full.set(0);
-        let mut guard = self.not_ready.lock().unwrap_or_else(|e| e.into_inner());
-        // Another stage may have set its own reason since; leave that one alone.
-        if guard.as_deref() == Some(reason.as_str()) {
-            *guard = None;
-        }
+        self.not_ready.ready(COMPONENT);
     }
 }
 
-fn set_reason(not_ready: &Mutex<Option<String>>, reason: Option<String>) {
-    *not_ready.lock().unwrap_or_else(|e| e.into_inner()) = reason;
-}
+/// This stage's key in [`Readiness`].
+const COMPONENT: &str = "journal";
 
 fn now_ms() -> i64 {
     SystemTime::now()
