@@ -106,7 +106,9 @@ fn reading(
         }
     };
     let symbol = match f.param.map(classify) {
-        None | Some(J::Null) => return Err(malformed(Name::None, format_args!("has no \"param\""))),
+        None | Some(J::Null) => {
+            return Err(malformed(Name::None, format_args!("has no \"param\"")))
+        }
         Some(J::Str(s)) => s,
         Some(other) => {
             return Err(malformed(
@@ -151,9 +153,9 @@ fn reading(
             ))
         }
         // Rust's parser turns 1e400 into infinity, which the value check then refuses.
-        Some(J::Num(n)) => n.parse::<f64>().map_err(|_| {
-            malformed(name, format_args!("value {} is not a number", Quoted(n)))
-        })?,
+        Some(J::Num(n)) => n
+            .parse::<f64>()
+            .map_err(|_| malformed(name, format_args!("value {} is not a number", Quoted(n))))?,
         Some(other) => {
             return Err(malformed(
                 name,

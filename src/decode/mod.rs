@@ -189,14 +189,22 @@ impl Ctx<'_> {
             None => value,
             Some(unit) => units::to_canonical(param, unit, value).ok_or_else(|| {
                 let msg = match param.canonical_unit() {
-                    "" => format!("unit {} does not apply to pH, which has no unit", Quoted(unit)),
+                    "" => format!(
+                        "unit {} does not apply to pH, which has no unit",
+                        Quoted(unit)
+                    ),
                     canonical => format!("unit {} does not convert to {canonical}", Quoted(unit)),
                 };
                 reject(at, name, Reason::Unit, msg)
             })?,
         };
         if !value.is_finite() {
-            return Err(reject(at, name, Reason::Value, "value is not a finite number"));
+            return Err(reject(
+                at,
+                name,
+                Reason::Value,
+                "value is not a finite number",
+            ));
         }
         let (min, max) = param.physical_range();
         if !(min..=max).contains(&value) {

@@ -19,7 +19,8 @@ pub(crate) fn decode(ctx: &Ctx<'_>, text: &str, out: &mut Decoded) {
     let mut resembles = false;
     // Lines of one file usually share their time: parse it once.
     let mut last_time: Option<(&str, Result<i64, time::TimeProblem>)> = None;
-    out.readings.reserve(text.bytes().filter(|&b| b == b'\n').count() + 1);
+    out.readings
+        .reserve(text.bytes().filter(|&b| b == b'\n').count() + 1);
     for (i, line) in text.split('\n').enumerate() {
         // Removes the CR of CRLF, trailing TABs and spaces.
         let line = line.trim_end();

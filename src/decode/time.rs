@@ -187,9 +187,15 @@ mod tests {
         assert_eq!(parse_iso("2026-11-29T07:05:00Z", HCM), Ok(T0));
         assert_eq!(parse_iso("2026-11-29t07:05:00z", HCM), Ok(T0));
         assert_eq!(parse_iso("2026-11-29T02:05:00-0500", HCM), Ok(T0));
-        assert_eq!(parse_iso("2026-11-29T14:05:00.250+07:00", HCM), Ok(T0 + 250));
+        assert_eq!(
+            parse_iso("2026-11-29T14:05:00.250+07:00", HCM),
+            Ok(T0 + 250)
+        );
         assert_eq!(parse_iso("2026-11-29T14:05:00.2+07:00", HCM), Ok(T0 + 200));
-        assert_eq!(parse_iso("2026-11-29T14:05:00.123456789+07:00", HCM), Ok(T0 + 123));
+        assert_eq!(
+            parse_iso("2026-11-29T14:05:00.123456789+07:00", HCM),
+            Ok(T0 + 123)
+        );
     }
 
     #[test]
@@ -224,9 +230,18 @@ mod tests {
     fn circular_10_2021_compact_local_time() {
         // Circular 10/2021 file lines carry yyyyMMddHHmmss in local time.
         assert_eq!(parse_compact("20261129140500", HCM), Ok(T0));
-        assert_eq!(parse_compact("2026112914050", HCM), Err(TimeProblem::Syntax));
-        assert_eq!(parse_compact("20261329140500", HCM), Err(TimeProblem::Syntax));
-        assert_eq!(parse_compact("2026-11-29T14:", HCM), Err(TimeProblem::Syntax));
+        assert_eq!(
+            parse_compact("2026112914050", HCM),
+            Err(TimeProblem::Syntax)
+        );
+        assert_eq!(
+            parse_compact("20261329140500", HCM),
+            Err(TimeProblem::Syntax)
+        );
+        assert_eq!(
+            parse_compact("2026-11-29T14:", HCM),
+            Err(TimeProblem::Syntax)
+        );
     }
 
     #[test]

@@ -14,7 +14,10 @@ pub enum TemplateError {
     #[error("topic template {template:?}: level {level:?} must be either literal text or exactly one {{name}}")]
     BadLevel { template: String, level: String },
     #[error("topic template {template:?}: {{{name}}} is missing (park, site and station must each appear once)")]
-    Missing { template: String, name: &'static str },
+    Missing {
+        template: String,
+        name: &'static str,
+    },
     #[error("topic template {template:?}: {{{name}}} appears more than once")]
     Duplicate { template: String, name: String },
 }

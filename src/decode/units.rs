@@ -169,7 +169,10 @@ mod tests {
         assert!(close(to_canonical(Param::P, "kPa", 101.3), 101.3));
         assert!(close(to_canonical(Param::P, "Pa", 101_325.0), 101.325));
         assert!(close(to_canonical(Param::P, "hPa", 1013.25), 101.325));
-        assert!(close(to_canonical(Param::P, "mmHg", 760.0), 760.0 * 0.133322));
+        assert!(close(
+            to_canonical(Param::P, "mmHg", 760.0),
+            760.0 * 0.133322
+        ));
         assert_eq!(to_canonical(Param::P, "bar", 1.0), None);
     }
 
