@@ -17,6 +17,7 @@
 //! 5 million readings/s, the same readings as Circular 10/2021 text at about 6.8 million.
 
 mod json;
+mod run;
 mod text;
 mod time;
 mod topic;
@@ -30,6 +31,7 @@ use chrono_tz::Tz;
 use crate::model::{Param, Reading, Reason, Rejection, StationKey, Status};
 use crate::pipeline::Decoded;
 
+pub use run::{run, RejectionLog};
 pub use topic::TemplateError;
 
 /// Topics remembered by [`Decoder`]. A park has at most a few hundred stations, so the bound
