@@ -235,7 +235,7 @@ impl Broker {
             format!(
                 "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n\
                  autosave_interval 1\nmax_queued_messages 1000000\nmax_inflight_messages 1000\n\
-                 persistent_client_expiration 7d\nlog_dest stdout\nlog_type error\nlog_type warning\nlog_type notice\n",
+                 persistent_client_expiration 7d\nlog_dest stdout\nuser root\nlog_type error\nlog_type warning\nlog_type notice\n",
                 data.display()
             ),
         )
@@ -352,7 +352,8 @@ impl Influx1 {
             .send()
             .await
             .expect("querying influxd");
-        serde_json::from_str(&r.text().await.expect("influxd answers")).expect("influxd answers JSON")
+        serde_json::from_str(&r.text().await.expect("influxd answers"))
+            .expect("influxd answers JSON")
     }
 
     /// Rows of the first series of a query, as (columns, values).
