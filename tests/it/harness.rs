@@ -25,7 +25,7 @@ pub fn free_port() -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let _ = NEXT.compare_exchange(
         0,
-        20_000 + (std::process::id() % 400) as u16 * 30,
+        20_000 + (std::process::id() % 200) as u16 * 50,
         Ordering::SeqCst,
         Ordering::SeqCst,
     );
