@@ -32,7 +32,8 @@ pub use backoff::Backoff;
 pub use session::Error;
 use session::{Client, Incoming, Packet};
 
-const COMPONENT: &str = "mqtt";
+/// This stage's key in [`Readiness`].
+pub const COMPONENT: &str = "mqtt";
 
 /// A packet waiting for its ack, tagged with the connection it arrived on.
 struct Pending {
