@@ -128,7 +128,6 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         compliance_rx,
         to_journal,
         metrics.clone(),
-        stop_listener.clone(),
     ));
 
     let wake_sink = Arc::new(Notify::new());

@@ -10,7 +10,6 @@ use super::Engine;
 use crate::metrics::{Metrics, STATION_STATES};
 use crate::model::{Judged, WindowPoint};
 use crate::pipeline::{Ack, Decoded, Envelope, Processed};
-use crate::shutdown::StopListener;
 
 /// Topic of the journal records that hold windows closed by the clock (not by a message).
 pub const WINDOWS_TOPIC: &str = "$quantrac/windows";
@@ -23,7 +22,6 @@ pub async fn run(
     mut rx: mpsc::Receiver<(Envelope, Decoded)>,
     tx: mpsc::Sender<Processed>,
     metrics: Metrics,
-    _stop: StopListener,
 ) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -437,3 +437,62 @@ async fn sigterm_flushes_and_exits_zero_and_secrets_stay_out_of_logs() {
     let (_, help) = q.command(&["run", "--help"]);
     assert!(!help.contains("tok-inline-77aa"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_v3_1_1_by_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let influx = Influx1::start(dir.path());
+    influx.create_db().await;
+    let cfg = Quantrac::config_text(
+        dir.path(),
+        &broker.url(),
+        &format!(
+            "url = \"{}\"\napi = \"v1\"\ndatabase = \"{}\"",
+            influx.url(),
+            influx.db
+        ),
+        "[mqtt]\nprotocol = \"v3.1.1\"\n",
+    );
+    let mut q = Quantrac::start(dir.path(), &cfg, STATIONS);
+    q.wait_ready().await;
+    let p = Publisher::connect(broker.port).await;
+    let base = Utc::now() - chrono::Duration::minutes(30);
+    for i in 0..50 {
+        let ts = (base + chrono::Duration::seconds(i))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
+        p.publish(
+            OUTFALL,
+            json_message(&ts, &[("COD", 50.0, ""), ("pH", 7.0, "")]),
+        )
+        .await;
+    }
+    p.wait_acked(50).await;
+    eventually(
+        "100 readings over MQTT 3.1.1",
+        Duration::from_secs(20),
+        || async { (influx.count("SELECT count(value) FROM reading").await == 100).then_some(()) },
+    )
+    .await;
+    // The session persists across a restart in 3.1.1 too: messages sent while quantrac is down arrive.
+    assert!(q.proc.sigterm(Duration::from_secs(20)).unwrap().success());
+    for i in 50..80 {
+        let ts = (base + chrono::Duration::seconds(i))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
+        p.publish(
+            OUTFALL,
+            json_message(&ts, &[("COD", 50.0, ""), ("pH", 7.0, "")]),
+        )
+        .await;
+    }
+    p.wait_acked(80).await;
+    q.restart();
+    eventually(
+        "160 readings after the restart",
+        Duration::from_secs(20),
+        || async { (influx.count("SELECT count(value) FROM reading").await == 160).then_some(()) },
+    )
+    .await;
+}
