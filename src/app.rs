@@ -437,9 +437,29 @@ pub async fn demo(args: crate::cli::DemoArgs) -> anyhow::Result<()> {
     use crate::demo;
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
-    let broker = demo::start_broker(args.mqtt_port).map_err(|e| {
-        anyhow::anyhow!("{e} (choose another port with --mqtt-port, or 0 for a free one)")
-    })?;
+    // The usual ports may be taken (a broker or another quantrac already running): the demo
+    // then takes free ones and says so, rather than refusing to start.
+    let listeners = match demo::start_broker_listeners(args.mqtt_port, 0) {
+        Err(demo::DemoError::PortInUse { port, .. }) if port != 0 => {
+            tracing::warn!(
+                port,
+                "MQTT port in use; the demo broker takes a free port instead"
+            );
+            demo::start_broker_listeners(0, 0)?
+        }
+        other => other?,
+    };
+    let broker = listeners.v5;
+    let listen = match std::net::TcpListener::bind(&args.listen) {
+        Ok(probe) => {
+            drop(probe);
+            args.listen.clone()
+        }
+        Err(e) => {
+            tracing::warn!(listen = %args.listen, error.message = %e, "metrics address in use; the demo takes a free port instead");
+            "127.0.0.1:0".to_string()
+        }
+    };
     let stations = args.dir.join("stations.toml");
     std::fs::write(&stations, demo::stations_toml())
         .with_context(|| format!("writing {}", stations.display()))?;
@@ -448,7 +468,7 @@ pub async fn demo(args: crate::cli::DemoArgs) -> anyhow::Result<()> {
     settings.mqtt.client_id = "quantrac-demo".into();
     settings.stations.file = stations;
     settings.journal.path = args.dir.join("journal");
-    settings.http.listen = args.listen.clone();
+    settings.http.listen = listen;
     settings.influx.url = args.influx_url.clone();
     settings.influx.api = match args.influx_api.as_str() {
         "v1" => crate::config::InfluxApi::V1,
@@ -469,14 +489,15 @@ pub async fn demo(args: crate::cli::DemoArgs) -> anyhow::Result<()> {
         "\nquantrac demo: a simulated Hải Phòng park is publishing to an embedded MQTT broker.\n\n\
          \x20 metrics      http://{http}/metrics   (try: curl -s http://{http}/metrics | grep quantrac_exceedance)\n\
          \x20 readiness    http://{http}/readyz\n\
-         \x20 MQTT broker  mqtt://{broker}  (v5; watch it: mosquitto_sub -h {h} -p {p} -t 'env/#' -v)\n\
+         \x20 MQTT broker  mqtt://{broker} (v5) and mqtt://{v311} (v3.1.1); watch it: mosquitto_sub -h {h} -p {p} -t 'env/#' -v\n\
          \x20 journal      {journal}   (quantrac verify / dead-letters list work on it with a config naming it)\n\
          \x20 Grafana      add Prometheus scraping http://{http}/metrics and import deploy/grafana/dashboards/\n\
          \x20              (run with --influx-url http://127.0.0.1:8086 to fill InfluxDB too)\n\n\
          The textile outfall exceeds its COD limit, the chemical outfall calibrates, a boiler reports a\n\
          device fault and the footwear outfall goes silent. Ctrl-C stops.\n",
         h = broker.ip(),
-        p = broker.port(),
+        p = listeners.v311.port(),
+        v311 = listeners.v311,
         journal = args.dir.join("journal").display(),
     );
     let signal = async move {

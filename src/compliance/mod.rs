@@ -282,6 +282,11 @@ impl Engine {
 
     /// Station health at `now_ms` for every configured station and every other station seen.
     /// Before the engine was given any time, `now_ms` counts as the start.
+    /// Whether `key` is a configured station (has a permit in `stations.toml`).
+    pub fn is_configured(&self, key: &StationKey) -> bool {
+        self.stations.get(key).is_some()
+    }
+
     pub fn health(&self, now_ms: i64) -> Vec<StationHealth> {
         self.health
             .health(&self.stations, self.started_ms.unwrap_or(now_ms), now_ms)

@@ -143,7 +143,13 @@ fn record_windows(m: &Metrics, engine: &Engine) {
 }
 
 fn record_health(m: &Metrics, engine: &Engine, now_ms: i64) {
-    for h in engine.health(now_ms) {
+    // Configured stations only: a station removed from the configuration has no state series,
+    // even while its readings are still in the journal.
+    for h in engine
+        .health(now_ms)
+        .into_iter()
+        .filter(|h| engine.is_configured(&h.key))
+    {
         let [park, site, station] = Metrics::station_labels(&h.key);
         for state in STATION_STATES {
             let on = h.state.label() == state;
