@@ -42,7 +42,10 @@ pub struct Running {
     decode: tokio::task::JoinHandle<()>,
     compliance: tokio::task::JoinHandle<()>,
     journal: std::thread::JoinHandle<Result<(), journal::Error>>,
-    sink: Option<(tokio::task::JoinHandle<()>, tokio::sync::watch::Sender<bool>)>,
+    sink: Option<(
+        tokio::task::JoinHandle<()>,
+        tokio::sync::watch::Sender<bool>,
+    )>,
     http: tokio::task::JoinHandle<()>,
 }
 
@@ -59,7 +62,11 @@ fn engine(settings: &Settings, stations: Stations) -> Engine {
 pub fn limit_table(settings: &Settings, stations: Stations) -> anyhow::Result<String> {
     let n = stations.by_key.len();
     let engine = engine(settings, stations);
-    Ok(compliance::render_limit_table(&engine.limit_table(), &engine.warnings(), n))
+    Ok(compliance::render_limit_table(
+        &engine.limit_table(),
+        &engine.warnings(),
+        n,
+    ))
 }
 
 /// Starts every stage. Returns once the HTTP server listens; the pipeline runs in tasks.
@@ -103,7 +110,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let (to_journal, journal_rx) = mpsc::channel::<Processed>(cap);
 
     let filters = decoder.filters();
-    let decode = tokio::spawn(decode::run(decoder, decode_rx, to_compliance, metrics.clone()));
+    let decode = tokio::spawn(decode::run(
+        decoder,
+        decode_rx,
+        to_compliance,
+        metrics.clone(),
+    ));
     let compliance = tokio::spawn(compliance::run(
         engine,
         compliance_rx,
@@ -145,7 +157,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
 
     let mqtt_settings = settings.mqtt;
     let mqtt = {
-        let (metrics, readiness, stop) = (metrics.clone(), readiness.clone(), stop_listener.clone());
+        let (metrics, readiness, stop) =
+            (metrics.clone(), readiness.clone(), stop_listener.clone());
         tokio::spawn(async move {
             mqtt::run(&mqtt_settings, filters, to_decode, metrics, readiness, stop).await
         })
@@ -186,12 +199,20 @@ fn rebuild_windows(
     let messages = journal.messages_since(since)?;
     let mut readings = Vec::new();
     for m in messages.iter().filter(|m| !m.topic.starts_with('$')) {
-        readings.extend(decoder.decode(&m.topic, &m.payload, m.received_at_ms).readings);
+        readings.extend(
+            decoder
+                .decode(&m.topic, &m.payload, m.received_at_ms)
+                .readings,
+        );
     }
     let n = readings.len();
     engine.restore(readings, now);
     if !messages.is_empty() {
-        tracing::info!(messages = messages.len(), readings = n, "compliance windows rebuilt from the journal");
+        tracing::info!(
+            messages = messages.len(),
+            readings = n,
+            "compliance windows rebuilt from the journal"
+        );
     }
     Ok(())
 }
@@ -407,7 +428,8 @@ pub async fn replay_dead_letters(settings: Settings) -> anyhow::Result<usize> {
 /// `quantrac demo`: an embedded broker, the simulated park and the real pipeline.
 pub async fn demo(args: crate::cli::DemoArgs) -> anyhow::Result<()> {
     use crate::demo;
-    std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
     let broker = demo::start_broker(args.mqtt_port).map_err(|e| {
         anyhow::anyhow!("{e} (choose another port with --mqtt-port, or 0 for a free one)")
     })?;
@@ -456,7 +478,11 @@ pub async fn demo(args: crate::cli::DemoArgs) -> anyhow::Result<()> {
     };
     let result = running.run_until(signal).await;
     match simulator.await {
-        Ok(Ok(report)) => tracing::info!(sent = report.sent, acked = report.acked, "simulator stopped"),
+        Ok(Ok(report)) => tracing::info!(
+            sent = report.sent,
+            acked = report.acked,
+            "simulator stopped"
+        ),
         Ok(Err(e)) => tracing::warn!(error.message = %e, "simulator failed"),
         Err(e) => tracing::warn!(error.message = %e, "simulator task failed"),
     }
@@ -487,7 +513,10 @@ pub async fn simulate(args: crate::cli::SimulateArgs) -> anyhow::Result<()> {
         report.elapsed.as_secs_f64()
     );
     if report.unacked > 0 {
-        bail!("{} messages were not acknowledged by the broker", report.unacked);
+        bail!(
+            "{} messages were not acknowledged by the broker",
+            report.unacked
+        );
     }
     Ok(())
 }

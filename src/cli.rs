@@ -12,7 +12,11 @@ use crate::config::Settings;
 const DEFAULT_CONFIG: &str = "config/quantrac.toml";
 
 #[derive(Parser, Debug)]
-#[command(name = "quantrac", version, about = "Environmental telemetry from MQTT to InfluxDB, checked against permit limits, with a tamper-evident journal.")]
+#[command(
+    name = "quantrac",
+    version,
+    about = "Environmental telemetry from MQTT to InfluxDB, checked against permit limits, with a tamper-evident journal."
+)]
 pub struct Args {
     #[command(subcommand)]
     pub command: Command,
@@ -160,8 +164,12 @@ fn check_config(c: &ConfigArg) -> anyhow::Result<ExitCode> {
 
 fn verify(c: &ConfigArg) -> anyhow::Result<ExitCode> {
     let settings = load(c)?;
-    let report = crate::journal::verify(&settings.journal.path)
-        .with_context(|| format!("verifying the journal in {}", settings.journal.path.display()))?;
+    let report = crate::journal::verify(&settings.journal.path).with_context(|| {
+        format!(
+            "verifying the journal in {}",
+            settings.journal.path.display()
+        )
+    })?;
     println!("{report}");
     Ok(if report.problem.is_none() {
         ExitCode::SUCCESS
@@ -172,8 +180,13 @@ fn verify(c: &ConfigArg) -> anyhow::Result<ExitCode> {
 
 fn dead_letters_list(c: &ConfigArg, limit: usize) -> anyhow::Result<ExitCode> {
     let settings = load(c)?;
-    let letters = crate::journal::dead_letters(&settings.journal.path, limit)
-        .with_context(|| format!("reading dead letters from {}", settings.journal.path.display()))?;
+    let letters =
+        crate::journal::dead_letters(&settings.journal.path, limit).with_context(|| {
+            format!(
+                "reading dead letters from {}",
+                settings.journal.path.display()
+            )
+        })?;
     if letters.is_empty() {
         println!("no dead letters");
     }
@@ -198,5 +211,8 @@ fn dead_letters_list(c: &ConfigArg, limit: usize) -> anyhow::Result<ExitCode> {
 
 /// Raw bytes as received: printable ASCII as is, everything else escaped, so nothing is hidden.
 fn escape_bytes(b: &[u8]) -> String {
-    b.iter().flat_map(|c| std::ascii::escape_default(*c)).map(char::from).collect()
+    b.iter()
+        .flat_map(|c| std::ascii::escape_default(*c))
+        .map(char::from)
+        .collect()
 }

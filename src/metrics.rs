@@ -54,31 +54,36 @@ impl Default for Metrics {
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(name, help).expect("metric names are valid constants");
-    r.register(Box::new(c.clone())).expect("each metric is registered once");
+    r.register(Box::new(c.clone()))
+        .expect("each metric is registered once");
     c
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-    r.register(Box::new(c.clone())).expect("each metric is registered once");
+    r.register(Box::new(c.clone()))
+        .expect("each metric is registered once");
     c
 }
 
 fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
     let g = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-    r.register(Box::new(g.clone())).expect("each metric is registered once");
+    r.register(Box::new(g.clone()))
+        .expect("each metric is registered once");
     g
 }
 
 fn int_gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-    r.register(Box::new(g.clone())).expect("each metric is registered once");
+    r.register(Box::new(g.clone()))
+        .expect("each metric is registered once");
     g
 }
 
 fn int_gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
     let g = IntGauge::new(name, help).expect("valid metric");
-    r.register(Box::new(g.clone())).expect("each metric is registered once");
+    r.register(Box::new(g.clone()))
+        .expect("each metric is registered once");
     g
 }
 
@@ -86,36 +91,138 @@ impl Metrics {
     pub fn new() -> Metrics {
         let r = Registry::new();
         let m = Metrics {
-            messages_received: counter(&r, "quantrac_messages_received_total", "MQTT messages received."),
-            readings_accepted: counter(&r, "quantrac_readings_accepted_total", "Readings that passed decoding and validation."),
-            readings_rejected: counter_vec(&r, "quantrac_readings_rejected_total", "Readings (or whole payloads) rejected, by reason.", &["reason"]),
-            reading_value: gauge_vec(&r, "quantrac_reading_value", "Latest value of each station parameter, canonical unit.", &READING_LABELS),
-            limit_ratio: gauge_vec(&r, "quantrac_limit_ratio", "Value ÷ limit: instant reading, or latest closed valid window.", &WINDOW_LABELS),
-            exceedance: int_gauge_vec(&r, "quantrac_exceedance", "1 while the limit is exceeded (instant reading, or latest closed valid window).", &WINDOW_LABELS),
-            running_ratio: gauge_vec(&r, "quantrac_window_running_ratio", "Running (open) window mean ÷ limit, for early warnings.", &WINDOW_LABELS),
-            running_capture: gauge_vec(&r, "quantrac_window_running_capture", "Share of expected samples the running window has so far (0–1).", &WINDOW_LABELS),
-            station_last_reading: gauge_vec(&r, "quantrac_station_last_reading_timestamp_seconds", "Receive time of the station's latest reading.", &STATION_LABELS),
-            station_expected_interval: gauge_vec(&r, "quantrac_station_expected_interval_seconds", "How often a configured station should report.", &STATION_LABELS),
-            station_state: int_gauge_vec(&r, "quantrac_station_state", "1 for the station's current state (ok, silent, fault, calibrating, stuck).", &["park", "site", "station", "state"]),
-            mqtt_connected: int_gauge(&r, "quantrac_mqtt_connected", "1 while connected to the MQTT broker."),
-            influx_points_written: counter(&r, "quantrac_influx_points_written_total", "Points InfluxDB accepted."),
-            influx_points_rejected: counter(&r, "quantrac_influx_points_rejected_total", "Points InfluxDB refused for good (kept in the journal)."),
-            influx_write_errors: counter_vec(&r, "quantrac_influx_write_errors_total", "Failed InfluxDB write attempts, by kind.", &["kind"]),
-            journal_backlog: int_gauge(&r, "quantrac_journal_backlog_readings", "Points committed to the journal and not yet written to InfluxDB."),
+            messages_received: counter(
+                &r,
+                "quantrac_messages_received_total",
+                "MQTT messages received.",
+            ),
+            readings_accepted: counter(
+                &r,
+                "quantrac_readings_accepted_total",
+                "Readings that passed decoding and validation.",
+            ),
+            readings_rejected: counter_vec(
+                &r,
+                "quantrac_readings_rejected_total",
+                "Readings (or whole payloads) rejected, by reason.",
+                &["reason"],
+            ),
+            reading_value: gauge_vec(
+                &r,
+                "quantrac_reading_value",
+                "Latest value of each station parameter, canonical unit.",
+                &READING_LABELS,
+            ),
+            limit_ratio: gauge_vec(
+                &r,
+                "quantrac_limit_ratio",
+                "Value ÷ limit: instant reading, or latest closed valid window.",
+                &WINDOW_LABELS,
+            ),
+            exceedance: int_gauge_vec(
+                &r,
+                "quantrac_exceedance",
+                "1 while the limit is exceeded (instant reading, or latest closed valid window).",
+                &WINDOW_LABELS,
+            ),
+            running_ratio: gauge_vec(
+                &r,
+                "quantrac_window_running_ratio",
+                "Running (open) window mean ÷ limit, for early warnings.",
+                &WINDOW_LABELS,
+            ),
+            running_capture: gauge_vec(
+                &r,
+                "quantrac_window_running_capture",
+                "Share of expected samples the running window has so far (0–1).",
+                &WINDOW_LABELS,
+            ),
+            station_last_reading: gauge_vec(
+                &r,
+                "quantrac_station_last_reading_timestamp_seconds",
+                "Receive time of the station's latest reading.",
+                &STATION_LABELS,
+            ),
+            station_expected_interval: gauge_vec(
+                &r,
+                "quantrac_station_expected_interval_seconds",
+                "How often a configured station should report.",
+                &STATION_LABELS,
+            ),
+            station_state: int_gauge_vec(
+                &r,
+                "quantrac_station_state",
+                "1 for the station's current state (ok, silent, fault, calibrating, stuck).",
+                &["park", "site", "station", "state"],
+            ),
+            mqtt_connected: int_gauge(
+                &r,
+                "quantrac_mqtt_connected",
+                "1 while connected to the MQTT broker.",
+            ),
+            influx_points_written: counter(
+                &r,
+                "quantrac_influx_points_written_total",
+                "Points InfluxDB accepted.",
+            ),
+            influx_points_rejected: counter(
+                &r,
+                "quantrac_influx_points_rejected_total",
+                "Points InfluxDB refused for good (kept in the journal).",
+            ),
+            influx_write_errors: counter_vec(
+                &r,
+                "quantrac_influx_write_errors_total",
+                "Failed InfluxDB write attempts, by kind.",
+                &["kind"],
+            ),
+            journal_backlog: int_gauge(
+                &r,
+                "quantrac_journal_backlog_readings",
+                "Points committed to the journal and not yet written to InfluxDB.",
+            ),
             journal_bytes: int_gauge(&r, "quantrac_journal_bytes", "Size of the journal on disk."),
-            journal_full: int_gauge(&r, "quantrac_journal_full", "1 while the journal is at journal.max_bytes and intake is paused."),
-            journal_commits: counter(&r, "quantrac_journal_commits_total", "Journal transactions committed."),
-            journal_chain_head: int_gauge_vec(&r, "quantrac_journal_chain_head", "Current head of the journal hash chain (label), value = record id.", &["hash"]),
-            acks_sent: counter(&r, "quantrac_mqtt_acks_total", "PUBACKs sent after the journal commit."),
-            build_info: int_gauge_vec(&r, "quantrac_build_info", "Always 1; the version label tells the build.", &["version"]),
+            journal_full: int_gauge(
+                &r,
+                "quantrac_journal_full",
+                "1 while the journal is at journal.max_bytes and intake is paused.",
+            ),
+            journal_commits: counter(
+                &r,
+                "quantrac_journal_commits_total",
+                "Journal transactions committed.",
+            ),
+            journal_chain_head: int_gauge_vec(
+                &r,
+                "quantrac_journal_chain_head",
+                "Current head of the journal hash chain (label), value = record id.",
+                &["hash"],
+            ),
+            acks_sent: counter(
+                &r,
+                "quantrac_mqtt_acks_total",
+                "PUBACKs sent after the journal commit.",
+            ),
+            build_info: int_gauge_vec(
+                &r,
+                "quantrac_build_info",
+                "Always 1; the version label tells the build.",
+                &["version"],
+            ),
             ingest_lag: {
-                let g = Gauge::new("quantrac_ingest_lag_seconds", "Receive time minus reading time of the latest reading.").expect("valid metric");
+                let g = Gauge::new(
+                    "quantrac_ingest_lag_seconds",
+                    "Receive time minus reading time of the latest reading.",
+                )
+                .expect("valid metric");
                 r.register(Box::new(g.clone())).expect("registered once");
                 g
             },
             registry: r,
         };
-        m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        m.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
         for reason in Reason::ALL {
             m.readings_rejected.with_label_values(&[reason.as_label()]);
         }
@@ -124,7 +231,9 @@ impl Metrics {
 
     /// Counts one rejection.
     pub fn reject(&self, reason: Reason) {
-        self.readings_rejected.with_label_values(&[reason.as_label()]).inc();
+        self.readings_rejected
+            .with_label_values(&[reason.as_label()])
+            .inc();
     }
 
     /// The text exposition format, for `GET /metrics`.

@@ -47,10 +47,8 @@ pub async fn run(
             _ = tick.tick() => {
                 let now = chrono::Utc::now().timestamp_millis();
                 let closed = engine.tick(now);
-                if !closed.is_empty() {
-                    if tx.send(windows_record(closed, now)).await.is_err() {
-                        break;
-                    }
+                if !closed.is_empty() && tx.send(windows_record(closed, now)).await.is_err() {
+                    break;
                 }
                 record_windows(&metrics, &engine);
                 record_health(&metrics, &engine, now);
@@ -99,11 +97,19 @@ fn record_readings(m: &Metrics, readings: &[Judged], received_at_ms: i64) {
         let labels = [key.park(), key.site(), key.station(), r.param.symbol()];
         m.reading_value.with_label_values(&labels).set(r.value);
         if j.limit.is_some() {
-            let w = [key.park(), key.site(), key.station(), r.param.symbol(), "instant"];
+            let w = [
+                key.park(),
+                key.site(),
+                key.station(),
+                r.param.symbol(),
+                "instant",
+            ];
             if let Some(ratio) = j.ratio {
                 m.limit_ratio.with_label_values(&w).set(ratio);
             }
-            m.exceedance.with_label_values(&w).set(i64::from(j.exceeded));
+            m.exceedance
+                .with_label_values(&w)
+                .set(i64::from(j.exceeded));
         }
     }
 }
@@ -122,14 +128,18 @@ fn record_windows(m: &Metrics, engine: &Engine) {
                 if let Some(ratio) = closed.ratio {
                     m.limit_ratio.with_label_values(&labels).set(ratio);
                 }
-                m.exceedance.with_label_values(&labels).set(i64::from(closed.exceeded));
+                m.exceedance
+                    .with_label_values(&labels)
+                    .set(i64::from(closed.exceeded));
             }
         }
         if let Some(running) = &s.running {
             if let Some(ratio) = running.ratio {
                 m.running_ratio.with_label_values(&labels).set(ratio);
             }
-            m.running_capture.with_label_values(&labels).set(running.capture);
+            m.running_capture
+                .with_label_values(&labels)
+                .set(running.capture);
         }
     }
 }

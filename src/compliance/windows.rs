@@ -210,7 +210,7 @@ impl Series {
             && self
                 .last_valid
                 .as_ref()
-                .map_or(true, |p| p.start_ms <= point.start_ms)
+                .is_none_or(|p| p.start_ms <= point.start_ms)
         {
             self.last_valid = Some(point.clone());
         }

@@ -317,9 +317,21 @@ impl Settings {
     }
 
     fn read_secret_files(&mut self) -> Result<(), Error> {
-        read_secret(&mut self.mqtt.password, &self.mqtt.password_file, "mqtt.password_file")?;
-        read_secret(&mut self.influx.token, &self.influx.token_file, "influx.token_file")?;
-        read_secret(&mut self.influx.password, &self.influx.password_file, "influx.password_file")?;
+        read_secret(
+            &mut self.mqtt.password,
+            &self.mqtt.password_file,
+            "mqtt.password_file",
+        )?;
+        read_secret(
+            &mut self.influx.token,
+            &self.influx.token_file,
+            "influx.token_file",
+        )?;
+        read_secret(
+            &mut self.influx.password,
+            &self.influx.password_file,
+            "influx.password_file",
+        )?;
         Ok(())
     }
 
@@ -331,13 +343,22 @@ impl Settings {
         };
         let has_scheme = |url: &str, schemes: &[&str]| schemes.iter().any(|s| url.starts_with(s));
         if !has_scheme(&self.mqtt.url, &["mqtt://", "mqtts://"]) {
-            return Err(bad("mqtt.url", format!("{:?} must start with mqtt:// or mqtts://", self.mqtt.url)));
+            return Err(bad(
+                "mqtt.url",
+                format!("{:?} must start with mqtt:// or mqtts://", self.mqtt.url),
+            ));
         }
         if self.mqtt.topics.is_empty() {
-            return Err(bad("mqtt.topics", "at least one topic template is needed".into()));
+            return Err(bad(
+                "mqtt.topics",
+                "at least one topic template is needed".into(),
+            ));
         }
         if self.mqtt.client_id.is_empty() {
-            return Err(bad("mqtt.client_id", "a stable, non-empty client id keeps the broker session".into()));
+            return Err(bad(
+                "mqtt.client_id",
+                "a stable, non-empty client id keeps the broker session".into(),
+            ));
         }
         if self.mqtt.receive_maximum == 0 {
             return Err(bad("mqtt.receive_maximum", "must be at least 1".into()));
@@ -346,13 +367,22 @@ impl Settings {
             return Err(bad("mqtt.max_payload_bytes", "must be at least 1".into()));
         }
         if !self.influx.url.is_empty() && !has_scheme(&self.influx.url, &["http://", "https://"]) {
-            return Err(bad("influx.url", format!("{:?} must start with http:// or https://", self.influx.url)));
+            return Err(bad(
+                "influx.url",
+                format!("{:?} must start with http:// or https://", self.influx.url),
+            ));
         }
         if self.influx.batch_size == 0 {
             return Err(bad("influx.batch_size", "must be at least 1".into()));
         }
         if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(bad("http.listen", format!("{:?} is not an address such as 127.0.0.1:9787", self.http.listen)));
+            return Err(bad(
+                "http.listen",
+                format!(
+                    "{:?} is not an address such as 127.0.0.1:9787",
+                    self.http.listen
+                ),
+            ));
         }
         if self.journal.retention_days == 0 {
             return Err(bad("journal.retention_days", "must be at least 1".into()));
@@ -381,7 +411,9 @@ fn read_secret(
             key: key.into(),
             reason: format!("cannot read secret file: {e}"),
         })?;
-        *secret = Some(SecretString::from(text.trim_end_matches(['\r', '\n']).to_owned()));
+        *secret = Some(SecretString::from(
+            text.trim_end_matches(['\r', '\n']).to_owned(),
+        ));
     }
     Ok(())
 }
@@ -425,22 +457,29 @@ mod tests {
                 token.display().to_string()
             ),
         );
-        let env = HashMap::from([("QUANTRAC__INFLUX__BATCH_SIZE".to_string(), "20".to_string()),
-            ("QUANTRAC__INFLUX__ORG".to_string(), "007".to_string())]);
+        let env = HashMap::from([
+            ("QUANTRAC__INFLUX__BATCH_SIZE".to_string(), "20".to_string()),
+            ("QUANTRAC__INFLUX__ORG".to_string(), "007".to_string()),
+        ]);
         let s = Settings::load(&path, true, Some(env)).unwrap();
         assert_eq!(s.influx.batch_size, 20);
         assert_eq!(s.influx.org, "007", "digits stay a string");
         assert_eq!(s.influx.token.as_ref().unwrap().expose_secret(), "s3cret");
         assert_eq!(s.mqtt.topics, vec!["a/{park}/{site}/{station}"]);
         assert_eq!(s.mqtt.client_id, "quantrac");
-        assert!(!format!("{s:?}").contains("s3cret"), "secrets never reach Debug");
+        assert!(
+            !format!("{s:?}").contains("s3cret"),
+            "secrets never reach Debug"
+        );
     }
 
     #[test]
     fn unknown_keys_are_errors_naming_the_key() {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), "q.toml", "[influx]\nbatchsize = 10\n");
-        let e = Settings::load(&path, true, Some(HashMap::new())).unwrap_err().to_string();
+        let e = Settings::load(&path, true, Some(HashMap::new()))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("batchsize"), "{e}");
         assert!(e.contains("q.toml"), "{e}");
     }

@@ -103,12 +103,18 @@ impl WindowSpec {
             "d" => n * 86_400,
             _ => return Err(format!("window {s:?}: unit must be m, h or d")),
         };
-        if seconds == 0 || (seconds < 86_400 && 86_400 % seconds != 0) || (seconds > 86_400 && seconds % 86_400 != 0) {
+        if seconds == 0
+            || (seconds < 86_400 && 86_400 % seconds != 0)
+            || (seconds > 86_400 && seconds % 86_400 != 0)
+        {
             return Err(format!(
                 "window {s:?}: must divide a day evenly (e.g. 30m, 1h, 8h) or be whole days"
             ));
         }
-        Ok(WindowSpec { label: s.to_owned(), seconds })
+        Ok(WindowSpec {
+            label: s.to_owned(),
+            seconds,
+        })
     }
 }
 
@@ -219,7 +225,11 @@ fn parse_windows(
         .collect()
 }
 
-fn coefficient(v: Option<f64>, key: &str, bad: &dyn Fn(&str, String) -> Error) -> Result<f64, Error> {
+fn coefficient(
+    v: Option<f64>,
+    key: &str,
+    bad: &dyn Fn(&str, String) -> Error,
+) -> Result<f64, Error> {
     match v {
         None => Ok(1.0),
         Some(k) if k.is_finite() && k > 0.0 && k <= 5.0 => Ok(k),
@@ -236,12 +246,18 @@ fn validate(
     if raw.expected_interval_s == 0 || raw.expected_interval_s > 86_400 {
         return Err(bad(
             "expected_interval_s",
-            format!("{} must be between 1 and 86400 seconds", raw.expected_interval_s),
+            format!(
+                "{} must be between 1 and 86400 seconds",
+                raw.expected_interval_s
+            ),
         ));
     }
     if let Some(o2) = raw.o2_ref {
         if raw.kind != Kind::Emission {
-            return Err(bad("o2_ref", "only emission stations have a reference O2".into()));
+            return Err(bad(
+                "o2_ref",
+                "only emission stations have a reference O2".into(),
+            ));
         }
         if !(0.0..20.0).contains(&o2) {
             return Err(bad("o2_ref", format!("{o2} % must be in 0–20")));
@@ -254,12 +270,16 @@ fn validate(
         coefficient(raw.kv, "kv", bad)?,
     );
     match raw.kind {
-        Kind::Wastewater if raw.kp.is_some() || raw.kv.is_some() => {
-            return Err(bad("kp", "kp and kv are emission coefficients (QCVN 19); a wastewater station takes kq and kf".into()))
-        }
-        Kind::Emission if raw.kq.is_some() || raw.kf.is_some() => {
-            return Err(bad("kq", "kq and kf are wastewater coefficients (QCVN 40); an emission station takes kp and kv".into()))
-        }
+        Kind::Wastewater if raw.kp.is_some() || raw.kv.is_some() => return Err(bad(
+            "kp",
+            "kp and kv are emission coefficients (QCVN 19); a wastewater station takes kq and kf"
+                .into(),
+        )),
+        Kind::Emission if raw.kq.is_some() || raw.kf.is_some() => return Err(bad(
+            "kq",
+            "kq and kf are wastewater coefficients (QCVN 40); an emission station takes kp and kv"
+                .into(),
+        )),
         _ => {}
     }
     let windows = match &raw.windows {
@@ -277,7 +297,10 @@ fn validate(
         let param = Param::parse(&symbol)
             .ok_or_else(|| bad(&lkey, format!("unknown parameter {symbol:?}")))?;
         if !param.kinds().contains(&raw.kind) {
-            return Err(bad(&lkey, format!("{param} is not measured at a {:?} station", raw.kind)));
+            return Err(bad(
+                &lkey,
+                format!("{param} is not measured at a {:?} station", raw.kind),
+            ));
         }
         let (max, min, windows) = match limit {
             RawLimit::Max(m) => (Some(m), None, None),
@@ -285,7 +308,10 @@ fn validate(
         };
         for v in [max, min].into_iter().flatten() {
             if !v.is_finite() || v < 0.0 {
-                return Err(bad(&lkey, format!("limit {v} must be a finite, non-negative number")));
+                return Err(bad(
+                    &lkey,
+                    format!("limit {v} must be a finite, non-negative number"),
+                ));
             }
         }
         if let (Some(lo), Some(hi)) = (min, max) {
@@ -325,7 +351,10 @@ mod tests {
 
     fn defaults() -> StationDefaults {
         StationDefaults {
-            windows: vec![WindowSpec::parse("1h").unwrap(), WindowSpec::parse("24h").unwrap()],
+            windows: vec![
+                WindowSpec::parse("1h").unwrap(),
+                WindowSpec::parse("24h").unwrap(),
+            ],
             min_capture: 0.75,
             stuck_after_s: 3600,
         }
@@ -367,7 +396,13 @@ SO2 = { max = 300 }
             .unwrap();
         assert_eq!(stack.kp, 0.9);
         assert_eq!(stack.o2_ref, Some(7.0));
-        assert_eq!(stack.limits[&Param::PM], PermitLimit { max: Some(100.0), min: None });
+        assert_eq!(
+            stack.limits[&Param::PM],
+            PermitLimit {
+                max: Some(100.0),
+                min: None
+            }
+        );
         assert_eq!(stack.limits[&Param::SO2].max, Some(300.0));
         assert_eq!(stack.windows_for(Param::SO2).len(), 2);
     }
@@ -375,15 +410,21 @@ SO2 = { max = 300 }
     #[test]
     fn unknown_keys_and_bad_values_name_the_station_and_key() {
         let text = CONTRACT_EXAMPLE.replace("kq = 0.9", "kq = 0.9\nkz = 1");
-        let e = Stations::parse(&text, "stations.toml", &defaults()).unwrap_err().to_string();
+        let e = Stations::parse(&text, "stations.toml", &defaults())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("stations.toml") && e.contains("kz"), "{e}");
 
         let text = CONTRACT_EXAMPLE.replace("PM = 100", "Benzene = 5");
-        let e = Stations::parse(&text, "stations.toml", &defaults()).unwrap_err().to_string();
+        let e = Stations::parse(&text, "stations.toml", &defaults())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("station[1].limits.Benzene"), "{e}");
 
         let text = CONTRACT_EXAMPLE.replace("outfall-1", "outfall 1");
-        let e = Stations::parse(&text, "stations.toml", &defaults()).unwrap_err().to_string();
+        let e = Stations::parse(&text, "stations.toml", &defaults())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("station[0].station"), "{e}");
     }
 

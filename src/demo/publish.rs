@@ -125,7 +125,7 @@ impl Shared {
             return false;
         }
         let n = self.connection_errors.fetch_add(1, Ordering::SeqCst) + 1;
-        if n == 1 || n % 20 == 0 {
+        if n == 1 || n.is_multiple_of(20) {
             tracing::warn!(error.message = %error, errors = n, "simulator: MQTT connection failed; retrying");
         }
         true

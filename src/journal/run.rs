@@ -129,7 +129,7 @@ impl Stage {
         let mut size = self.journal.size_bytes()?;
         loop {
             let full = size >= self.params.max_bytes;
-            if full || last_prune.map_or(true, |t| t.elapsed() >= self.params.prune_interval) {
+            if full || last_prune.is_none_or(|t| t.elapsed() >= self.params.prune_interval) {
                 self.prune(full);
                 last_prune = Some(Instant::now());
                 size = self.journal.size_bytes()?;

@@ -1,7 +1,7 @@
 //! Journal tests against real SQLite files in a temporary folder.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -473,7 +473,7 @@ mod stage {
         let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
         let metrics = Metrics::new();
         let wake = Arc::new(Notify::new());
-        let not_ready = Arc::new(Mutex::new(None));
+        let not_ready = crate::readiness::Readiness::default();
         for i in 1..=50 {
             tx.try_send(processed(i, Ack::new(i, ack_tx.clone())))
                 .unwrap();
@@ -511,7 +511,7 @@ mod stage {
             "{text}"
         );
         assert_eq!(text.matches("quantrac_journal_chain_head{").count(), 1);
-        assert_eq!(*not_ready.lock().unwrap(), None);
+        assert_eq!(not_ready.reason(), None);
         let msgs = Journal::open(dir.path(), true)
             .unwrap()
             .messages_since(0)
@@ -527,7 +527,7 @@ mod stage {
         let (tx, rx) = mpsc::channel(10);
         let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
         let metrics = Metrics::new();
-        let not_ready = Arc::new(Mutex::new(None));
+        let not_ready = crate::readiness::Readiness::default();
         tx.try_send(processed(1, Ack::new(1, ack_tx.clone())))
             .unwrap();
         let h = spawn(
@@ -544,7 +544,7 @@ mod stage {
             assert!(std::time::Instant::now() < deadline, "never reported full");
             std::thread::sleep(Duration::from_millis(20));
         }
-        let reason = not_ready.lock().unwrap().clone().unwrap();
+        let reason = not_ready.reason().unwrap();
         assert!(reason.contains("journal is full"), "{reason}");
         drop(tx);
         h.join().unwrap().unwrap();

@@ -80,7 +80,10 @@ impl Param {
     /// datalogger files are accepted too (`"NH4+"`, `"Dust"`).
     pub fn parse(s: &str) -> Option<Param> {
         let s = s.trim();
-        if let Some(p) = Param::ALL.iter().find(|p| p.symbol().eq_ignore_ascii_case(s)) {
+        if let Some(p) = Param::ALL
+            .iter()
+            .find(|p| p.symbol().eq_ignore_ascii_case(s))
+        {
             return Some(*p);
         }
         match s.to_ascii_lowercase().as_str() {

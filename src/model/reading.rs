@@ -225,7 +225,15 @@ mod tests {
         let labels: Vec<_> = Reason::ALL.iter().map(|r| r.as_label()).collect();
         assert_eq!(
             labels,
-            ["malformed", "topic", "unknown_param", "unit", "value", "timestamp", "too_large"]
+            [
+                "malformed",
+                "topic",
+                "unknown_param",
+                "unit",
+                "value",
+                "timestamp",
+                "too_large"
+            ]
         );
         for r in Reason::ALL {
             assert_eq!(Reason::from_label(r.as_label()), Some(r));

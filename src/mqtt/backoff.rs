@@ -49,7 +49,10 @@ mod tests {
         let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(1000));
         for _ in 0..20 {
             let d = b.next_delay();
-            assert!(d >= Duration::from_millis(100) && d <= Duration::from_millis(1000), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(100) && d <= Duration::from_millis(1000),
+                "{d:?}"
+            );
         }
         assert_eq!(b.ceiling(), Duration::from_millis(1000));
         b.reset();

@@ -118,7 +118,11 @@ pub async fn run(
                 metrics.mqtt_connected.set(1);
                 backoff.reset();
                 if let Some(since) = down_since.take() {
-                    tracing::info!(down_s = since.elapsed().as_secs_f64(), session_present, "MQTT reconnected");
+                    tracing::info!(
+                        down_s = since.elapsed().as_secs_f64(),
+                        session_present,
+                        "MQTT reconnected"
+                    );
                 } else {
                     tracing::info!(url = %settings.url, session_present, epoch = e, "MQTT connected");
                 }
@@ -144,12 +148,17 @@ pub async fn run(
             }
             Ok(Incoming::Publish(msg)) => {
                 metrics.messages_received.inc();
-                let (Some(out), Some(ack_tx), Some(pending_tx)) = (&out, &ack_tx, &pending_tx) else {
+                let (Some(out), Some(ack_tx), Some(pending_tx)) = (&out, &ack_tx, &pending_tx)
+                else {
                     continue; // shutting down: leave it to the broker
                 };
                 seq += 1;
                 let current = epoch.load(Ordering::SeqCst);
-                let _ = pending_tx.send(Pending { seq, epoch: current, packet: msg.packet });
+                let _ = pending_tx.send(Pending {
+                    seq,
+                    epoch: current,
+                    packet: msg.packet,
+                });
                 let envelope = Envelope {
                     topic: msg.topic,
                     payload: msg.payload.to_vec(),
@@ -236,12 +245,17 @@ async fn acker(
             }
             match client.ack(&head.packet).await {
                 Ok(()) => metrics.acks_sent.inc(),
-                Err(e) => tracing::warn!(error.message = %e, "PUBACK not sent; the broker will redeliver"),
+                Err(e) => {
+                    tracing::warn!(error.message = %e, "PUBACK not sent; the broker will redeliver")
+                }
             }
         }
     }
     if !queue.is_empty() {
-        tracing::info!(unacknowledged = queue.len(), "messages left unacknowledged for redelivery");
+        tracing::info!(
+            unacknowledged = queue.len(),
+            "messages left unacknowledged for redelivery"
+        );
     }
     let _ = client.disconnect().await;
 }

@@ -12,10 +12,14 @@ use secrecy::ExposeSecret;
 /// What the source loop cares about from `poll()`.
 pub enum Incoming {
     /// Connected; `session_present` = the broker kept our session (subscriptions and queue).
-    Connected { session_present: bool },
-    Publish(Message),
+    Connected {
+        session_present: bool,
+    },
+    Publish(Box<Message>),
     /// Subscriptions granted (`ok`) or refused by the broker.
-    Subscribed { ok: bool },
+    Subscribed {
+        ok: bool,
+    },
     Other,
 }
 
@@ -38,7 +42,7 @@ pub enum Client {
 }
 
 pub enum EventLoop {
-    V4(rumqttc::EventLoop),
+    V4(Box<rumqttc::EventLoop>),
     V5(Box<v5::EventLoop>),
 }
 
@@ -77,7 +81,8 @@ fn transport(tls: bool, s: &MqttSettings) -> Result<rumqttc::Transport, Error> {
     }
     Ok(match &s.ca_file {
         Some(path) => {
-            let ca = std::fs::read(path).map_err(|e| Error::CaFile(format!("{}: {e}", path.display())))?;
+            let ca = std::fs::read(path)
+                .map_err(|e| Error::CaFile(format!("{}: {e}", path.display())))?;
             rumqttc::Transport::tls(ca, None, None)
         }
         None => rumqttc::Transport::tls_with_default_config(),
@@ -129,7 +134,7 @@ pub fn connect(s: &MqttSettings) -> Result<(Client, EventLoop), Error> {
                 o.set_credentials(s.username.clone(), password);
             }
             let (client, eventloop) = rumqttc::AsyncClient::new(o, cap);
-            Ok((Client::V4(client), EventLoop::V4(eventloop)))
+            Ok((Client::V4(client), EventLoop::V4(Box::new(eventloop))))
         }
     }
 }
@@ -144,11 +149,11 @@ impl EventLoop {
                     Event::Incoming(P::ConnAck(c)) => Ok(Incoming::Connected {
                         session_present: c.session_present,
                     }),
-                    Event::Incoming(P::Publish(p)) => Ok(Incoming::Publish(Message {
+                    Event::Incoming(P::Publish(p)) => Ok(Incoming::Publish(Box::new(Message {
                         topic: p.topic.clone(),
                         payload: p.payload.clone(),
                         packet: Packet::V4(p),
-                    })),
+                    }))),
                     Event::Incoming(P::SubAck(a)) => Ok(Incoming::Subscribed {
                         ok: a
                             .return_codes
@@ -165,17 +170,14 @@ impl EventLoop {
                     Event::Incoming(P::ConnAck(c)) => Ok(Incoming::Connected {
                         session_present: c.session_present,
                     }),
-                    Event::Incoming(P::Publish(p)) => Ok(Incoming::Publish(Message {
+                    Event::Incoming(P::Publish(p)) => Ok(Incoming::Publish(Box::new(Message {
                         topic: String::from_utf8_lossy(&p.topic).into_owned(),
                         payload: p.payload.clone(),
                         packet: Packet::V5(p),
-                    })),
+                    }))),
                     Event::Incoming(P::SubAck(a)) => Ok(Incoming::Subscribed {
                         ok: a.return_codes.iter().all(|c| {
-                            matches!(
-                                c,
-                                v5::mqttbytes::v5::SubscribeReasonCode::Success(_)
-                            )
+                            matches!(c, v5::mqttbytes::v5::SubscribeReasonCode::Success(_))
                         }),
                     }),
                     _ => Ok(Incoming::Other),
@@ -191,9 +193,11 @@ impl Client {
     pub fn try_subscribe(&self, filters: &[String]) -> bool {
         match self {
             Client::V4(c) => c
-                .try_subscribe_many(filters.iter().map(|f| {
-                    rumqttc::SubscribeFilter::new(f.clone(), rumqttc::QoS::AtLeastOnce)
-                }))
+                .try_subscribe_many(
+                    filters.iter().map(|f| {
+                        rumqttc::SubscribeFilter::new(f.clone(), rumqttc::QoS::AtLeastOnce)
+                    }),
+                )
                 .is_ok(),
             Client::V5(c) => c
                 .try_subscribe_many(filters.iter().map(|f| {
@@ -227,8 +231,14 @@ mod tests {
 
     #[test]
     fn urls_parse_with_default_ports() {
-        assert_eq!(parse_url("mqtt://127.0.0.1:1884").unwrap(), (false, "127.0.0.1".into(), 1884));
-        assert_eq!(parse_url("mqtts://broker.example").unwrap(), (true, "broker.example".into(), 8883));
+        assert_eq!(
+            parse_url("mqtt://127.0.0.1:1884").unwrap(),
+            (false, "127.0.0.1".into(), 1884)
+        );
+        assert_eq!(
+            parse_url("mqtts://broker.example").unwrap(),
+            (true, "broker.example".into(), 8883)
+        );
         assert_eq!(parse_url("mqtt://host").unwrap().2, 1883);
         assert!(parse_url("tcp://host:1883").is_err());
         assert!(parse_url("mqtt://:1883").is_err());

@@ -25,7 +25,14 @@ async fn the_demo_shows_a_live_park_within_30_seconds() {
         dir.path(),
     );
     let line = demo.wait_for_log("HTTP listening on http://", Duration::from_secs(20));
-    let addr = line.split("http://").nth(1).unwrap().split('/').next().unwrap().to_string();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
     let url = format!("http://{addr}/metrics");
     let stations = quantrac::demo::Simulator::new(1, Duration::from_secs(5)).station_keys();
     assert!(stations.len() >= 5);
@@ -53,6 +60,8 @@ async fn the_demo_shows_a_live_park_within_30_seconds() {
     .await;
     assert!(started.elapsed() < Duration::from_secs(40));
     assert!(parse_metric(&text, "quantrac_readings_accepted_total").unwrap() > 0.0);
-    let status = demo.sigterm(Duration::from_secs(30)).expect("the demo stops on SIGTERM");
+    let status = demo
+        .sigterm(Duration::from_secs(30))
+        .expect("the demo stops on SIGTERM");
     assert!(status.success(), "{status:?}");
 }

@@ -31,7 +31,11 @@ pub fn program(name: &str, package: &str) -> PathBuf {
             return p;
         }
     }
-    if let Ok(out) = Command::new("sh").arg("-c").arg(format!("command -v {name}")).output() {
+    if let Ok(out) = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()
+    {
         let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if !s.is_empty() {
             return PathBuf::from(s);
@@ -92,11 +96,19 @@ impl Proc {
         for (k, v) in &self.envs {
             c.env(k, v);
         }
-        let mut child = c.spawn().unwrap_or_else(|e| panic!("starting {}: {e}", self.name));
+        let mut child = c
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", self.name));
         let live = std::env::var("TEST_LOG").is_ok();
         for stream in [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -138,7 +150,10 @@ impl Proc {
     /// SIGTERM and wait for the exit status (at most `limit`).
     pub fn sigterm(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         let mut c = self.child.take()?;
-        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
         let deadline = Instant::now() + limit;
         loop {
             if let Ok(Some(s)) = c.try_wait() {
@@ -158,12 +173,22 @@ impl Proc {
     }
 
     pub fn log_text(&self) -> String {
-        self.log.lock().unwrap().iter().cloned().collect::<Vec<_>>().join("\n")
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     pub fn tail(&self, n: usize) -> String {
         let l = self.log.lock().unwrap();
-        l.iter().skip(l.len().saturating_sub(n)).cloned().collect::<Vec<_>>().join("\n")
+        l.iter()
+            .skip(l.len().saturating_sub(n))
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     pub fn wait_for_log(&self, needle: &str, limit: Duration) -> String {
@@ -173,7 +198,11 @@ impl Proc {
                 return line.clone();
             }
             if Instant::now() > deadline {
-                panic!("{} never logged {needle:?}; log tail:\n{}", self.name, self.tail(40));
+                panic!(
+                    "{} never logged {needle:?}; log tail:\n{}",
+                    self.name,
+                    self.tail(40)
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -214,7 +243,11 @@ impl Broker {
         let bin = program("mosquitto", "mosquitto");
         let proc = Proc::spawn(
             "mosquitto",
-            &[bin.display().to_string(), "-c".into(), conf.display().to_string()],
+            &[
+                bin.display().to_string(),
+                "-c".into(),
+                conf.display().to_string(),
+            ],
             &[],
             dir,
         );
@@ -273,17 +306,20 @@ impl Influx1 {
         let bin = program("influxd", "influxdb");
         let proc = Proc::spawn(
             "influxd",
-            &[bin.display().to_string(), "-config".into(), conf.display().to_string()],
+            &[
+                bin.display().to_string(),
+                "-config".into(),
+                conf.display().to_string(),
+            ],
             &[],
             dir,
         );
         wait_port(port, "influxd");
-        let i = Influx1 {
+        Influx1 {
             port,
             db: "quantrac".into(),
             proc,
-        };
-        i
+        }
     }
 
     pub fn url(&self) -> String {
@@ -316,7 +352,7 @@ impl Influx1 {
             .send()
             .await
             .expect("querying influxd");
-        r.json().await.expect("influxd answers JSON")
+        serde_json::from_str(&r.text().await.expect("influxd answers")).expect("influxd answers JSON")
     }
 
     /// Rows of the first series of a query, as (columns, values).
@@ -348,7 +384,11 @@ impl Influx1 {
         self.rows(q)
             .await
             .first()
-            .and_then(|r| r.iter().find(|(k, _)| k.starts_with("count")).map(|(_, v)| v.as_u64().unwrap_or(0)))
+            .and_then(|r| {
+                r.iter()
+                    .find(|(k, _)| k.starts_with("count"))
+                    .map(|(_, v)| v.as_u64().unwrap_or(0))
+            })
             .unwrap_or(0)
     }
 }
@@ -400,7 +440,10 @@ impl Victoria {
             .text()
             .await
             .unwrap();
-        text.lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+        text.lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 }
 
@@ -465,7 +508,12 @@ impl Quantrac {
         let bin = env!("CARGO_BIN_EXE_quantrac");
         let proc = Proc::spawn(
             "quantrac",
-            &[bin.into(), "run".into(), "--config".into(), path.display().to_string()],
+            &[
+                bin.into(),
+                "run".into(),
+                "--config".into(),
+                path.display().to_string(),
+            ],
             &[("RUST_LOG".into(), "info".into())],
             dir,
         );
@@ -480,8 +528,17 @@ impl Quantrac {
     }
 
     fn read_http_addr(&mut self) {
-        let line = self.proc.wait_for_log("HTTP listening on http://", Duration::from_secs(30));
-        let addr = line.split("http://").nth(1).unwrap().split('/').next().unwrap().to_string();
+        let line = self
+            .proc
+            .wait_for_log("HTTP listening on http://", Duration::from_secs(30));
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
         self.http = format!("http://{addr}");
     }
 
@@ -503,7 +560,11 @@ impl Quantrac {
             .expect("running quantrac");
         (
             out.status.success(),
-            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
         )
     }
 
@@ -536,7 +597,14 @@ impl Quantrac {
 /// given in `sample` must all be present in the line, in any order.
 pub fn parse_metric(text: &str, sample: &str) -> Option<f64> {
     let (name, labels) = match sample.find('{') {
-        Some(i) => (&sample[..i], sample[i + 1..sample.len() - 1].split(',').map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>()),
+        Some(i) => (
+            &sample[..i],
+            sample[i + 1..sample.len() - 1]
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>(),
+        ),
         None => (sample, vec![]),
     };
     text.lines()
@@ -591,7 +659,9 @@ pub struct Publisher {
 impl Publisher {
     pub async fn connect(port: u16) -> Publisher {
         let mut o = rumqttc::MqttOptions::new(format!("pub-{}", free_port()), "127.0.0.1", port);
-        o.set_keep_alive(Duration::from_secs(30)).set_inflight(200).set_max_packet_size(1 << 24, 1 << 24);
+        o.set_keep_alive(Duration::from_secs(30))
+            .set_inflight(200)
+            .set_max_packet_size(1 << 24, 1 << 24);
         let (client, mut el) = rumqttc::AsyncClient::new(o, 1000);
         let acked = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let a = acked.clone();
@@ -606,7 +676,11 @@ impl Publisher {
                 }
             }
         });
-        Publisher { client, acked, task }
+        Publisher {
+            client,
+            acked,
+            task,
+        }
     }
 
     pub async fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>) {
@@ -619,10 +693,14 @@ impl Publisher {
     /// Waits until the broker acknowledged `n` publishes in total.
     pub async fn wait_acked(&self, n: u64) {
         let acked = self.acked.clone();
-        eventually(&format!("{n} PUBACKs from the broker"), Duration::from_secs(60), || {
-            let acked = acked.clone();
-            async move { (acked.load(std::sync::atomic::Ordering::SeqCst) >= n).then_some(()) }
-        })
+        eventually(
+            &format!("{n} PUBACKs from the broker"),
+            Duration::from_secs(60),
+            || {
+                let acked = acked.clone();
+                async move { (acked.load(std::sync::atomic::Ordering::SeqCst) >= n).then_some(()) }
+            },
+        )
         .await;
     }
 }

@@ -12,12 +12,25 @@ use crate::harness::*;
 const OUTFALL: &str = "env/nam-dinh-vu/nd-textile/outfall-1";
 
 fn message(base: chrono::DateTime<Utc>, i: i64) -> String {
-    let ts = (base + chrono::Duration::seconds(i)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    json_message(&ts, &[("COD", 40.0 + (i % 11) as f64, "mg/L"), ("TSS", 20.0 + (i % 5) as f64, ""), ("pH", 7.2, "")])
+    let ts = (base + chrono::Duration::seconds(i))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    json_message(
+        &ts,
+        &[
+            ("COD", 40.0 + (i % 11) as f64, "mg/L"),
+            ("TSS", 20.0 + (i % 5) as f64, ""),
+            ("pH", 7.2, ""),
+        ],
+    )
 }
 
 fn v1(influx: &Influx1) -> String {
-    format!("url = \"{}\"\napi = \"v1\"\ndatabase = \"{}\"", influx.url(), influx.db)
+    format!(
+        "url = \"{}\"\napi = \"v1\"\ndatabase = \"{}\"",
+        influx.url(),
+        influx.db
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,15 +78,27 @@ async fn repeated_kill9_and_an_influx_outage_lose_nothing_and_duplicate_nothing(
     let _publisher = sender.await.unwrap();
     q.wait_ready().await;
     let expected = (N * 3) as u64;
-    eventually(&format!("{expected} points in InfluxDB"), Duration::from_secs(90), || async {
-        let n = influx.count("SELECT count(value) FROM reading").await;
-        (n >= expected).then_some(())
-    })
+    eventually(
+        &format!("{expected} points in InfluxDB"),
+        Duration::from_secs(90),
+        || async {
+            let n = influx.count("SELECT count(value) FROM reading").await;
+            (n >= expected).then_some(())
+        },
+    )
     .await;
-    assert_eq!(influx.count("SELECT count(value) FROM reading").await, expected, "every reading exactly once");
+    assert_eq!(
+        influx.count("SELECT count(value) FROM reading").await,
+        expected,
+        "every reading exactly once"
+    );
     for param in ["COD", "TSS", "pH"] {
         assert_eq!(
-            influx.count(&format!("SELECT count(value) FROM reading WHERE param = '{param}'")).await,
+            influx
+                .count(&format!(
+                    "SELECT count(value) FROM reading WHERE param = '{param}'"
+                ))
+                .await,
             N as u64
         );
     }
@@ -112,9 +137,11 @@ async fn a_broker_restart_mid_stream_loses_nothing() {
         }
         p.wait_acked(500).await;
     }
-    eventually("3000 points after the broker restart", Duration::from_secs(60), || async {
-        (influx.count("SELECT count(value) FROM reading").await == 3000).then_some(())
-    })
+    eventually(
+        "3000 points after the broker restart",
+        Duration::from_secs(60),
+        || async { (influx.count("SELECT count(value) FROM reading").await == 3000).then_some(()) },
+    )
     .await;
     assert_eq!(q.metric("quantrac_mqtt_connected").await, Some(1.0));
 }
@@ -125,7 +152,12 @@ async fn a_full_journal_stops_acknowledging_and_loses_nothing() {
     let broker = Broker::start(dir.path());
     let influx = Influx1::start(dir.path());
     influx.create_db().await;
-    let small = Quantrac::config_text(dir.path(), &broker.url(), &v1(&influx), "[journal]\nmax_bytes = 300000\n");
+    let small = Quantrac::config_text(
+        dir.path(),
+        &broker.url(),
+        &v1(&influx),
+        "[journal]\nmax_bytes = 300000\n",
+    );
     let mut q = Quantrac::start(dir.path(), &small, STATIONS);
     q.wait_ready().await;
     let base = Utc::now() - chrono::Duration::hours(3);
@@ -142,17 +174,31 @@ async fn a_full_journal_stops_acknowledging_and_loses_nothing() {
     let body = reqwest::get(format!("{}/readyz", q.http)).await.unwrap();
     assert_eq!(body.status().as_u16(), 503);
     let reason = body.text().await.unwrap();
-    assert!(reason.contains("journal") && reason.contains("full"), "{reason}");
+    assert!(
+        reason.contains("journal") && reason.contains("full"),
+        "{reason}"
+    );
     let stored = influx.count("SELECT count(value) FROM reading").await;
-    assert!(stored < (N * 3) as u64, "not everything got in while full ({stored})");
+    assert!(
+        stored < (N * 3) as u64,
+        "not everything got in while full ({stored})"
+    );
 
     // More room: everything the broker held arrives.
     q.proc.kill9();
-    std::fs::write(&q.config, small.replace("max_bytes = 300000", "max_bytes = 100000000")).unwrap();
+    std::fs::write(
+        &q.config,
+        small.replace("max_bytes = 300000", "max_bytes = 100000000"),
+    )
+    .unwrap();
     q.restart();
-    eventually("all readings after the journal got room", Duration::from_secs(60), || async {
-        (influx.count("SELECT count(value) FROM reading").await == (N * 3) as u64).then_some(())
-    })
+    eventually(
+        "all readings after the journal got room",
+        Duration::from_secs(60),
+        || async {
+            (influx.count("SELECT count(value) FROM reading").await == (N * 3) as u64).then_some(())
+        },
+    )
     .await;
     assert_eq!(q.metric("quantrac_journal_full").await, Some(0.0));
 }
@@ -188,9 +234,10 @@ async fn verify_names_the_altered_missing_and_reordered_record() {
         let db = rusqlite::Connection::open(copy.join("journal.sqlite")).unwrap();
         db.execute_batch(sql).unwrap();
         drop(db);
-        let config = std::fs::read_to_string(&q.config)
-            .unwrap()
-            .replace(&format!("{}/journal", dir.path().display()), &copy.display().to_string());
+        let config = std::fs::read_to_string(&q.config).unwrap().replace(
+            &format!("{}/journal", dir.path().display()),
+            &copy.display().to_string(),
+        );
         let path = dir.path().join(format!("{name}.toml"));
         std::fs::write(&path, config).unwrap();
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_quantrac"))
@@ -198,7 +245,11 @@ async fn verify_names_the_altered_missing_and_reordered_record() {
             .arg(&path)
             .output()
             .unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
     };
 
     // One byte of one stored payload.
@@ -206,10 +257,16 @@ async fn verify_names_the_altered_missing_and_reordered_record() {
         "altered",
         "UPDATE messages SET payload = CAST(replace(CAST(payload AS TEXT), '\"COD\"', '\"CQD\"') AS BLOB) WHERE id = 5;",
     );
-    assert!(!ok && out.contains("record 5") && out.contains("altered"), "{out}");
+    assert!(
+        !ok && out.contains("record 5") && out.contains("altered"),
+        "{out}"
+    );
 
     let (ok, out) = tamper("deleted", "DELETE FROM messages WHERE id = 7;");
-    assert!(!ok && out.contains("record 7") && out.contains("missing"), "{out}");
+    assert!(
+        !ok && out.contains("record 7") && out.contains("missing"),
+        "{out}"
+    );
 
     let (ok, out) = tamper(
         "swapped",
@@ -222,7 +279,10 @@ async fn verify_names_the_altered_missing_and_reordered_record() {
            payload = (SELECT payload FROM a), station = (SELECT station FROM a), first_point = (SELECT first_point FROM a),
            n_points = (SELECT n_points FROM a), n_rejected = (SELECT n_rejected FROM a), hash = (SELECT hash FROM a) WHERE id = 10;",
     );
-    assert!(!ok && out.contains("records 9 and 10") && out.contains("reordered"), "{out}");
+    assert!(
+        !ok && out.contains("records 9 and 10") && out.contains("reordered"),
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,17 +292,31 @@ async fn dead_letters_are_listed_and_replayed_after_a_config_fix() {
     let influx = Influx1::start(dir.path());
     influx.create_db().await;
     // Too small a payload limit: the station's message is rejected (too_large) and kept.
-    let cfg = Quantrac::config_text(dir.path(), &broker.url(), &v1(&influx), "[mqtt]\nmax_payload_bytes = 60\n");
+    let cfg = Quantrac::config_text(
+        dir.path(),
+        &broker.url(),
+        &v1(&influx),
+        "[mqtt]\nmax_payload_bytes = 60\n",
+    );
     let mut q = Quantrac::start(dir.path(), &cfg, STATIONS);
     q.wait_ready().await;
     let p = Publisher::connect(broker.port).await;
-    let ts = (Utc::now() - chrono::Duration::minutes(30)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let ts = (Utc::now() - chrono::Duration::minutes(30))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
     let payload = json_message(&ts, &[("COD", 61.5, "mg/L")]);
     p.publish(OUTFALL, payload.clone()).await;
     p.wait_acked(1).await;
-    eventually("too_large rejection counted", Duration::from_secs(10), || async {
-        (q.metric(r#"quantrac_readings_rejected_total{reason="too_large"}"#).await == Some(1.0)).then_some(())
-    })
+    eventually(
+        "too_large rejection counted",
+        Duration::from_secs(10),
+        || async {
+            (q.metric(r#"quantrac_readings_rejected_total{reason="too_large"}"#)
+                .await
+                == Some(1.0))
+            .then_some(())
+        },
+    )
     .await;
     assert!(q.proc.sigterm(Duration::from_secs(20)).unwrap().success());
 
@@ -253,7 +327,9 @@ async fn dead_letters_are_listed_and_replayed_after_a_config_fix() {
     assert!(out.contains("61.5"), "raw bytes shown: {out}");
 
     // The fix: a payload limit that fits the station's messages.
-    let fixed = std::fs::read_to_string(&q.config).unwrap().replace("max_payload_bytes = 60", "max_payload_bytes = 65536");
+    let fixed = std::fs::read_to_string(&q.config)
+        .unwrap()
+        .replace("max_payload_bytes = 60", "max_payload_bytes = 65536");
     std::fs::write(&q.config, fixed).unwrap();
     let (ok, out) = q.command(&["dead-letters", "replay"]);
     assert!(ok && out.contains("replayed 1"), "{out}");
@@ -261,10 +337,16 @@ async fn dead_letters_are_listed_and_replayed_after_a_config_fix() {
     assert!(listed.contains("replayed"), "{listed}");
 
     q.restart(); // the sink ships the replayed reading
-    let rows = eventually("the replayed reading in InfluxDB", Duration::from_secs(20), || async {
-        let r = influx.rows("SELECT value FROM reading WHERE param = 'COD'").await;
-        (!r.is_empty()).then_some(r)
-    })
+    let rows = eventually(
+        "the replayed reading in InfluxDB",
+        Duration::from_secs(20),
+        || async {
+            let r = influx
+                .rows("SELECT value FROM reading WHERE param = 'COD'")
+                .await;
+            (!r.is_empty()).then_some(r)
+        },
+    )
     .await;
     assert_eq!(rows[0]["value"], 61.5);
     let (ok, out) = q.command(&["verify"]);

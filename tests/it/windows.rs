@@ -16,7 +16,11 @@ fn reading(ts: chrono::DateTime<Utc>, cod: f64, status: &str) -> String {
     )
 }
 
-async fn average(influx: &Influx1, hour_ms: i64, samples: i64) -> serde_json::Map<String, serde_json::Value> {
+async fn average(
+    influx: &Influx1,
+    hour_ms: i64,
+    samples: i64,
+) -> serde_json::Map<String, serde_json::Value> {
     eventually(&format!("1h average with {samples} samples"), Duration::from_secs(20), || async {
         let rows = influx
             .rows(&format!(
@@ -37,32 +41,60 @@ async fn an_hour_of_old_readings_gives_the_hand_computed_average() {
     let cfg = Quantrac::config_text(
         dir.path(),
         &broker.url(),
-        &format!("url = \"{}\"\napi = \"v1\"\ndatabase = \"{}\"", influx.url(), influx.db),
+        &format!(
+            "url = \"{}\"\napi = \"v1\"\ndatabase = \"{}\"",
+            influx.url(),
+            influx.db
+        ),
         "",
     );
     let q = Quantrac::start(dir.path(), &cfg, STATIONS);
     q.wait_ready().await;
-    let hour = (Utc::now() - chrono::Duration::hours(3)).duration_trunc(chrono::Duration::hours(1)).unwrap();
+    let hour = (Utc::now() - chrono::Duration::hours(3))
+        .duration_trunc(chrono::Duration::hours(1))
+        .unwrap();
     let p = Publisher::connect(broker.port).await;
     // 12 five-minute samples, 140..151 mg/L: mean 145.5; plus a calibration spike that must not count.
     for i in 0..12 {
-        p.publish(OUTFALL, reading(hour + chrono::Duration::minutes(5 * i), 140.0 + i as f64, "00")).await;
+        p.publish(
+            OUTFALL,
+            reading(
+                hour + chrono::Duration::minutes(5 * i),
+                140.0 + i as f64,
+                "00",
+            ),
+        )
+        .await;
     }
-    p.publish(OUTFALL, reading(hour + chrono::Duration::seconds(150), 900.0, "01")).await;
+    p.publish(
+        OUTFALL,
+        reading(hour + chrono::Duration::seconds(150), 900.0, "01"),
+    )
+    .await;
     p.wait_acked(13).await;
 
     let avg = average(&influx, hour.timestamp_millis(), 12).await;
     assert_eq!(avg["mean"], 145.5);
-    assert_eq!(avg["capture"], 1.0, "12 of 12 expected samples (300 s interval)");
+    assert_eq!(
+        avg["capture"], 1.0,
+        "12 of 12 expected samples (300 s interval)"
+    );
     assert_eq!(avg["valid"], true);
-    assert_eq!(avg["limit_max"], 135.0, "QCVN 40:2011 B COD 150 × 0.9 × 1.0");
+    assert_eq!(
+        avg["limit_max"], 135.0,
+        "QCVN 40:2011 B COD 150 × 0.9 × 1.0"
+    );
     assert_eq!(avg["exceeded"], true);
     assert!((avg["ratio"].as_f64().unwrap() - 145.5 / 135.0).abs() < 1e-9);
 
     // A partial hour: 6 of 12 samples is below 0.75 capture, so no verdict.
     let partial = hour - chrono::Duration::hours(1);
     for i in 0..6 {
-        p.publish(OUTFALL, reading(partial + chrono::Duration::minutes(5 * i), 300.0, "00")).await;
+        p.publish(
+            OUTFALL,
+            reading(partial + chrono::Duration::minutes(5 * i), 300.0, "00"),
+        )
+        .await;
     }
     p.wait_acked(19).await;
     let avg = average(&influx, partial.timestamp_millis(), 6).await;
@@ -80,15 +112,25 @@ async fn a_kill9_in_the_middle_of_an_hour_keeps_every_sample() {
     let cfg = Quantrac::config_text(
         dir.path(),
         &broker.url(),
-        &format!("url = \"{}\"\napi = \"v1\"\ndatabase = \"{}\"", influx.url(), influx.db),
+        &format!(
+            "url = \"{}\"\napi = \"v1\"\ndatabase = \"{}\"",
+            influx.url(),
+            influx.db
+        ),
         "",
     );
     let mut q = Quantrac::start(dir.path(), &cfg, STATIONS);
     q.wait_ready().await;
-    let hour = (Utc::now() - chrono::Duration::hours(5)).duration_trunc(chrono::Duration::hours(1)).unwrap();
+    let hour = (Utc::now() - chrono::Duration::hours(5))
+        .duration_trunc(chrono::Duration::hours(1))
+        .unwrap();
     let p = Publisher::connect(broker.port).await;
     for i in 0..6 {
-        p.publish(OUTFALL, reading(hour + chrono::Duration::minutes(5 * i), 100.0, "00")).await;
+        p.publish(
+            OUTFALL,
+            reading(hour + chrono::Duration::minutes(5 * i), 100.0, "00"),
+        )
+        .await;
     }
     p.wait_acked(6).await;
     average(&influx, hour.timestamp_millis(), 6).await;
@@ -97,15 +139,29 @@ async fn a_kill9_in_the_middle_of_an_hour_keeps_every_sample() {
     q.restart();
     q.wait_ready().await;
     for i in 6..12 {
-        p.publish(OUTFALL, reading(hour + chrono::Duration::minutes(5 * i), 112.0, "00")).await;
+        p.publish(
+            OUTFALL,
+            reading(hour + chrono::Duration::minutes(5 * i), 112.0, "00"),
+        )
+        .await;
     }
     p.wait_acked(12).await;
     let avg = average(&influx, hour.timestamp_millis(), 12).await;
-    assert_eq!(avg["mean"], 106.0, "samples from before and after the restart");
+    assert_eq!(
+        avg["mean"], 106.0,
+        "samples from before and after the restart"
+    );
     assert_eq!(avg["capture"], 1.0);
     assert_eq!(avg["exceeded"], false);
     let rows = influx
-        .rows(&format!("SELECT * FROM average WHERE \"window\" = '1h' AND param = 'COD' AND time = {}ms", hour.timestamp_millis()))
+        .rows(&format!(
+            "SELECT * FROM average WHERE \"window\" = '1h' AND param = 'COD' AND time = {}ms",
+            hour.timestamp_millis()
+        ))
         .await;
-    assert_eq!(rows.len(), 1, "the window's point was rewritten, not duplicated");
+    assert_eq!(
+        rows.len(),
+        1,
+        "the window's point was rewritten, not duplicated"
+    );
 }

@@ -1,0 +1,183 @@
+//! Units as written by dataloggers, converted to each parameter's canonical unit
+//! (contract "Parameters and canonical units").
+//!
+//! Matching is case-insensitive and ignores surrounding spaces; the spellings accepted are the
+//! ones seen in Vietnamese station files (`m³/h`, `oC`, `Pt/Co`, `mg/Nm3`). A unit that is not in
+//! the table is refused rather than guessed: a wrong factor would silently turn a breach into
+//! compliance.
+
+use crate::model::Param;
+
+/// Volume of one mole of ideal gas at QCVN 19:2009 normal conditions (25 °C, 760 mmHg), in
+/// litres: mg/Nm3 = ppm × M / 24.45.
+pub(crate) const MOLAR_VOLUME_L: f64 = 24.45;
+
+/// 1 mmHg in kPa (101.325 kPa / 760).
+const KPA_PER_MMHG: f64 = 0.133_322;
+
+/// Parameters grouped by canonical unit.
+#[derive(Clone, Copy)]
+enum Family {
+    Flow,
+    Temp,
+    PH,
+    Color,
+    /// mg/L: suspended solids, organics, nutrients, chloride.
+    Water,
+    O2,
+    /// mg/Nm3: dust and gases.
+    Stack,
+    Pressure,
+}
+
+fn family(p: Param) -> Family {
+    use Param::*;
+    match p {
+        Flow => Family::Flow,
+        Temp => Family::Temp,
+        PH => Family::PH,
+        Color => Family::Color,
+        TSS | COD | BOD5 | NH4 | TN | TP | TOC | Cl => Family::Water,
+        O2 => Family::O2,
+        PM | SO2 | NOx | NO | NO2 | CO | H2S | NH3 | HCl | HF => Family::Stack,
+        P => Family::Pressure,
+    }
+}
+
+/// Converts `value` given in `unit` to `param`'s canonical unit; `None` when the unit does not
+/// belong to the parameter. An empty unit means "not stated", i.e. already canonical.
+pub(crate) fn to_canonical(param: Param, unit: &str, value: f64) -> Option<f64> {
+    let unit = unit.trim();
+    if unit.is_empty() {
+        return Some(value);
+    }
+    // Lower-case into a stack buffer: no allocation on the hot path. Longer strings are not
+    // units we know.
+    let mut buf = [0u8; 24];
+    let bytes = unit.as_bytes();
+    let lower = buf.get_mut(..bytes.len())?;
+    lower.copy_from_slice(bytes);
+    lower.make_ascii_lowercase();
+    let u = std::str::from_utf8(lower).ok()?;
+
+    let factor = match (family(param), u) {
+        (Family::Flow, "m3/h" | "m³/h" | "m3/hr") => 1.0,
+        (Family::Flow, "m3/s" | "m³/s") => 3600.0,
+        (Family::Flow, "m3/day" | "m³/day" | "m3/d" | "m³/d") => 1.0 / 24.0,
+        // "ºc": the ordinal sign that keyboards offer in place of the degree sign.
+        (Family::Temp, "°c" | "c" | "oc" | "degc" | "℃" | "ºc") => 1.0,
+        (Family::PH, "ph" | "-") => 1.0,
+        (Family::Color, "pt-co" | "pt/co" | "ptco") => 1.0,
+        (Family::Water, "mg/l" | "g/m3" | "g/m³") => 1.0,
+        (Family::Water, "ug/l" | "µg/l" | "μg/l") => 1.0e-3,
+        (Family::O2, "%" | "%vol" | "vol%") => 1.0,
+        (Family::Stack, "mg/nm3" | "mg/nm³") => 1.0,
+        (Family::Stack, "ppm") => param.molar_mass()? / MOLAR_VOLUME_L,
+        (Family::Pressure, "kpa") => 1.0,
+        (Family::Pressure, "pa") => 1.0e-3,
+        (Family::Pressure, "hpa" | "mbar") => 0.1,
+        (Family::Pressure, "mmhg") => KPA_PER_MMHG,
+        _ => return None,
+    };
+    Some(value * factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: Option<f64>, b: f64) -> bool {
+        a.is_some_and(|a| (a - b).abs() <= 1e-9 * b.abs().max(1.0))
+    }
+
+    #[test]
+    fn flow_converts_to_cubic_metres_per_hour() {
+        assert!(close(to_canonical(Param::Flow, "m3/h", 12.5), 12.5));
+        assert!(close(to_canonical(Param::Flow, "m³/h", 12.5), 12.5));
+        assert!(close(to_canonical(Param::Flow, "m3/s", 0.5), 1800.0));
+        assert!(close(to_canonical(Param::Flow, "m3/day", 2400.0), 100.0));
+        assert!(close(to_canonical(Param::Flow, "M3/D", 2400.0), 100.0));
+        assert_eq!(to_canonical(Param::Flow, "L/s", 1.0), None);
+    }
+
+    #[test]
+    fn temperature_spellings_are_celsius() {
+        for u in ["°C", "C", "oC", "degC", "℃", " °c "] {
+            assert!(close(to_canonical(Param::Temp, u, 31.0), 31.0), "{u}");
+        }
+        assert_eq!(to_canonical(Param::Temp, "K", 300.0), None);
+        assert_eq!(to_canonical(Param::Temp, "°F", 90.0), None);
+    }
+
+    #[test]
+    fn ph_is_unitless_and_color_is_pt_co() {
+        for u in ["", "pH", "-"] {
+            assert!(close(to_canonical(Param::PH, u, 7.1), 7.1), "{u:?}");
+        }
+        assert_eq!(to_canonical(Param::PH, "mg/L", 7.1), None);
+        for u in ["Pt-Co", "Pt/Co", "PtCo", "pt-co"] {
+            assert!(close(to_canonical(Param::Color, u, 50.0), 50.0), "{u}");
+        }
+        assert_eq!(to_canonical(Param::Color, "NTU", 50.0), None);
+    }
+
+    #[test]
+    fn mass_concentrations_in_water() {
+        // QCVN 40:2011 Table 1 states these in mg/L; g/m3 is the same quantity.
+        assert!(close(to_canonical(Param::COD, "mg/L", 48.2), 48.2));
+        assert!(close(to_canonical(Param::COD, "mg/l", 48.2), 48.2));
+        assert!(close(to_canonical(Param::TSS, "g/m3", 20.0), 20.0));
+        assert!(close(to_canonical(Param::NH4, "ug/L", 1500.0), 1.5));
+        assert!(close(to_canonical(Param::NH4, "µg/L", 1500.0), 1.5));
+        assert_eq!(to_canonical(Param::COD, "mg/Nm3", 1.0), None);
+        assert_eq!(to_canonical(Param::COD, "ppm", 1.0), None);
+    }
+
+    #[test]
+    fn oxygen_is_a_volume_percentage() {
+        assert!(close(to_canonical(Param::O2, "%", 9.5), 9.5));
+        assert!(close(to_canonical(Param::O2, "%vol", 9.5), 9.5));
+        assert_eq!(to_canonical(Param::O2, "ppm", 9.5), None);
+    }
+
+    #[test]
+    fn gases_in_ppm_use_qcvn_19_normal_conditions() {
+        // QCVN 19:2009: Nm3 at 25 °C and 760 mmHg, molar volume 24.45 L.
+        assert!(close(
+            to_canonical(Param::SO2, "ppm", 120.0),
+            120.0 * 64.066 / 24.45
+        ));
+        assert!(close(
+            to_canonical(Param::NOx, "PPM", 10.0),
+            10.0 * 46.006 / 24.45
+        ));
+        assert!(close(
+            to_canonical(Param::CO, "ppm", 10.0),
+            10.0 * 28.010 / 24.45
+        ));
+        assert!(close(to_canonical(Param::SO2, "mg/Nm3", 300.0), 300.0));
+        assert!(close(to_canonical(Param::PM, "mg/Nm³", 80.0), 80.0));
+        // Dust has no molar mass: ppm is meaningless for it.
+        assert_eq!(to_canonical(Param::PM, "ppm", 1.0), None);
+        assert_eq!(to_canonical(Param::SO2, "ppb", 1.0), None);
+        // mg/m3 at actual conditions is not mg/Nm3.
+        assert_eq!(to_canonical(Param::SO2, "mg/m3", 1.0), None);
+    }
+
+    #[test]
+    fn stack_pressure_converts_to_kilopascals() {
+        assert!(close(to_canonical(Param::P, "kPa", 101.3), 101.3));
+        assert!(close(to_canonical(Param::P, "Pa", 101_325.0), 101.325));
+        assert!(close(to_canonical(Param::P, "hPa", 1013.25), 101.325));
+        assert!(close(
+            to_canonical(Param::P, "mmHg", 760.0),
+            760.0 * 0.133322
+        ));
+        assert_eq!(to_canonical(Param::P, "bar", 1.0), None);
+    }
+
+    #[test]
+    fn over_long_units_are_not_known() {
+        assert_eq!(to_canonical(Param::COD, &"m".repeat(100), 1.0), None);
+    }
+}
