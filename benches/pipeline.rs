@@ -8,11 +8,11 @@
 //!    reading lands in its 5 min, 1 h and 24 h windows and windows close as time moves on.
 //! 2. **End to end**: publishers (rumqttc, QoS 1) → mosquitto → the real `quantrac run` → InfluxDB
 //!    1.x, everything started here on loopback in a temporary folder and killed at the end:
-//!    a. *live*: quantrac running while the publishers send at full speed;
-//!    b. *backlog drain*: quantrac's persistent session holds a queue built while it was
-//!       stopped, then quantrac starts and drains it (journal `durable = true`);
-//!    c. the same drain with `durable = false`, and the ratio of the two;
-//!    d. the journal's bytes per reading after the drain.
+//!    - *live*: quantrac running while the publishers send at full speed;
+//!    - *backlog drain*: quantrac's persistent session holds a queue built while it was
+//!      stopped, then quantrac starts and drains it (journal `durable = true`);
+//!    - the same drain with `durable = false`, and the ratio of the two;
+//!    - the journal's bytes per reading after the drain.
 //!
 //! End-to-end messages carry timestamps 5 minutes apart that end at the time of the run, so
 //! most readings arrive after their window closed: as after an outage, each such reading
