@@ -36,6 +36,7 @@ const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
 /// A running pipeline.
 pub struct Running {
     pub http_addr: SocketAddr,
+    _lock: JournalLock,
     stop: Stop,
     readiness: Readiness,
     mqtt: tokio::task::JoinHandle<Result<(), mqtt::Error>>,
@@ -74,6 +75,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let stations = settings.load_stations()?;
     let metrics = Metrics::new();
     let readiness = Readiness::default();
+    // Not ready until the MQTT source has its subscriptions: set before /readyz can be asked.
+    readiness.not_ready(
+        mqtt::COMPONENT,
+        format!("connecting to {}", settings.mqtt.url),
+    );
     let (stop, stop_listener) = Stop::new();
 
     for s in stations.iter() {
@@ -90,6 +96,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     )
     .context("mqtt.topics")?;
 
+    let lock = JournalLock::acquire(&settings.journal.path)?;
     let journal = Journal::open(&settings.journal.path, settings.journal.durable)
         .with_context(|| format!("opening the journal in {}", settings.journal.path.display()))?;
     rebuild_windows(&journal, &mut decoder, &mut engine)?;
@@ -166,6 +173,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
 
     Ok(Running {
         http_addr,
+        _lock: lock,
         stop,
         readiness,
         mqtt,

@@ -37,7 +37,7 @@ pub enum CatalogueError {
     },
 }
 
-/// How sure the research is of a value (regulations.md legend).
+/// How sure the research is of a value (docs/regulations.md legend).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 pub enum Tag {
     /// Verified: read in the regulation or a verbatim quotation of it.

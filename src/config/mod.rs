@@ -191,8 +191,6 @@ pub struct JournalSettings {
     pub retention_days: u32,
     /// `true`: every commit reaches the disk before its messages are acknowledged.
     pub durable: bool,
-    /// Longest time a message waits for its group commit.
-    pub commit_interval_ms: u64,
     /// How often the chain head is logged for third-party anchoring.
     pub chain_log_interval_s: u64,
 }
@@ -204,7 +202,6 @@ impl Default for JournalSettings {
             max_bytes: 20 * 1024 * 1024 * 1024,
             retention_days: 60,
             durable: true,
-            commit_interval_ms: 20,
             chain_log_interval_s: 3600,
         }
     }

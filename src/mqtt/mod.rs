@@ -32,7 +32,8 @@ pub use backoff::Backoff;
 pub use session::Error;
 use session::{Client, Incoming, Packet};
 
-const COMPONENT: &str = "mqtt";
+/// This stage's key in [`Readiness`].
+pub const COMPONENT: &str = "mqtt";
 
 /// A packet waiting for its ack, tagged with the connection it arrived on.
 struct Pending {
@@ -74,7 +75,8 @@ pub async fn run(
     let mut ack_tx = Some(ack_tx);
     let mut pending_tx = Some(pending_tx);
     let mut seq: u64 = 0;
-    let mut subscribed = false;
+    // A SUBSCRIBE is on its way (or granted) for the current connection.
+    let mut subscribe_sent = false;
     let mut backoff = Backoff::new(
         Duration::from_millis(settings.reconnect_min_ms),
         Duration::from_millis(settings.reconnect_max_ms),
@@ -128,15 +130,14 @@ pub async fn run(
                 }
                 // Without a kept session the broker forgot our subscriptions; with one it
                 // keeps them, but subscribing again is harmless and covers changed topics.
-                subscribed = false;
-                if out.is_some() && !client.try_subscribe(&filters) {
+                subscribe_sent = out.is_some() && client.try_subscribe(&filters);
+                if out.is_some() && !subscribe_sent {
                     tracing::warn!("MQTT request channel full; subscribing on the next event");
                 }
                 readiness.not_ready(COMPONENT, "waiting for the broker to grant subscriptions");
             }
             Ok(Incoming::Subscribed { ok }) => {
                 if ok {
-                    subscribed = true;
                     if out.is_some() {
                         readiness.ready(COMPONENT);
                     }
@@ -171,9 +172,9 @@ pub async fn run(
                 }
             }
             Ok(Incoming::Other) => {
-                if !subscribed && out.is_some() && metrics.mqtt_connected.get() == 1 {
+                if !subscribe_sent && out.is_some() && metrics.mqtt_connected.get() == 1 {
                     // A subscribe that did not fit the request channel earlier.
-                    let _ = client.try_subscribe(&filters);
+                    subscribe_sent = client.try_subscribe(&filters);
                 }
             }
             Err(e) => {
@@ -181,7 +182,7 @@ pub async fn run(
                 if out.is_none() {
                     break; // shutting down and the connection is gone: nothing left to flush
                 }
-                subscribed = false;
+                subscribe_sent = false;
                 readiness.not_ready(COMPONENT, format!("not connected to {}: {e}", settings.url));
                 let delay = backoff.next_delay();
                 if down_since.is_none() {

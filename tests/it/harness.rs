@@ -15,12 +15,27 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, never the same twice in one test run.
+///
+/// Ports come from a counter below Linux's ephemeral range (32768+), so a port handed to one
+/// server cannot be given by the OS to another test's `bind(0)` or outgoing connection in the
+/// moment before that server binds it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding port 0")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        20_000 + (std::process::id() % 200) as u16 * 50,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(port < 32_000, "ran out of test ports");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Path of a required program, or a panic naming its Debian package.
@@ -235,7 +250,7 @@ impl Broker {
             format!(
                 "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n\
                  autosave_interval 1\nmax_queued_messages 1000000\nmax_inflight_messages 1000\n\
-                 persistent_client_expiration 7d\nlog_dest stdout\nlog_type error\nlog_type warning\nlog_type notice\n",
+                 persistent_client_expiration 7d\nlog_dest stdout\nuser root\nlog_type error\nlog_type warning\nlog_type notice\n",
                 data.display()
             ),
         )
@@ -352,7 +367,8 @@ impl Influx1 {
             .send()
             .await
             .expect("querying influxd");
-        serde_json::from_str(&r.text().await.expect("influxd answers")).expect("influxd answers JSON")
+        serde_json::from_str(&r.text().await.expect("influxd answers"))
+            .expect("influxd answers JSON")
     }
 
     /// Rows of the first series of a query, as (columns, values).

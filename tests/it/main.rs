@@ -1,6 +1,7 @@
 //! Integration tests: real mosquitto, InfluxDB 1.x, victoria-metrics and the quantrac binary.
 
 mod demo;
+mod docs;
 mod harness;
 mod ingest;
 mod reliability;

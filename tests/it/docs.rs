@@ -1,0 +1,179 @@
+//! The README's configuration reference is checked against the real config structs, and the
+//! shipped configuration works with `check-config` as the README says.
+
+use std::path::Path;
+use std::process::Command;
+
+const SECTIONS: [&str; 6] = [
+    "mqtt",
+    "influx",
+    "http",
+    "stations",
+    "journal",
+    "compliance",
+];
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The fields a section accepts, read from the error for an unknown field ("expected one of …").
+fn fields_of(toml_text: &str, load: impl Fn(&Path) -> String) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("probe.toml");
+    std::fs::write(&path, toml_text).unwrap();
+    let err = load(&path);
+    let after = err
+        .split("expected ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no field list in {err:?}"));
+    let list = after.split(" for key").next().unwrap();
+    // Every `name` in "one of `a`, `b`" or "`a` or `b`".
+    list.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_readme_documents_every_configuration_key() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let shipped = std::fs::read_to_string(root().join("config/quantrac.toml")).unwrap();
+    for section in SECTIONS {
+        let fields = fields_of(&format!("[{section}]\nno_such_key = 1\n"), |p| {
+            quantrac::config::Settings::load(p, true, Some(Default::default()))
+                .unwrap_err()
+                .to_string()
+        });
+        assert!(
+            fields.len() >= 2 || section == "http",
+            "{section}: {fields:?}"
+        );
+        for f in fields {
+            let key = format!("`{section}.{f}`");
+            assert!(readme.contains(&key), "README does not document {key}");
+            let secret = f.contains("password") || f.contains("token") || f == "ca_file";
+            assert!(
+                secret || shipped.contains(&format!("\n{f} =")),
+                "config/quantrac.toml does not show {section}.{f}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_readme_documents_every_station_key() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let defaults = quantrac::config::ComplianceSettings::default()
+        .station_defaults()
+        .unwrap();
+    let fields = fields_of(
+        "[[station]]\npark = \"p\"\nsite = \"s\"\nstation = \"x\"\nkind = \"wastewater\"\nno_such_key = 1\n",
+        |p| {
+            quantrac::config::Stations::load(p, &defaults)
+                .unwrap_err()
+                .to_string()
+        },
+    );
+    assert!(fields.len() > 10, "{fields:?}");
+    for f in fields {
+        assert!(
+            readme.contains(&format!("`{f}`")),
+            "README does not document station key {f}"
+        );
+    }
+}
+
+#[test]
+fn check_config_prints_the_limit_table_of_the_shipped_configuration() {
+    let out = Command::new(env!("CARGO_BIN_EXE_quantrac"))
+        .args(["check-config", "--config", "config/quantrac.toml"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cod = text
+        .lines()
+        .find(|l| l.starts_with("nam-dinh-vu/nd-textile/outfall-1") && l.contains(" COD "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(cod.contains("135") && cod.contains("QCVN 40:2011"), "{cod}");
+    let so2 = text
+        .lines()
+        .find(|l| l.starts_with("dinh-vu/dv-steel/stack-1") && l.contains(" SO2 "))
+        .unwrap();
+    assert!(so2.contains("300") && so2.contains("permit"), "{so2}");
+    assert!(
+        text.contains("UNVERIFIED"),
+        "unverified QCVN 19 values are marked: {text}"
+    );
+}
+
+#[test]
+fn check_config_names_file_key_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let stations = dir.path().join("stations.toml");
+    std::fs::write(
+        &stations,
+        "[[station]]\npark = \"p\"\nsite = \"s\"\nstation = \"x\"\nkind = \"wastewater\"\n[station.limits]\nBenzene = 3\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("q.toml");
+    std::fs::write(
+        &cfg,
+        format!("[stations]\nfile = {:?}\n", stations.display().to_string()),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_quantrac"))
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("stations.toml")
+            && err.contains("station[0].limits.Benzene")
+            && err.contains("unknown parameter"),
+        "{err}"
+    );
+
+    std::fs::write(&cfg, "[influx]\nbatch_sise = 10\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_quantrac"))
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("q.toml") && err.contains("batch_sise"),
+        "{err}"
+    );
+}
+
+#[test]
+fn help_lists_the_commands_and_no_secret() {
+    let out = Command::new(env!("CARGO_BIN_EXE_quantrac"))
+        .arg("--help")
+        .env("QUANTRAC__INFLUX__TOKEN", "tok-in-env-5521")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for cmd in [
+        "run",
+        "check-config",
+        "demo",
+        "simulate",
+        "verify",
+        "dead-letters",
+    ] {
+        assert!(text.contains(cmd), "{text}");
+    }
+    assert!(!text.contains("tok-in-env-5521"));
+}
