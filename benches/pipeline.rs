@@ -719,6 +719,8 @@ struct CpuSplit {
     influxd: f64,
     mosquitto: f64,
     publishers: f64,
+    /// Every process of the machine, these included.
+    machine: f64,
 }
 
 impl std::fmt::Display for CpuSplit {
@@ -731,12 +733,15 @@ impl std::fmt::Display for CpuSplit {
             .collect();
         write!(
             f,
-            "quantrac {:.2} [{}], influxd {:.2}, mosquitto {:.2}, bench process {:.2} — of {:.2} available ({} CPUs × {:.2} s)",
+            "quantrac {:.2} [{}], influxd {:.2}, mosquitto {:.2}, bench process {:.2}, \
+             other processes {:.2} — of {:.2} available ({} CPUs × {:.2} s)",
             self.quantrac,
             threads.join(", "),
             self.influxd,
             self.mosquitto,
             self.publishers,
+            (self.machine - self.quantrac - self.influxd - self.mosquitto - self.publishers)
+                .max(0.0),
             self.wall * cpus() as f64,
             cpus(),
             self.wall
@@ -1031,6 +1036,7 @@ impl Ctx<'_> {
                 mosquitto: after.cpu[0] - before.cpu[0],
                 influxd: after.cpu[1] - before.cpu[1],
                 publishers: after.own - before.own,
+                machine: after.machine - before.machine,
             },
             scrape_bytes,
             scrape_ms: done.scrape_time.as_secs_f64() * 1e3 / f64::from(done.scrapes.max(1)),
@@ -1044,6 +1050,7 @@ struct Snapshot {
     at: Instant,
     cpu: Vec<f64>,
     own: f64,
+    machine: f64,
 }
 
 impl Snapshot {
@@ -1052,6 +1059,7 @@ impl Snapshot {
             at: Instant::now(),
             cpu: pids.iter().map(|&p| process_cpu(p)).collect(),
             own: process_cpu(std::process::id()),
+            machine: machine_cpu(),
         }
     }
 }
@@ -1732,6 +1740,25 @@ fn process_cpu(pid: u32) -> f64 {
             .unwrap_or(0.0)
     };
     (ticks(11) + ticks(12)) / CLK_TCK
+}
+
+/// Busy CPU seconds of the whole machine since boot (`/proc/stat`: all but idle and iowait).
+fn machine_cpu() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return 0.0;
+    };
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0.0;
+    };
+    line.split_whitespace()
+        .skip(1)
+        .enumerate()
+        .filter(|(i, _)| !matches!(i, 3 | 4))
+        .filter_map(|(_, v)| v.parse::<f64>().ok())
+        // user, nice, system, irq, softirq, steal (guest time is already in user and nice)
+        .take(6)
+        .sum::<f64>()
+        / CLK_TCK
 }
 
 /// CPU seconds of each live thread of `pid`, summed by thread name.
