@@ -1364,9 +1364,9 @@ impl Quantrac {
         })
     }
 
-    /// Waits for `/readyz` 200 and for the log line saying the subscription was granted: the
-    /// service's readiness alone can answer 200 before the MQTT source has even connected, and
-    /// what is published before the subscription exists reaches nobody.
+    /// Waits for `/readyz` 200 and for the log line saying the subscription was granted: what
+    /// is published before the subscription exists reaches nobody, and a lost message would
+    /// leave the benchmark waiting for readings that never come.
     async fn wait_ready(
         &mut self,
         http: &reqwest::Client,
