@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The pipeline benchmark: per-core decode and verdict, then publishers → mosquitto → quantrac →
+# InfluxDB 1.x on this machine. Prints figures; asserts nothing. Needs mosquitto and influxd 1.x
+# installed (not running: the benchmark starts its own on free loopback ports).
+#
+# Sizes (environment, defaults in benches/pipeline.rs):
+#   QUANTRAC_BENCH_STATIONS=200        stations (whole copies of the 6-station demo park)
+#   QUANTRAC_BENCH_CORE_MESSAGES=60000 per-core workload
+#   QUANTRAC_BENCH_LIVE_MESSAGES=50000 published while quantrac runs
+#   QUANTRAC_BENCH_MESSAGES=100000     queued backlog for each drain
+#   QUANTRAC_BENCH_PUBLISHERS=4        concurrent MQTT publishers
+#   QUANTRAC_BENCH_SPACING_S=300       time between two messages of one station
+#   QUANTRAC_BENCH_TIMEOUT_S=120       longest wait for any phase
+#   QUANTRAC_BENCH_E2E=0               per-core part only
+#   QUANTRAC_BENCH_KEEP=1              keep the temporary folder (logs, journals)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+for p in mosquitto influxd; do
+  if ! command -v "$p" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$p" ] && [ "${QUANTRAC_BENCH_E2E:-1}" != 0 ]; then
+    echo "missing: $p (apt-get install mosquitto influxdb), or set QUANTRAC_BENCH_E2E=0" >&2
+    exit 1
+  fi
+done
+exec cargo bench --bench pipeline "$@"
