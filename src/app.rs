@@ -97,9 +97,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     .context("mqtt.topics")?;
 
     let lock = JournalLock::acquire(&settings.journal.path)?;
-    let journal = Journal::open(&settings.journal.path, settings.journal.durable)
+    let mut journal = Journal::open(&settings.journal.path, settings.journal.durable)
         .with_context(|| format!("opening the journal in {}", settings.journal.path.display()))?;
-    rebuild_windows(&journal, &mut decoder, &mut engine)?;
+    rebuild_windows(&mut journal, &mut decoder, &mut engine)?;
 
     let (http_addr, http) = http::serve(
         &settings.http.listen,
@@ -196,28 +196,54 @@ fn render_points(p: &Processed) -> Vec<String> {
 
 /// Rebuilds compliance windows from the journal, so a restart in the middle of a window loses
 /// no sample: the messages of the late-data horizon are decoded again and fed to the engine.
+///
+/// Window points are journaled once per tick (see `compliance::run`), so readings committed
+/// after the last windows record may have changed windows whose points never reached the
+/// journal. Those readings are judged again here, and the windows they touch are committed now.
 fn rebuild_windows(
-    journal: &Journal,
+    journal: &mut Journal,
     decoder: &mut Decoder,
     engine: &mut Engine,
 ) -> anyhow::Result<()> {
     let now = chrono::Utc::now().timestamp_millis();
-    let since = now - engine.late_horizon_ms();
-    let messages = journal.messages_since(since)?;
-    let mut readings = Vec::new();
-    for m in messages.iter().filter(|m| !m.topic.starts_with('$')) {
-        readings.extend(
+    let messages = journal.messages_since(now - engine.late_horizon_ms())?;
+    let last_windows_record = messages
+        .iter()
+        .rposition(|m| m.topic == compliance::WINDOWS_TOPIC)
+        .map_or(0, |i| i + 1);
+    let (before, after) = messages.split_at(last_windows_record);
+    let mut decode = |m: &journal::StoredMessage| {
+        if m.topic.starts_with('$') {
+            Vec::new()
+        } else {
             decoder
                 .decode(&m.topic, &m.payload, m.received_at_ms)
-                .readings,
-        );
+                .readings
+        }
+    };
+    let restored: Vec<_> = before.iter().flat_map(&mut decode).collect();
+    let n = restored.len();
+    engine.restore(restored, now);
+    let mut pending = compliance::PendingWindows::default();
+    for m in after {
+        let (_, averages) = engine.judge(decode(m), now);
+        pending.add(averages);
     }
-    let n = readings.len();
-    engine.restore(readings, now);
+    if let Some(record) = pending.take_record(now) {
+        journal.append(&[journal::Entry {
+            received_at_ms: record.envelope.received_at_ms,
+            topic: &record.envelope.topic,
+            payload: &record.envelope.payload,
+            station: None,
+            rejections: &[],
+            points: render_points(&record),
+        }])?;
+    }
     if !messages.is_empty() {
         tracing::info!(
             messages = messages.len(),
             readings = n,
+            rejudged = after.len(),
             "compliance windows rebuilt from the journal"
         );
     }
@@ -380,7 +406,7 @@ pub async fn replay_dead_letters(settings: Settings) -> anyhow::Result<usize> {
     )
     .context("mqtt.topics")?;
     let mut journal = Journal::open(&settings.journal.path, settings.journal.durable)?;
-    rebuild_windows(&journal, &mut decoder, &mut engine)?;
+    rebuild_windows(&mut journal, &mut decoder, &mut engine)?;
     let letters: Vec<_> = journal::dead_letters(&settings.journal.path, usize::MAX)?
         .into_iter()
         .filter(|d| !d.replayed)

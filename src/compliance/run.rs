@@ -1,14 +1,25 @@
 //! The compliance stage's task: judges each decoded message, closes windows on a timer, and
 //! keeps the verdict and health gauges current. All rules live in [`Engine`]; this loop only
 //! moves values between the channel, the engine and the metrics.
+//!
+//! Window points are written once per tick, not once per message. A datalogger replaying its
+//! buffer, or a backlog drained after an outage, touches the same closed windows with every
+//! message; rewriting a window's `average` point for each of them would multiply the InfluxDB
+//! writes (a 24 h window of 5-minute data would be rewritten 288 times). So the points a message
+//! changes are kept here, newest wins, and go to the journal with the next tick as one
+//! [`WINDOWS_TOPIC`] record. A crash before that record is committed loses nothing: on start-up
+//! `app` re-judges the readings journaled after the last such record, which re-emits those
+//! windows.
 
 use std::time::Duration;
+
+use std::collections::BTreeMap;
 
 use tokio::sync::mpsc;
 
 use super::Engine;
 use crate::metrics::{Metrics, STATION_STATES};
-use crate::model::{Judged, WindowPoint};
+use crate::model::{Judged, Param, StationKey, WindowPoint};
 use crate::pipeline::{Ack, Decoded, Envelope, Processed};
 
 /// Topic of the journal records that hold windows closed by the clock (not by a message).
@@ -25,39 +36,72 @@ pub async fn run(
 ) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pending = PendingWindows::default();
     loop {
         tokio::select! {
             message = rx.recv() => {
                 let Some((envelope, decoded)) = message else { break };
                 let (readings, averages) = engine.judge(decoded.readings, envelope.received_at_ms);
                 record_readings(&metrics, &readings, envelope.received_at_ms);
+                pending.add(averages);
                 let processed = Processed {
                     key: decoded.key,
                     readings,
                     rejections: decoded.rejections,
-                    averages,
+                    averages: Vec::new(),
                     envelope,
                 };
                 if tx.send(processed).await.is_err() {
-                    break;
+                    return;
                 }
             }
             _ = tick.tick() => {
                 let now = chrono::Utc::now().timestamp_millis();
-                let closed = engine.tick(now);
-                if !closed.is_empty() && tx.send(windows_record(closed, now)).await.is_err() {
-                    break;
+                // Closed by the clock now: newer than anything pending for the same window.
+                pending.add(engine.tick(now));
+                if let Some(record) = pending.take_record(now) {
+                    if tx.send(record).await.is_err() {
+                        return;
+                    }
                 }
                 record_windows(&metrics, &engine);
                 record_health(&metrics, &engine, now);
             }
         }
     }
+    // Input closed (shutdown): what is pending goes to the journal before the stage ends.
+    if let Some(record) = pending.take_record(chrono::Utc::now().timestamp_millis()) {
+        let _ = tx.send(record).await;
+    }
+}
+
+/// Window points waiting for the next tick, one per window (the newest).
+#[derive(Default)]
+pub struct PendingWindows {
+    points: BTreeMap<(StationKey, Param, String, i64), WindowPoint>,
+}
+
+impl PendingWindows {
+    pub fn add(&mut self, points: Vec<WindowPoint>) {
+        for p in points {
+            self.points
+                .insert((p.key.clone(), p.param, p.window.clone(), p.start_ms), p);
+        }
+    }
+
+    /// The journal record for everything pending, if anything is.
+    pub fn take_record(&mut self, now_ms: i64) -> Option<Processed> {
+        if self.points.is_empty() {
+            return None;
+        }
+        let points = std::mem::take(&mut self.points).into_values().collect();
+        Some(windows_record(points, now_ms))
+    }
 }
 
 /// Windows closed by the clock become a journal record of their own, so the chain covers
 /// every `average` point; the payload lists them for a human reader.
-fn windows_record(points: Vec<WindowPoint>, now_ms: i64) -> Processed {
+pub fn windows_record(points: Vec<WindowPoint>, now_ms: i64) -> Processed {
     let summary: Vec<serde_json::Value> = points
         .iter()
         .map(|w| {
@@ -157,5 +201,47 @@ fn record_health(m: &Metrics, engine: &Engine, now_ms: i64) {
                 .with_label_values(&[park, site, station, state])
                 .set(i64::from(on));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(start_ms: i64, window: &str, mean: f64) -> WindowPoint {
+        WindowPoint {
+            key: StationKey::parse("p", "s", "x").unwrap(),
+            param: Param::COD,
+            window: window.into(),
+            start_ms,
+            mean,
+            samples: 1,
+            capture: 1.0,
+            valid: true,
+            limit_max: None,
+            ratio: None,
+            exceeded: false,
+        }
+    }
+
+    #[test]
+    fn pending_windows_keep_the_newest_point_per_window() {
+        let mut p = PendingWindows::default();
+        assert!(p.take_record(0).is_none(), "nothing pending, no record");
+        p.add(vec![point(0, "1h", 1.0), point(0, "24h", 1.0)]);
+        p.add(vec![point(0, "1h", 2.0), point(3_600_000, "1h", 3.0)]);
+        let record = p.take_record(42).unwrap();
+        assert_eq!(record.envelope.topic, WINDOWS_TOPIC);
+        assert_eq!(record.envelope.received_at_ms, 42);
+        let means: Vec<_> = record
+            .averages
+            .iter()
+            .map(|w| (w.window.as_str(), w.start_ms, w.mean))
+            .collect();
+        assert_eq!(
+            means,
+            [("1h", 0, 2.0), ("1h", 3_600_000, 3.0), ("24h", 0, 1.0)]
+        );
+        assert!(p.take_record(43).is_none(), "taken once");
     }
 }

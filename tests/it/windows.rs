@@ -165,3 +165,47 @@ async fn a_kill9_in_the_middle_of_an_hour_keeps_every_sample() {
         "the window's point was rewritten, not duplicated"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill9_before_the_windows_are_written_still_writes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let influx = Influx1::start(dir.path());
+    influx.create_db().await;
+    let cfg = Quantrac::config_text(
+        dir.path(),
+        &broker.url(),
+        &format!(
+            "url = \"{}\"\napi = \"v1\"\ndatabase = \"{}\"",
+            influx.url(),
+            influx.db
+        ),
+        "",
+    );
+    let mut q = Quantrac::start(dir.path(), &cfg, STATIONS);
+    q.wait_ready().await;
+    let hour = (Utc::now() - chrono::Duration::hours(7))
+        .duration_trunc(chrono::Duration::hours(1))
+        .unwrap();
+    let p = Publisher::connect(broker.port).await;
+    for i in 0..12 {
+        p.publish(
+            OUTFALL,
+            reading(hour + chrono::Duration::minutes(5 * i), 90.0, "00"),
+        )
+        .await;
+    }
+    p.wait_acked(12).await;
+    // Killed as soon as the readings are journaled: usually before the next tick commits the
+    // window's point, so the point must come from the rebuild after the restart.
+    eventually("12 readings journaled", Duration::from_secs(10), || async {
+        (q.metric("quantrac_mqtt_acks_total").await >= Some(12.0)).then_some(())
+    })
+    .await;
+    q.proc.kill9();
+    q.restart();
+    let avg = average(&influx, hour.timestamp_millis(), 12).await;
+    assert_eq!(avg["mean"], 90.0);
+    let (ok, out) = q.command(&["verify"]);
+    assert!(ok, "{out}");
+}
