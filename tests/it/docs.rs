@@ -177,3 +177,22 @@ fn help_lists_the_commands_and_no_secret() {
     }
     assert!(!text.contains("tok-in-env-5521"));
 }
+
+#[test]
+fn the_deployment_configuration_is_valid() {
+    let settings = quantrac::config::Settings::load(
+        &root().join("deploy/quantrac/quantrac.toml"),
+        true,
+        Some(Default::default()),
+    )
+    .unwrap();
+    assert_eq!(
+        settings.http.listen, "0.0.0.0:9787",
+        "scrapable inside a container"
+    );
+    let defaults = settings.compliance.station_defaults().unwrap();
+    for file in ["deploy/quantrac/stations.toml", "config/stations.toml"] {
+        let stations = quantrac::config::Stations::load(&root().join(file), &defaults).unwrap();
+        assert!(stations.by_key.len() >= 2, "{file}");
+    }
+}
