@@ -11,7 +11,7 @@
 //! Windows align to the LOCAL clock of `stations.timezone`: an hour window starts on the hour
 //! and a day window at local midnight (Asia/Ho_Chi_Minh: 17:00 UTC), as inspectors read them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, LocalResult, Offset, TimeZone};
 use chrono_tz::Tz;
@@ -24,25 +24,48 @@ use super::limits;
 /// `[start, end)` in epoch milliseconds of the `seconds`-long window holding `ts_ms`, aligned
 /// to multiples of its length in local time (so to local midnight for day windows).
 pub fn bounds(ts_ms: i64, seconds: u64, tz: Tz) -> (i64, i64) {
+    bounds_cached(ts_ms, offset_ms(ts_ms, tz), seconds, tz, &mut None)
+}
+
+/// The local window start of the last [`bounds_cached`] call and the UTC instants of its two
+/// ends (`None` when the wall-clock time does not exist).
+type LocalCache = Option<(i64, Option<i64>, Option<i64>)>;
+
+/// [`bounds`] given the zone's offset at `ts_ms` (readings of one message share it, so the
+/// engine looks it up once) and a cache of the local → UTC conversion of the window's ends.
+/// The conversions are the costly part and depend only on the local window start, which
+/// consecutive readings of a series nearly always share; the checks after them still run for
+/// every reading, so the result is exactly that of [`bounds`] in any zone.
+fn bounds_cached(
+    ts_ms: i64,
+    offset_ms: i64,
+    seconds: u64,
+    tz: Tz,
+    cache: &mut LocalCache,
+) -> (i64, i64) {
     let len = (seconds as i64).saturating_mul(1000).max(1);
-    let utc_aligned = {
-        let start = ts_ms.div_euclid(len) * len;
-        (start, start + len)
+    let start_local = (ts_ms + offset_ms).div_euclid(len) * len;
+    let (start, end) = match *cache {
+        Some((local, start, end)) if local == start_local => (start, end),
+        _ => {
+            let ends = (to_utc(start_local, tz), to_utc(start_local + len, tz));
+            *cache = Some((start_local, ends.0, ends.1));
+            ends
+        }
     };
-    let local_ms = ts_ms + offset_ms(ts_ms, tz);
-    let start_local = local_ms.div_euclid(len) * len;
-    let start = to_utc(start_local, tz);
-    let end = to_utc(start_local + len, tz);
     match (start, end) {
         (Some(s), Some(e)) if s <= ts_ms && ts_ms < e => (s, e),
         // A boundary inside a daylight-saving jump: fall back to plain epoch alignment rather
         // than produce a window that does not hold the reading.
-        _ => utc_aligned,
+        _ => {
+            let start = ts_ms.div_euclid(len) * len;
+            (start, start + len)
+        }
     }
 }
 
 /// Local time − UTC at the instant `utc_ms`, in milliseconds.
-fn offset_ms(utc_ms: i64, tz: Tz) -> i64 {
+pub fn offset_ms(utc_ms: i64, tz: Tz) -> i64 {
     match DateTime::from_timestamp_millis(utc_ms) {
         Some(dt) => {
             i64::from(
@@ -65,17 +88,82 @@ fn to_utc(local_ms: i64, tz: Tz) -> Option<i64> {
     }
 }
 
+/// The sum of no sample, as `Iterator::sum` starts it, so a running sum built by adding
+/// samples in time order is bit for bit the sum of the samples.
+fn empty_sum() -> f64 {
+    std::iter::empty::<f64>().sum()
+}
+
 /// One window's samples.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 struct Bucket {
     end_ms: i64,
-    /// Reading timestamp → value (O2-corrected where that applied).
-    samples: BTreeMap<i64, f64>,
+    /// `(reading timestamp, value)` (O2-corrected where that applied), sorted by timestamp,
+    /// one per timestamp. Readings arrive mostly in time order, so most inserts are a push.
+    samples: Vec<(i64, f64)>,
+    /// The values summed in timestamp order: the mean is `sum / len` without a pass over the
+    /// samples. A push adds to it; any other change re-sums, so rounding never depends on the
+    /// order the readings came in.
+    sum: f64,
     /// Its final point has been handed out (by `close` or as a late rewrite).
     emitted: bool,
 }
 
+impl Bucket {
+    fn new(end_ms: i64) -> Bucket {
+        Bucket {
+            end_ms,
+            samples: Vec::new(),
+            sum: empty_sum(),
+            emitted: false,
+        }
+    }
+
+    /// Sets the sample at `ts_ms`; returns the value it replaced.
+    fn insert(&mut self, ts_ms: i64, value: f64) -> Option<f64> {
+        if self.samples.last().is_none_or(|&(last, _)| last < ts_ms) {
+            self.samples.push((ts_ms, value));
+            self.sum += value;
+            return None;
+        }
+        match self.samples.binary_search_by_key(&ts_ms, |&(ts, _)| ts) {
+            Ok(i) => {
+                let old = std::mem::replace(&mut self.samples[i].1, value);
+                if old.to_bits() != value.to_bits() {
+                    self.resum();
+                }
+                Some(old)
+            }
+            Err(i) => {
+                self.samples.insert(i, (ts_ms, value));
+                self.resum();
+                None
+            }
+        }
+    }
+
+    /// Withdraws the sample at `ts_ms`; returns its value.
+    fn remove(&mut self, ts_ms: i64) -> Option<f64> {
+        let i = self
+            .samples
+            .binary_search_by_key(&ts_ms, |&(ts, _)| ts)
+            .ok()?;
+        let (_, old) = self.samples.remove(i);
+        self.resum();
+        Some(old)
+    }
+
+    fn resum(&mut self) {
+        self.sum = self.samples.iter().map(|&(_, v)| v).sum();
+    }
+}
+
 /// The windows of one length for one station × parameter, with what a point needs.
+///
+/// Besides the windows by start, two indexes by `(end, start)` let the timer work only on
+/// what is due: `pending` holds the windows with samples whose point was not handed out yet
+/// (what `close` may emit), `by_end` every window (what `evict` may forget). A window's end
+/// is fixed when it is created.
 #[derive(Clone, Debug)]
 pub struct Series {
     pub key: StationKey,
@@ -85,9 +173,13 @@ pub struct Series {
     pub min_capture: f64,
     pub limit: Option<Limit>,
     buckets: BTreeMap<i64, Bucket>,
-    /// The latest closed window that was valid, for the `quantrac_limit_ratio` gauge; kept
-    /// apart from the buckets so eviction does not lose it.
+    pending: BTreeSet<(i64, i64)>,
+    by_end: BTreeSet<(i64, i64)>,
+    /// The latest closed window that was valid, for the `quantrac_limit_ratio` gauge;
+    /// kept apart from the buckets so eviction does not lose it.
     last_valid: Option<WindowPoint>,
+    /// See [`bounds_cached`].
+    local: LocalCache,
 }
 
 impl Series {
@@ -107,7 +199,10 @@ impl Series {
             min_capture,
             limit,
             buckets: BTreeMap::new(),
+            pending: BTreeSet::new(),
+            by_end: BTreeSet::new(),
             last_valid: None,
+            local: None,
         }
     }
 
@@ -117,22 +212,46 @@ impl Series {
     /// from the one sample still known would replace a complete average by a partial one.
     /// Returns the start of the window when it changed.
     pub fn put(&mut self, ts_ms: i64, value: Option<f64>, tz: Tz, floor_ms: i64) -> Option<i64> {
-        let (start, end) = bounds(ts_ms, self.spec.seconds, tz);
+        self.put_at(ts_ms, offset_ms(ts_ms, tz), value, tz, floor_ms)
+            .map(|(start, _)| start)
+    }
+
+    /// [`Series::put`] given the zone's UTC offset at `ts_ms` (see [`offset_ms`]); returns the
+    /// `[start, end)` of the window when it changed.
+    pub fn put_at(
+        &mut self,
+        ts_ms: i64,
+        offset_ms: i64,
+        value: Option<f64>,
+        tz: Tz,
+        floor_ms: i64,
+    ) -> Option<(i64, i64)> {
+        let (start, end) = bounds_cached(ts_ms, offset_ms, self.spec.seconds, tz, &mut self.local);
         if end <= floor_ms {
             return None;
         }
         match value {
             Some(v) => {
-                let bucket = self.buckets.entry(start).or_insert_with(|| Bucket {
-                    end_ms: end,
-                    ..Bucket::default()
-                });
-                let old = bucket.samples.insert(ts_ms, v);
-                (old != Some(v)).then_some(start)
+                let bucket = match self.buckets.entry(start) {
+                    std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(e) => {
+                        self.by_end.insert((end, start));
+                        e.insert(Bucket::new(end))
+                    }
+                };
+                if bucket.samples.is_empty() && !bucket.emitted {
+                    self.pending.insert((bucket.end_ms, start));
+                }
+                let old = bucket.insert(ts_ms, v);
+                (old != Some(v)).then_some((start, bucket.end_ms))
             }
             None => {
                 let bucket = self.buckets.get_mut(&start)?;
-                bucket.samples.remove(&ts_ms).map(|_| start)
+                bucket.remove(ts_ms)?;
+                if bucket.samples.is_empty() {
+                    self.pending.remove(&(bucket.end_ms, start));
+                }
+                Some((start, bucket.end_ms))
             }
         }
     }
@@ -150,19 +269,32 @@ impl Series {
         let point = self.point(start_ms)?;
         if let Some(b) = self.buckets.get_mut(&start_ms) {
             b.emitted = true;
+            self.pending.remove(&(b.end_ms, start_ms));
         }
         self.remember(&point);
         Some(point)
     }
 
-    /// Points of windows closed at `now_ms` and not yet handed out.
+    /// The earliest end among windows `close` may emit (`i64::MAX` when there is none): a
+    /// timer tick before it has nothing to do here.
+    pub fn next_close_ms(&self) -> i64 {
+        self.pending.first().map_or(i64::MAX, |&(end, _)| end)
+    }
+
+    /// The earliest end among all windows (`i64::MAX` when there is none): `evict` with a
+    /// floor before it has nothing to do here.
+    pub fn next_evict_ms(&self) -> i64 {
+        self.by_end.first().map_or(i64::MAX, |&(end, _)| end)
+    }
+
+    /// Points of windows closed at `now_ms` and not yet handed out, by window start.
     pub fn close(&mut self, now_ms: i64) -> Vec<WindowPoint> {
-        let due: Vec<i64> = self
-            .buckets
-            .iter()
-            .filter(|(_, b)| b.end_ms <= now_ms && !b.emitted)
-            .map(|(s, _)| *s)
+        let mut due: Vec<i64> = self
+            .pending
+            .range(..=(now_ms, i64::MAX))
+            .map(|&(_, start)| start)
             .collect();
+        due.sort_unstable();
         due.into_iter().filter_map(|s| self.emit(s)).collect()
     }
 
@@ -170,10 +302,9 @@ impl Series {
     /// written before the restart), but still feed the latest-closed-valid state.
     pub fn mark_closed_emitted(&mut self, now_ms: i64) {
         let closed: Vec<i64> = self
-            .buckets
-            .iter()
-            .filter(|(_, b)| b.end_ms <= now_ms)
-            .map(|(s, _)| *s)
+            .by_end
+            .range(..=(now_ms, i64::MAX))
+            .map(|&(_, start)| start)
             .collect();
         for start in closed {
             if let Some(p) = self.point(start) {
@@ -181,13 +312,21 @@ impl Series {
             }
             if let Some(b) = self.buckets.get_mut(&start) {
                 b.emitted = true;
+                self.pending.remove(&(b.end_ms, start));
             }
         }
     }
 
     /// Forgets windows ending at or before `floor_ms`.
     pub fn evict(&mut self, floor_ms: i64) {
-        self.buckets.retain(|_, b| b.end_ms > floor_ms);
+        while let Some(&(end, start)) = self.by_end.first() {
+            if end > floor_ms {
+                break;
+            }
+            self.by_end.pop_first();
+            self.pending.remove(&(end, start));
+            self.buckets.remove(&start);
+        }
     }
 
     /// The latest closed valid window.
@@ -223,7 +362,7 @@ impl Series {
             return None;
         }
         let samples = bucket.samples.len();
-        let mean = bucket.samples.values().sum::<f64>() / samples as f64;
+        let mean = bucket.sum / samples as f64;
         let expected = self.spec.seconds as f64 / self.expected_interval_s.max(1) as f64;
         let capture = (samples as f64 / expected).min(1.0);
         let valid = capture >= self.min_capture;
