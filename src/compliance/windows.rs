@@ -11,7 +11,7 @@
 //! Windows align to the LOCAL clock of `stations.timezone`: an hour window starts on the hour
 //! and a day window at local midnight (Asia/Ho_Chi_Minh: 17:00 UTC), as inspectors read them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, VecDeque};
 
 use chrono::{DateTime, LocalResult, Offset, TimeZone};
 use chrono_tz::Tz;
@@ -97,6 +97,7 @@ fn empty_sum() -> f64 {
 /// One window's samples.
 #[derive(Clone, Debug)]
 struct Bucket {
+    start_ms: i64,
     end_ms: i64,
     /// `(reading timestamp, value)` (O2-corrected where that applied), sorted by timestamp,
     /// one per timestamp. Readings arrive mostly in time order, so most inserts are a push.
@@ -110,10 +111,13 @@ struct Bucket {
 }
 
 impl Bucket {
-    fn new(end_ms: i64) -> Bucket {
+    /// `expected` samples are reserved at once: the window fills to about that many, and
+    /// growing a vector by doubling would copy it and leave slack in memory.
+    fn new(start_ms: i64, end_ms: i64, expected: usize) -> Bucket {
         Bucket {
+            start_ms,
             end_ms,
-            samples: Vec::new(),
+            samples: Vec::with_capacity(expected),
             sum: empty_sum(),
             emitted: false,
         }
@@ -160,10 +164,11 @@ impl Bucket {
 
 /// The windows of one length for one station × parameter, with what a point needs.
 ///
-/// Besides the windows by start, two indexes by `(end, start)` let the timer work only on
-/// what is due: `pending` holds the windows with samples whose point was not handed out yet
-/// (what `close` may emit), `by_end` every window (what `evict` may forget). A window's end
-/// is fixed when it is created.
+/// The windows are kept sorted by start in a deque: readings arrive mostly in time order, so
+/// the window sought is nearly always the last one, and eviction takes from the front.
+/// `pending`, by `(end, start)`, holds the windows with samples whose point was not handed
+/// out yet, so `close` looks only at those that are due. A window's end is fixed when it is
+/// created.
 #[derive(Clone, Debug)]
 pub struct Series {
     pub key: StationKey,
@@ -172,9 +177,11 @@ pub struct Series {
     pub expected_interval_s: u64,
     pub min_capture: f64,
     pub limit: Option<Limit>,
-    buckets: BTreeMap<i64, Bucket>,
+    buckets: VecDeque<Bucket>,
     pending: BTreeSet<(i64, i64)>,
-    by_end: BTreeSet<(i64, i64)>,
+    /// The shortest window held so far (`end − start`; windows of one length can differ
+    /// across a daylight-saving jump): no window ends before the first start plus this.
+    min_len_ms: i64,
     /// The latest closed window that was valid, for the `quantrac_limit_ratio` gauge;
     /// kept apart from the buckets so eviction does not lose it.
     last_valid: Option<WindowPoint>,
@@ -198,9 +205,9 @@ impl Series {
             expected_interval_s,
             min_capture,
             limit,
-            buckets: BTreeMap::new(),
+            buckets: VecDeque::new(),
             pending: BTreeSet::new(),
-            by_end: BTreeSet::new(),
+            min_len_ms: i64::MAX,
             last_valid: None,
             local: None,
         }
@@ -232,13 +239,17 @@ impl Series {
         }
         match value {
             Some(v) => {
-                let bucket = match self.buckets.entry(start) {
-                    std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::btree_map::Entry::Vacant(e) => {
-                        self.by_end.insert((end, start));
-                        e.insert(Bucket::new(end))
+                let i = match self.find(start) {
+                    Ok(i) => i,
+                    Err(i) => {
+                        let expected = self.expected_samples().ceil().clamp(1.0, 1024.0);
+                        self.buckets
+                            .insert(i, Bucket::new(start, end, expected as usize));
+                        self.min_len_ms = self.min_len_ms.min(end - start);
+                        i
                     }
                 };
+                let bucket = &mut self.buckets[i];
                 if bucket.samples.is_empty() && !bucket.emitted {
                     self.pending.insert((bucket.end_ms, start));
                 }
@@ -246,7 +257,8 @@ impl Series {
                 (old != Some(v)).then_some((start, bucket.end_ms))
             }
             None => {
-                let bucket = self.buckets.get_mut(&start)?;
+                let i = self.find(start).ok()?;
+                let bucket = &mut self.buckets[i];
                 bucket.remove(ts_ms)?;
                 if bucket.samples.is_empty() {
                     self.pending.remove(&(bucket.end_ms, start));
@@ -258,16 +270,33 @@ impl Series {
 
     /// Whether the window starting at `start_ms` ends at or before `now_ms`.
     pub fn is_closed(&self, start_ms: i64, now_ms: i64) -> bool {
-        self.buckets
-            .get(&start_ms)
-            .is_some_and(|b| b.end_ms <= now_ms)
+        self.bucket(start_ms).is_some_and(|b| b.end_ms <= now_ms)
+    }
+
+    /// Where the window starting at `start_ms` is (`Ok`) or would go (`Err`).
+    fn find(&self, start_ms: i64) -> Result<usize, usize> {
+        match self.buckets.back() {
+            Some(b) if b.start_ms == start_ms => Ok(self.buckets.len() - 1),
+            Some(b) if b.start_ms < start_ms => Err(self.buckets.len()),
+            _ => self.buckets.binary_search_by_key(&start_ms, |b| b.start_ms),
+        }
+    }
+
+    fn bucket(&self, start_ms: i64) -> Option<&Bucket> {
+        self.find(start_ms).ok().map(|i| &self.buckets[i])
+    }
+
+    /// Samples a full window holds: its length ÷ the expected interval.
+    fn expected_samples(&self) -> f64 {
+        self.spec.seconds as f64 / self.expected_interval_s.max(1) as f64
     }
 
     /// The point of the window starting at `start_ms`, marking it emitted and remembering it
     /// as the latest closed valid window when it is one. `None` for a window with no sample.
     pub fn emit(&mut self, start_ms: i64) -> Option<WindowPoint> {
         let point = self.point(start_ms)?;
-        if let Some(b) = self.buckets.get_mut(&start_ms) {
+        if let Ok(i) = self.find(start_ms) {
+            let b = &mut self.buckets[i];
             b.emitted = true;
             self.pending.remove(&(b.end_ms, start_ms));
         }
@@ -281,10 +310,12 @@ impl Series {
         self.pending.first().map_or(i64::MAX, |&(end, _)| end)
     }
 
-    /// The earliest end among all windows (`i64::MAX` when there is none): `evict` with a
-    /// floor before it has nothing to do here.
+    /// No window ends before this (`i64::MAX` when there is none): `evict` with a floor
+    /// before it has nothing to do here.
     pub fn next_evict_ms(&self) -> i64 {
-        self.by_end.first().map_or(i64::MAX, |&(end, _)| end)
+        self.buckets
+            .front()
+            .map_or(i64::MAX, |b| b.start_ms.saturating_add(self.min_len_ms))
     }
 
     /// Points of windows closed at `now_ms` and not yet handed out, by window start.
@@ -301,31 +332,36 @@ impl Series {
     /// After a rebuild: windows closed at `now_ms` count as handed out (their points were
     /// written before the restart), but still feed the latest-closed-valid state.
     pub fn mark_closed_emitted(&mut self, now_ms: i64) {
-        let closed: Vec<i64> = self
-            .by_end
-            .range(..=(now_ms, i64::MAX))
-            .map(|&(_, start)| start)
-            .collect();
-        for start in closed {
+        for i in 0..self.buckets.len() {
+            let (start, end) = (self.buckets[i].start_ms, self.buckets[i].end_ms);
+            if end > now_ms {
+                continue;
+            }
             if let Some(p) = self.point(start) {
                 self.remember(&p);
             }
-            if let Some(b) = self.buckets.get_mut(&start) {
-                b.emitted = true;
-                self.pending.remove(&(b.end_ms, start));
-            }
+            self.buckets[i].emitted = true;
+            self.pending.remove(&(end, start));
         }
     }
 
     /// Forgets windows ending at or before `floor_ms`.
+    ///
+    /// A window ending by then started before it, so only the front of the deque up to
+    /// `floor_ms` is looked at: the windows forgotten, and at most the one or two that
+    /// straddle the floor.
     pub fn evict(&mut self, floor_ms: i64) {
-        while let Some(&(end, start)) = self.by_end.first() {
-            if end > floor_ms {
+        let mut i = 0;
+        while let Some(b) = self.buckets.get(i) {
+            if b.start_ms >= floor_ms {
                 break;
             }
-            self.by_end.pop_first();
-            self.pending.remove(&(end, start));
-            self.buckets.remove(&start);
+            if b.end_ms <= floor_ms {
+                self.pending.remove(&(b.end_ms, b.start_ms));
+                self.buckets.remove(i);
+            } else {
+                i += 1;
+            }
         }
     }
 
@@ -357,13 +393,13 @@ impl Series {
 
     /// The `average` point of one window.
     pub fn point(&self, start_ms: i64) -> Option<WindowPoint> {
-        let bucket = self.buckets.get(&start_ms)?;
+        let bucket = self.bucket(start_ms)?;
         if bucket.samples.is_empty() {
             return None;
         }
         let samples = bucket.samples.len();
         let mean = bucket.sum / samples as f64;
-        let expected = self.spec.seconds as f64 / self.expected_interval_s.max(1) as f64;
+        let expected = self.expected_samples();
         let capture = (samples as f64 / expected).min(1.0);
         let valid = capture >= self.min_capture;
         let limit_max = self.limit.as_ref().and_then(|l| l.max);
@@ -520,5 +556,96 @@ mod tests {
             None
         );
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn cached_bounds_equal_uncached_bounds_across_daylight_saving_jumps() {
+        // The per-series cache must not change a single window, in any zone: Berlin (1 h
+        // jumps), Lord Howe (30 min jumps), St John's (−3:30) and Kathmandu (+5:45), across
+        // the 2026 transitions, for every window length of the contract's examples.
+        let zones = [
+            chrono_tz::Europe::Berlin,
+            chrono_tz::Australia::Lord_Howe,
+            chrono_tz::America::St_Johns,
+            chrono_tz::Asia::Kathmandu,
+            Ho_Chi_Minh,
+        ];
+        // 2026-03-01Z to 2026-11-15Z in 7-minute steps covers both transitions of each zone.
+        let from = 1_772_323_200_000;
+        let to = 1_794_700_800_000;
+        for tz in zones {
+            for seconds in [300, 1800, 3600, 8 * 3600, 86_400] {
+                let mut cache = None;
+                let mut ts = from;
+                while ts < to {
+                    let cached = bounds_cached(ts, offset_ms(ts, tz), seconds, tz, &mut cache);
+                    assert_eq!(cached, bounds(ts, seconds, tz), "{tz} {seconds} s at {ts}");
+                    ts += 7 * 60_000;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn out_of_order_and_replaced_samples_give_the_same_mean_as_in_order() {
+        // The running sum is re-summed in time order after anything but an append, so the
+        // mean does not depend on arrival order (regulations.md §6: the average of the valid
+        // samples of the period).
+        let values: Vec<f64> = (0..12).map(|i| 0.1 * i as f64 + 1.0 / 3.0).collect();
+        let mut in_order = series("1h", None);
+        for (i, v) in values.iter().enumerate() {
+            in_order.put(T0 + i as i64 * 300_000, Some(*v), chrono_tz::UTC, 0);
+        }
+        let mut shuffled = series("1h", None);
+        for i in [5, 0, 11, 3, 7, 1, 9, 2, 10, 4, 8, 6] {
+            shuffled.put(T0 + i * 300_000, Some(99.0), chrono_tz::UTC, 0);
+        }
+        for i in [3, 11, 0, 6] {
+            shuffled.put(T0 + i * 300_000, None, chrono_tz::UTC, 0);
+        }
+        for (i, v) in values.iter().enumerate().rev() {
+            shuffled.put(T0 + i as i64 * 300_000, Some(*v), chrono_tz::UTC, 0);
+        }
+        let (a, b) = (in_order.point(T0).unwrap(), shuffled.point(T0).unwrap());
+        assert_eq!(a.samples, 12);
+        assert_eq!(
+            a.mean.to_bits(),
+            b.mean.to_bits(),
+            "{} vs {}",
+            a.mean,
+            b.mean
+        );
+        let expected = values.iter().sum::<f64>() / 12.0;
+        assert_eq!(a.mean.to_bits(), expected.to_bits());
+    }
+
+    #[test]
+    fn due_times_follow_the_windows_that_close_and_end() {
+        let mut s = series("1h", None);
+        assert_eq!((s.next_close_ms(), s.next_evict_ms()), (i64::MAX, i64::MAX));
+        s.put(T0 + 2 * HOUR, Some(1.0), chrono_tz::UTC, 0);
+        s.put(T0 + 60_000, Some(1.0), chrono_tz::UTC, 0);
+        assert_eq!(s.next_close_ms(), T0 + HOUR);
+        assert_eq!(s.close(T0 + 2 * HOUR).len(), 1);
+        assert_eq!(
+            s.next_close_ms(),
+            T0 + 3 * HOUR,
+            "the 00:00 hour was handed out"
+        );
+        assert_eq!(
+            s.next_evict_ms(),
+            T0 + HOUR,
+            "but is still held for late data"
+        );
+        // A window whose only sample is withdrawn has nothing to close.
+        s.put(T0 + 2 * HOUR, None, chrono_tz::UTC, 0);
+        assert_eq!(s.next_close_ms(), i64::MAX);
+        assert!(s.close(T0 + 3 * HOUR).is_empty());
+        // A sample back in it makes it due again.
+        s.put(T0 + 2 * HOUR + 1, Some(2.0), chrono_tz::UTC, 0);
+        assert_eq!(s.close(T0 + 3 * HOUR)[0].mean, 2.0);
+        s.evict(T0 + HOUR);
+        assert_eq!(s.next_evict_ms(), T0 + 3 * HOUR);
+        assert!(s.point(T0).is_none());
     }
 }
