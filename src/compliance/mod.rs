@@ -358,7 +358,7 @@ impl Engine {
         let mut evict_due = i64::MAX;
         for series in self.series_mut() {
             if now_ms >= series.next_close_ms() {
-                points.extend(series.close(now_ms));
+                series.close_into(now_ms, &mut points);
             }
             if floor >= series.next_evict_ms() {
                 series.evict(floor);

@@ -320,13 +320,38 @@ impl Series {
 
     /// Points of windows closed at `now_ms` and not yet handed out, by window start.
     pub fn close(&mut self, now_ms: i64) -> Vec<WindowPoint> {
-        let mut due: Vec<i64> = self
+        let mut points = Vec::new();
+        self.close_into(now_ms, &mut points);
+        points
+    }
+
+    /// [`Series::close`], appending to `points`. Only the last valid point is remembered:
+    /// the points come by start, so it is the one [`Series::emit`] one by one would keep.
+    pub fn close_into(&mut self, now_ms: i64, points: &mut Vec<WindowPoint>) {
+        let rest = self
             .pending
-            .range(..=(now_ms, i64::MAX))
-            .map(|&(_, start)| start)
-            .collect();
-        due.sort_unstable();
-        due.into_iter().filter_map(|s| self.emit(s)).collect()
+            .split_off(&(now_ms.saturating_add(1), i64::MIN));
+        let due = std::mem::replace(&mut self.pending, rest);
+        let mut starts: Vec<i64> = due.into_iter().map(|(_, start)| start).collect();
+        starts.sort_unstable();
+        let mut latest_valid = None;
+        for start in starts {
+            let Ok(i) = self.find(start) else {
+                continue;
+            };
+            // Pending windows have samples, so each has a point.
+            if let Some(point) = self.point_at(i) {
+                self.buckets[i].emitted = true;
+                if point.valid {
+                    latest_valid = Some(points.len());
+                }
+                points.push(point);
+            }
+        }
+        if let Some(i) = latest_valid {
+            let point = points[i].clone();
+            self.remember(&point);
+        }
     }
 
     /// After a rebuild: windows closed at `now_ms` count as handed out (their points were
@@ -393,7 +418,12 @@ impl Series {
 
     /// The `average` point of one window.
     pub fn point(&self, start_ms: i64) -> Option<WindowPoint> {
-        let bucket = self.bucket(start_ms)?;
+        self.point_at(self.find(start_ms).ok()?)
+    }
+
+    fn point_at(&self, i: usize) -> Option<WindowPoint> {
+        let bucket = &self.buckets[i];
+        let start_ms = bucket.start_ms;
         if bucket.samples.is_empty() {
             return None;
         }
