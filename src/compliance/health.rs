@@ -21,10 +21,12 @@
 //! Stations that are not configured have no expected interval and no stuck threshold: they are
 //! never silent or stuck, only fault or calibrating.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use crate::config::{Station, Stations};
 use crate::model::{Param, Reading, StationKey, Status};
+
+use super::FxBuild;
 
 /// How many expected intervals without a message make a station silent.
 pub const SILENT_AFTER_INTERVALS: i64 = 3;
@@ -92,29 +94,90 @@ struct ParamTrack {
     run: Option<Run>,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 struct StationTrack {
     last_seen_ms: Option<i64>,
-    params: BTreeMap<Param, ParamTrack>,
+    /// Indexed by `Param as usize` (table order, which is also `Param`'s order).
+    params: [Option<ParamTrack>; Param::ALL.len()],
 }
+
+impl Default for StationTrack {
+    fn default() -> Self {
+        StationTrack {
+            last_seen_ms: None,
+            params: [const { None }; Param::ALL.len()],
+        }
+    }
+}
+
+impl StationTrack {
+    /// The parameters heard from, in `Param` order.
+    fn params(&self) -> impl Iterator<Item = (Param, &ParamTrack)> {
+        Param::ALL
+            .iter()
+            .zip(&self.params)
+            .filter_map(|(&param, p)| Some((param, p.as_ref()?)))
+    }
+}
+
+/// Which station a [`Tracker`] call is about, from [`Tracker::handle`]: lets the engine look
+/// a station up once per message rather than once per reading.
+pub type Handle = usize;
 
 /// What health is computed from, updated as readings arrive.
 #[derive(Clone, Debug, Default)]
 pub struct Tracker {
-    stations: BTreeMap<StationKey, StationTrack>,
+    /// In the order stations were first met; [`Tracker::health`] sorts the ones it lists.
+    tracks: Vec<(StationKey, StationTrack)>,
+    index: HashMap<StationKey, Handle, FxBuild>,
+    /// The last station looked up: consecutive readings nearly always share their key's
+    /// allocation, so a pointer comparison answers without hashing.
+    last: Option<Handle>,
 }
 
 impl Tracker {
+    /// The station's handle, adding it when it is new. The engine adds its configured
+    /// stations first, in order, so their handles are their positions in that order.
+    pub fn handle(&mut self, key: &StationKey) -> Handle {
+        if let Some(h) = self.last {
+            if self.tracks[h].0 == *key {
+                return h;
+            }
+        }
+        let h = match self.index.get(key) {
+            Some(&h) => h,
+            None => {
+                let h = self.tracks.len();
+                self.tracks.push((key.clone(), StationTrack::default()));
+                self.index.insert(key.clone(), h);
+                h
+            }
+        };
+        self.last = Some(h);
+        h
+    }
+
     /// The station sent something that arrived at `at_ms`.
     pub fn seen(&mut self, key: &StationKey, at_ms: i64) {
-        let t = self.stations.entry(key.clone()).or_default();
+        let h = self.handle(key);
+        self.seen_at(h, at_ms);
+    }
+
+    /// [`Tracker::seen`] by handle.
+    pub fn seen_at(&mut self, h: Handle, at_ms: i64) {
+        let t = &mut self.tracks[h].1;
         t.last_seen_ms = Some(t.last_seen_ms.map_or(at_ms, |s| s.max(at_ms)));
     }
 
     /// Records one reading's status and value.
     pub fn observe(&mut self, r: &Reading) {
-        let t = self.stations.entry(r.key.clone()).or_default();
-        let p = t.params.entry(r.param).or_insert(ParamTrack {
+        let h = self.handle(&r.key);
+        self.observe_at(h, r);
+    }
+
+    /// [`Tracker::observe`] by handle (of `r.key`).
+    pub fn observe_at(&mut self, h: Handle, r: &Reading) {
+        let p = self.tracks[h].1.params[r.param as usize].get_or_insert(ParamTrack {
             latest_ts: r.ts_ms,
             latest_status: r.status,
             run: None,
@@ -144,25 +207,25 @@ impl Tracker {
         }
     }
 
-    /// Health at `now_ms` of every configured station and every other station seen.
-    /// `started_ms` stands in for the last message of a station never heard from.
+    /// Health at `now_ms` of every configured station, in their order, then every other
+    /// station seen, by key. `started_ms` stands in for the last message of a station never
+    /// heard from.
     pub fn health(&self, stations: &Stations, started_ms: i64, now_ms: i64) -> Vec<StationHealth> {
         let mut out: Vec<StationHealth> = stations
             .iter()
             .map(|s| {
-                evaluate(
-                    &s.key,
-                    self.stations.get(&s.key),
-                    Some(s),
-                    started_ms,
-                    now_ms,
-                )
+                let track = self.index.get(&s.key).map(|&h| &self.tracks[h].1);
+                evaluate(&s.key, track, Some(s), started_ms, now_ms)
             })
             .collect();
-        for (key, track) in &self.stations {
-            if stations.get(key).is_none() {
-                out.push(evaluate(key, Some(track), None, started_ms, now_ms));
-            }
+        let mut others: Vec<&(StationKey, StationTrack)> = self
+            .tracks
+            .iter()
+            .filter(|(key, _)| stations.get(key).is_none())
+            .collect();
+        others.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, track) in others {
+            out.push(evaluate(key, Some(track), None, started_ms, now_ms));
         }
         out
     }
@@ -180,16 +243,15 @@ fn evaluate(
         let interval_ms = s.expected_interval_s as i64 * 1000;
         now_ms - last_seen.unwrap_or(started_ms) > SILENT_AFTER_INTERVALS * interval_ms
     });
-    let params = track.map(|t| &t.params);
-    let newest = params.and_then(|ps| ps.values().map(|p| p.latest_ts).max());
+    let newest = track.and_then(|t| t.params().map(|(_, p)| p.latest_ts).max());
     let recent = |p: &ParamTrack| match (station, newest) {
         (Some(s), Some(newest)) => {
             newest - p.latest_ts <= SILENT_AFTER_INTERVALS * s.expected_interval_s as i64 * 1000
         }
         _ => true,
     };
-    let current: Vec<(&Param, &ParamTrack)> = params
-        .map(|ps| ps.iter().filter(|(_, p)| recent(p)).collect())
+    let current: Vec<(Param, &ParamTrack)> = track
+        .map(|t| t.params().filter(|(_, p)| recent(p)).collect())
         .unwrap_or_default();
     let any_status = |st: Status| current.iter().any(|(_, p)| p.latest_status == st);
     let stuck_params: Vec<Param> = match station {
@@ -201,7 +263,7 @@ fn evaluate(
                         && r.last_ts - r.first_ts >= s.stuck_after_s as i64 * 1000
                 })
             })
-            .map(|(param, _)| **param)
+            .map(|(param, _)| *param)
             .collect(),
         _ => Vec::new(),
     };

@@ -10,6 +10,8 @@ use std::collections::HashMap;
 
 use crate::model::{Param, Reading, StationKey, Status};
 
+use super::FxBuild;
+
 /// Oxygen content of dry ambient air, % by volume.
 pub const AMBIENT_O2: f64 = 20.9;
 
@@ -24,29 +26,61 @@ pub fn correct(value: f64, o2: f64, o2_ref: f64) -> Option<f64> {
     Some(value * (AMBIENT_O2 - o2_ref) / (AMBIENT_O2 - o2))
 }
 
+/// A message rarely carries more O2 readings than this; up to it a scan beats hashing.
+const SCAN_UP_TO: usize = 16;
+
+/// The valid (status `00`) O2 readings of a batch, by station and timestamp. When one
+/// station × timestamp appears twice, the later reading counts.
+#[derive(Clone, Debug, Default)]
+pub struct O2Values {
+    /// In batch order.
+    entries: Vec<(StationKey, i64, f64)>,
+    /// Built only for large batches (a rebuild from the journal), where scanning would be
+    /// quadratic.
+    index: Option<HashMap<(StationKey, i64), f64, FxBuild>>,
+}
+
+impl O2Values {
+    /// The valid O2 of `key` at `ts_ms`.
+    pub fn get(&self, key: &StationKey, ts_ms: i64) -> Option<f64> {
+        match &self.index {
+            Some(index) => index.get(&(key.clone(), ts_ms)).copied(),
+            None => self
+                .entries
+                .iter()
+                .rev()
+                .find(|(k, ts, _)| *ts == ts_ms && k == key)
+                .map(|&(_, _, v)| v),
+        }
+    }
+}
+
 /// The valid (status `00`) O2 readings among `readings`, by station and timestamp: the only
 /// O2 values a concentration may be corrected with is one measured at the same instant.
-pub fn valid_o2(readings: &[Reading]) -> HashMap<(StationKey, i64), f64> {
-    readings
+pub fn valid_o2(readings: &[Reading]) -> O2Values {
+    let entries: Vec<(StationKey, i64, f64)> = readings
         .iter()
         .filter(|r| r.param == Param::O2 && r.status == Status::Normal)
-        .map(|r| ((r.key.clone(), r.ts_ms), r.value))
-        .collect()
+        .map(|r| (r.key.clone(), r.ts_ms, r.value))
+        .collect();
+    let index = (entries.len() > SCAN_UP_TO).then(|| {
+        entries
+            .iter()
+            .map(|(k, ts, v)| ((k.clone(), *ts), *v))
+            .collect()
+    });
+    O2Values { entries, index }
 }
 
 /// The corrected value of `reading`, when its station has a reference O2, the parameter is a
 /// gas or dust concentration, and a valid O2 of the same timestamp is known.
-pub fn value_ref(
-    reading: &Reading,
-    o2_ref: Option<f64>,
-    o2: &HashMap<(StationKey, i64), f64>,
-) -> Option<f64> {
+pub fn value_ref(reading: &Reading, o2_ref: Option<f64>, o2: &O2Values) -> Option<f64> {
     let o2_ref = o2_ref?;
     if !reading.param.o2_correctable() {
         return None;
     }
-    let measured = o2.get(&(reading.key.clone(), reading.ts_ms))?;
-    correct(reading.value, *measured, o2_ref)
+    let measured = o2.get(&reading.key, reading.ts_ms)?;
+    correct(reading.value, measured, o2_ref)
 }
 
 #[cfg(test)]
@@ -114,5 +148,21 @@ mod tests {
             None,
             "O2 itself is not corrected"
         );
+    }
+
+    #[test]
+    fn the_later_of_two_o2_readings_at_one_instant_counts_in_small_and_large_batches() {
+        // A redelivered O2 with a corrected value replaces the earlier one, whatever the size
+        // of the batch (a message, or a rebuild from the journal).
+        for filler in [0, 40] {
+            let mut msg = vec![
+                reading(Param::O2, 1_000, 11.0, Status::Normal),
+                reading(Param::O2, 1_000, 13.0, Status::Normal),
+            ];
+            msg.extend((0..filler).map(|i| reading(Param::O2, 10_000 + i, 5.0, Status::Normal)));
+            let so2 = reading(Param::SO2, 1_000, 100.0, Status::Normal);
+            let c = value_ref(&so2, Some(7.0), &valid_o2(&msg)).unwrap();
+            assert!((c - 100.0 * 13.9 / 7.9).abs() < 1e-9, "{c}");
+        }
     }
 }

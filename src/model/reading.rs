@@ -8,8 +8,44 @@ use super::Param;
 /// Where a reading came from: park, site and station, each an identifier matching
 /// `[A-Za-z0-9_.-]{1,64}`. Built only through [`StationKey::parse`], so later code never
 /// re-checks. Cheap to clone (one `Arc`).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// Equality and ordering compare the three identifiers, but first check whether both keys
+/// share one `Arc`: the decoder hands out one key per topic, so equal keys are nearly always
+/// the same allocation and per-reading map lookups skip the string comparisons.
+#[derive(Clone)]
 pub struct StationKey(Arc<(String, String, String)>);
+
+impl PartialEq for StationKey {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for StationKey {}
+
+impl PartialOrd for StationKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for StationKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            std::cmp::Ordering::Equal
+        } else {
+            self.0.cmp(&other.0)
+        }
+    }
+}
+
+/// Hashes the identifiers (never the pointer), so equal keys from different allocations hash
+/// alike, as `Eq` requires.
+impl std::hash::Hash for StationKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
 
 impl StationKey {
     /// Validates the three identifiers; the error names the first bad one.
