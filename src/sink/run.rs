@@ -14,10 +14,12 @@
 //! - Errors are logged when the state changes ("unreachable, retrying", "resumed after N s"),
 //!   not on every retry; every attempt is counted in `quantrac_influx_write_errors_total`.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{watch, Notify};
+use tokio::task::{JoinError, JoinHandle};
 use tokio::time::Instant;
 
 use super::classify::{classify, classify_transport, ErrorKind, Outcome, RetryPolicy};
@@ -37,6 +39,24 @@ pub trait Backlog: Send + 'static {
     fn rejected(&mut self, id: u64, reason: &str) -> Result<(), String>;
     /// Points after the cursor, for `quantrac_journal_backlog_readings`.
     fn backlog(&mut self) -> Result<u64, String>;
+    /// Up to `limit` points with an id above `after_id`, in id order: the batch after those
+    /// already on the wire. `after_id` is at or past the cursor and `ahead` points lie between
+    /// the two (the batches still unconfirmed).
+    ///
+    /// The default reads `ahead + limit` points with [`Backlog::next_batch`] and drops the
+    /// first ones; an outbox that can seek by id should answer directly.
+    fn next_batch_after(
+        &mut self,
+        after_id: u64,
+        ahead: usize,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, String> {
+        let mut batch = self.next_batch(ahead.saturating_add(limit))?;
+        let skip = batch.partition_point(|&(id, _)| id <= after_id);
+        batch.drain(..skip);
+        batch.truncate(limit);
+        Ok(batch)
+    }
 }
 
 /// How the driver batches and retries.
@@ -50,7 +70,16 @@ pub struct Options {
     pub retry: RetryPolicy,
     /// Time allowed for the last flush after the stop signal.
     pub deadline_on_stop: Duration,
+    /// Most write requests on the wire at once (at least 1). Only the oldest can move the
+    /// cursor; the others overlap their network and server time with it.
+    pub in_flight: usize,
 }
+
+/// Write requests on the wire at once. A single request leaves both InfluxDB and quantrac
+/// idle half the time (one parses while the other reads the outbox and waits); a second one
+/// fills those gaps and a third absorbs jitter. More only queues up inside InfluxDB, which
+/// already uses every core on the small machines this runs on.
+pub const IN_FLIGHT: usize = 3;
 
 /// The first backoff step. Small, so one dropped connection costs little; the exponential
 /// growth reaches `retry_max_ms` within a few attempts when the outage lasts.
@@ -67,6 +96,7 @@ impl Options {
                 max,
             },
             deadline_on_stop,
+            in_flight: IN_FLIGHT,
         }
     }
 }
@@ -89,69 +119,141 @@ pub async fn run<B: Backlog, W: WriteApi>(
     }
     let mut w = Writer {
         backlog,
-        client,
+        client: Arc::new(client),
         opts,
         metrics,
         health: Health::Ok,
         attempt: 0,
     };
     w.refresh_backlog_gauge();
+    let depth = w.opts.in_flight.max(1);
+    // Batches sent and not yet resolved, oldest first: the cursor can only pass the front.
+    let mut flights: VecDeque<Flight> = VecDeque::new();
     // (first id of a batch that was not full, when it was first seen)
     let mut pending: Option<(u64, Instant)> = None;
     loop {
         if *stop.borrow() {
             break;
         }
-        let batch = match w.backlog.next_batch(w.opts.batch_size) {
-            Ok(batch) => batch,
-            Err(e) => {
-                w.failed(Failure::Journal, &e);
-                let wait = w.next_backoff();
-                if sleep_or_stop(wait, &mut stop).await {
-                    break;
-                }
-                continue;
-            }
-        };
-        let Some(&(first, _)) = batch.first() else {
-            pending = None;
-            // The flush interval doubles as a poll, should a notification ever be missed.
-            tokio::select! {
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(w.opts.flush_interval) => {}
-                _ = stopped(&mut stop) => break,
-            }
-            continue;
-        };
-        if batch.len() < w.opts.batch_size {
-            let since = match pending {
-                Some((id, at)) if id == first => at,
-                _ => {
-                    let now = Instant::now();
-                    pending = Some((first, now));
-                    now
+        // Fill the window while the front one is on the wire. `due` is set when a batch is
+        // waiting to fill up, `idle` when there is nothing to send at all.
+        let mut due = None;
+        let mut idle = false;
+        let mut backoff = None;
+        while flights.len() < depth {
+            let read = match flights.back() {
+                None => w.backlog.next_batch(w.opts.batch_size),
+                Some(back) => {
+                    let ahead = flights.iter().map(|f| f.batch.len()).sum();
+                    w.backlog
+                        .next_batch_after(back.last_id, ahead, w.opts.batch_size)
                 }
             };
-            let due = since + w.opts.flush_interval;
-            if Instant::now() < due {
-                tokio::select! {
-                    _ = wake.notified() => {}
-                    _ = tokio::time::sleep_until(due) => {}
-                    _ = stopped(&mut stop) => break,
+            let batch = match read {
+                Ok(batch) => batch,
+                Err(e) => {
+                    w.failed(Failure::Journal, &e);
+                    // With batches on the wire, their answers come first and the read is
+                    // retried after the front one is resolved; otherwise back off.
+                    if flights.is_empty() {
+                        backoff = Some(w.next_backoff());
+                    }
+                    break;
                 }
-                continue;
+            };
+            let Some(&(first, _)) = batch.first() else {
+                pending = None;
+                idle = true;
+                break;
+            };
+            if batch.len() < w.opts.batch_size {
+                let since = match pending {
+                    Some((id, at)) if id == first => at,
+                    _ => {
+                        let now = Instant::now();
+                        pending = Some((first, now));
+                        now
+                    }
+                };
+                let at = since + w.opts.flush_interval;
+                if Instant::now() < at {
+                    due = Some(at);
+                    break;
+                }
             }
+            pending = None;
+            flights.push_back(w.send(batch));
         }
-        pending = None;
-        let step = w.write_batch(&batch).await;
-        w.refresh_backlog_gauge();
-        if let Step::Wait(wait) = step {
+        if let Some(wait) = backoff {
             if sleep_or_stop(wait, &mut stop).await {
                 break;
             }
+            continue;
+        }
+        // Room left in the window: a journal commit may fill the next batch.
+        let room = flights.len() < depth && (idle || due.is_some());
+        let poll = if idle {
+            // The flush interval doubles as a poll, should a notification ever be missed.
+            Some(Instant::now() + w.opts.flush_interval)
+        } else {
+            due
+        };
+        tokio::select! {
+            answer = front(&mut flights) => {
+                let Some(flight) = flights.pop_front() else { continue };
+                let first = answer.unwrap_or_else(|e| {
+                    // The attempt's task panicked: a failed attempt like any other.
+                    (Outcome::Backoff(ErrorKind::Server), e.to_string())
+                });
+                let step = w.write_batch(&flight.batch, Some(first)).await;
+                w.refresh_backlog_gauge();
+                if let Step::Wait(wait) = step {
+                    // Everything behind the failed batch is sent again from the cursor after
+                    // the wait (harmless: InfluxDB overwrites identical points).
+                    flights.clear();
+                    if sleep_or_stop(wait, &mut stop).await {
+                        break;
+                    }
+                }
+            }
+            _ = wake.notified(), if room => {}
+            _ = sleep_until_or_never(poll) => {}
+            _ = stopped(&mut stop) => break,
         }
     }
+    // Answers still on the way are dropped; the last flush resends from the cursor.
+    flights.clear();
     w.final_flush().await;
+}
+
+/// A batch on the wire: its first attempt runs as its own task. Dropping it aborts the
+/// request (the batch stays behind the cursor).
+struct Flight {
+    batch: Arc<Vec<(u64, String)>>,
+    last_id: u64,
+    task: JoinHandle<(Outcome, String)>,
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The answer to the oldest batch on the wire; never resolves when none is.
+async fn front(flights: &mut VecDeque<Flight>) -> Result<(Outcome, String), JoinError> {
+    match flights.front_mut() {
+        Some(f) => (&mut f.task).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleeps until `at`; never resolves without one.
+async fn sleep_until_or_never(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// What to do after a batch.
@@ -176,7 +278,7 @@ enum Health {
 
 struct Writer<B, W> {
     backlog: B,
-    client: W,
+    client: Arc<W>,
     opts: Options,
     metrics: Metrics,
     health: Health,
@@ -185,8 +287,30 @@ struct Writer<B, W> {
 }
 
 impl<B: Backlog, W: WriteApi> Writer<B, W> {
-    /// Writes one batch, splitting on refusals until each refused line is alone.
-    async fn write_batch(&mut self, batch: &[(u64, String)]) -> Step {
+    /// Sends `batch` as one request on its own task, so the driver can read the next batch
+    /// (and send it) while this one is on the wire.
+    fn send(&self, batch: Vec<(u64, String)>) -> Flight {
+        let batch = Arc::new(batch);
+        let last_id = batch.last().map_or(0, |&(id, _)| id);
+        let task = tokio::spawn({
+            let (client, metrics, batch) =
+                (self.client.clone(), self.metrics.clone(), batch.clone());
+            async move { attempt(&*client, &batch, &metrics).await }
+        });
+        Flight {
+            batch,
+            last_id,
+            task,
+        }
+    }
+
+    /// Resolves one batch, splitting on refusals until each refused line is alone. `first` is
+    /// the answer to the whole batch when it was already sent by [`Writer::send`].
+    async fn write_batch(
+        &mut self,
+        batch: &[(u64, String)],
+        mut first: Option<(Outcome, String)>,
+    ) -> Step {
         // Ranges still to write, the next one on top: left halves before right ones, so the
         // cursor only ever moves forward over resolved points.
         let mut todo = vec![(0, batch.len())];
@@ -195,27 +319,10 @@ impl<B: Backlog, W: WriteApi> Writer<B, W> {
             let Some(&(last_id, _)) = part.last() else {
                 continue;
             };
-            let body = join(part);
-            let (outcome, message) = match self.client.write(body).await {
-                Ok(reply) => {
-                    let outcome = classify(
-                        reply.status,
-                        reply.retry_after.as_deref(),
-                        &reply.body,
-                        part.len(),
-                        SystemTime::now(),
-                    );
-                    let message = format!("HTTP {}: {}", reply.status, clip(&reply.body));
-                    (outcome, message)
-                }
-                Err(e) => (classify_transport(e.kind()), e.to_string()),
+            let (outcome, message) = match first.take() {
+                Some(answer) => answer,
+                None => attempt(&*self.client, part, &self.metrics).await,
             };
-            if let Some(kind) = outcome.error_kind() {
-                self.metrics
-                    .influx_write_errors
-                    .with_label_values(&[kind.as_label()])
-                    .inc();
-            }
             match outcome {
                 Outcome::Written => {
                     if let Err(step) = self.advance(last_id) {
@@ -309,7 +416,7 @@ impl<B: Backlog, W: WriteApi> Writer<B, W> {
                         return false;
                     }
                 };
-                if let Step::Wait(_) = self.write_batch(&batch).await {
+                if let Step::Wait(_) = self.write_batch(&batch, None).await {
                     return false;
                 }
             }
@@ -392,6 +499,37 @@ impl<B: Backlog, W: WriteApi> Writer<B, W> {
     }
 }
 
+/// One request for `part`: its outcome and a message for the logs. Every failed attempt is
+/// counted here, whether or not the driver ends up using the answer.
+async fn attempt<W: WriteApi>(
+    client: &W,
+    part: &[(u64, String)],
+    metrics: &Metrics,
+) -> (Outcome, String) {
+    let (outcome, message) = match client.write(join(part)).await {
+        Ok(reply) => {
+            let outcome = classify(
+                reply.status,
+                reply.retry_after.as_deref(),
+                &reply.body,
+                part.len(),
+                SystemTime::now(),
+            );
+            let message = format!("HTTP {}: {}", reply.status, clip(&reply.body));
+            (outcome, message)
+        }
+        Err(e) => (classify_transport(e.kind()), e.to_string()),
+    };
+    if let Some(kind) = outcome.error_kind() {
+        metrics
+            .influx_write_errors
+            .with_label_values(&[kind.as_label()])
+            .inc();
+    }
+    (outcome, message)
+}
+
+/// The lines of `part` as one request body, built in one allocation.
 fn join(part: &[(u64, String)]) -> String {
     let mut body = String::with_capacity(part.iter().map(|(_, l)| l.len() + 1).sum());
     for (i, (_, line)) in part.iter().enumerate() {
@@ -551,6 +689,7 @@ mod tests {
                 max: Duration::from_secs(30),
             },
             deadline_on_stop: Duration::from_secs(5),
+            in_flight: IN_FLIGHT,
         }
     }
 
