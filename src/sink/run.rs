@@ -1007,6 +1007,192 @@ mod tests {
         assert_eq!(b.0.lock().unwrap().fail_reads, 0);
     }
 
+    type SlowRule = Box<dyn Fn(u64, usize) -> (Duration, u16) + Send + Sync>;
+
+    /// A fake InfluxDB whose answers take time: a rule on (first id of the body, attempt number)
+    /// gives the latency and the status. Records when each request ended and how many were
+    /// on the wire at once.
+    #[derive(Clone)]
+    struct SlowInflux {
+        rule: Arc<SlowRule>,
+        state: Arc<Mutex<Slow>>,
+    }
+
+    #[derive(Default)]
+    struct Slow {
+        started: usize,
+        on_wire: usize,
+        most_on_wire: usize,
+        /// (first id, last id, status), in the order the answers came.
+        answered: Vec<(u64, u64, u16)>,
+    }
+
+    impl SlowInflux {
+        fn new(rule: impl Fn(u64, usize) -> (Duration, u16) + Send + Sync + 'static) -> Self {
+            SlowInflux {
+                rule: Arc::new(Box::new(rule)),
+                state: Arc::default(),
+            }
+        }
+        fn answered(&self) -> Vec<(u64, u64, u16)> {
+            self.state.lock().unwrap().answered.clone()
+        }
+    }
+
+    impl WriteApi for SlowInflux {
+        async fn write(&self, body: String) -> Result<Reply, WriteError> {
+            // Lines are "reading,param=COD v={id} {id}": the id is the timestamp.
+            let id = |line: &str| line.rsplit(' ').next().unwrap().parse::<u64>().unwrap();
+            let (first, last) = (
+                id(body.lines().next().unwrap()),
+                id(body.lines().last().unwrap()),
+            );
+            let (latency, status) = {
+                let mut s = self.state.lock().unwrap();
+                s.on_wire += 1;
+                s.most_on_wire = s.most_on_wire.max(s.on_wire);
+                s.started += 1;
+                (self.rule)(first, s.started - 1)
+            };
+            tokio::time::sleep(latency).await;
+            let mut s = self.state.lock().unwrap();
+            s.on_wire -= 1;
+            s.answered.push((first, last, status));
+            reply(status)
+        }
+    }
+
+    fn start_slow(b: &MemBacklog, f: &SlowInflux, o: Options) -> Running {
+        let (stop, rx) = watch::channel(false);
+        let wake = Arc::new(Notify::new());
+        let metrics = Metrics::new();
+        let task = tokio::spawn(run(
+            b.clone(),
+            f.clone(),
+            o,
+            metrics.clone(),
+            wake.clone(),
+            rx,
+        ));
+        Running {
+            stop,
+            wake,
+            task,
+            metrics,
+        }
+    }
+
+    // Outbox invariant (journal/outbox.rs: the cursor is the sink's acknowledgement): with
+    // several requests on the wire, answers that come out of order still move the cursor in
+    // order, over whole batches, and never more than `in_flight` requests are open at once.
+    #[tokio::test(start_paused = true)]
+    async fn out_of_order_answers_move_the_cursor_in_order() {
+        let b = MemBacklog::with(8);
+        // The first batch is slow, the others quick.
+        let f = SlowInflux::new(|first, _| {
+            let ms = if first == 1 { 500 } else { 10 };
+            (Duration::from_millis(ms), 204)
+        });
+        let mut o = opts(2);
+        o.in_flight = 3;
+        let r = start_slow(&b, &f, o);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(f.answered(), [(3, 4, 204), (5, 6, 204)]);
+        assert_eq!(b.cursor(), 0, "batch 1 is not confirmed: nothing moves");
+        until(|| b.cursor() == 8).await;
+        let m = r.stop().await;
+        let answered = f.answered();
+        assert_eq!(answered[2], (1, 2, 204));
+        assert_eq!(b.0.lock().unwrap().cursor_moves, [2, 4, 6, 8]);
+        assert_eq!(f.state.lock().unwrap().most_on_wire, 3);
+        assert_eq!(m.influx_points_written.get(), 8);
+    }
+
+    // Style §2 (never lose a point): a failed early batch holds the cursor below it even when
+    // later batches were accepted; after the backoff everything from the cursor is sent again
+    // and the cursor passes every point exactly once.
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_early_batch_holds_the_cursor() {
+        let b = MemBacklog::with(6);
+        // Attempt 0 (batch 1) fails slowly; everything else succeeds at once.
+        let f = SlowInflux::new(|_, n| {
+            if n == 0 {
+                (Duration::from_millis(300), 500)
+            } else {
+                (Duration::from_millis(10), 204)
+            }
+        });
+        let mut o = opts(2);
+        o.in_flight = 3;
+        o.retry = RetryPolicy {
+            min: Duration::from_secs(60),
+            max: Duration::from_secs(60),
+        };
+        let r = start_slow(&b, &f, o);
+        until(|| f.answered().len() == 3).await;
+        assert_eq!(f.answered()[2], (1, 2, 500));
+        // Batches 2 and 3 are in InfluxDB, yet the cursor waits for batch 1.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert_eq!(b.cursor(), 0);
+        assert!(b.0.lock().unwrap().cursor_moves.is_empty());
+        assert_eq!(r.errors("server"), 1);
+        until(|| b.cursor() == 6).await;
+        let m = r.stop().await;
+        let answered = f.answered();
+        assert_eq!(
+            answered[3..].iter().map(|a| a.0).collect::<Vec<_>>(),
+            [1, 3, 5],
+            "resent from the cursor: {answered:?}"
+        );
+        assert_eq!(b.0.lock().unwrap().cursor_moves, [2, 4, 6]);
+        assert_eq!(m.influx_points_written.get(), 6);
+    }
+
+    // Style §7 shutdown step 5: stop interrupts requests on the wire; the last flush resends
+    // from the cursor within the deadline, and the cursor keeps only what was confirmed.
+    #[tokio::test(start_paused = true)]
+    async fn stop_drops_requests_on_the_wire_and_flushes_from_the_cursor() {
+        let b = MemBacklog::with(6);
+        // Batch 1 answers at once; the others hang for an hour.
+        let f = SlowInflux::new(|first, _| {
+            let latency = if first == 1 {
+                Duration::from_millis(10)
+            } else {
+                Duration::from_secs(3600)
+            };
+            (latency, 204)
+        });
+        let mut o = opts(2);
+        o.in_flight = 3;
+        let r = start_slow(&b, &f, o);
+        until(|| b.cursor() == 2).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let t = Instant::now();
+        r.stop().await;
+        // The last flush sends batch 2 again, which hangs until the deadline.
+        assert_eq!(t.elapsed(), Duration::from_secs(5));
+        assert_eq!(b.cursor(), 2);
+        assert_eq!(b.0.lock().unwrap().cursor_moves, [2]);
+        let s = f.state.lock().unwrap();
+        assert_eq!(s.started, 4, "batches 1-3, then batch 2 in the last flush");
+    }
+
+    // The default next_batch_after skips the points already on the wire.
+    #[test]
+    fn next_batch_after_skips_what_is_on_the_wire() {
+        let mut b = MemBacklog::with(10);
+        b.written(2).unwrap();
+        let ids = |v: Vec<(u64, String)>| v.into_iter().map(|(id, _)| id).collect::<Vec<_>>();
+        assert_eq!(ids(b.next_batch_after(5, 3, 3).unwrap()), [6, 7, 8]);
+        assert_eq!(ids(b.next_batch_after(8, 6, 3).unwrap()), [9, 10]);
+        assert_eq!(
+            ids(b.next_batch_after(10, 8, 3).unwrap()),
+            Vec::<u64>::new()
+        );
+        // A wrong hint reads too little, never the wrong points.
+        assert_eq!(ids(b.next_batch_after(5, 0, 3).unwrap()), Vec::<u64>::new());
+    }
+
     #[test]
     fn options_come_from_settings() {
         let s = InfluxSettings {
@@ -1020,5 +1206,6 @@ mod tests {
         assert_eq!(o.flush_interval, Duration::from_millis(250));
         assert_eq!(o.retry.max, Duration::from_secs(10));
         assert_eq!(o.retry.min, RETRY_MIN);
+        assert_eq!(o.in_flight, IN_FLIGHT);
     }
 }
