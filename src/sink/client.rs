@@ -166,7 +166,12 @@ impl Client {
                 }
             }
         };
+        // One client for the life of the writer: its pool keeps a connection per request on
+        // the wire alive between batches (no handshake per write). Nagle off, so the last
+        // segment of a body is not held back waiting for InfluxDB's delayed ACK.
         let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
             .timeout(Duration::from_millis(s.timeout_ms.max(1)))
             .connect_timeout(Duration::from_millis(s.timeout_ms.clamp(1, 10_000)))
             .build()

@@ -16,4 +16,4 @@ pub mod run;
 pub use classify::{ErrorKind, Outcome, RetryPolicy};
 pub use client::{Client, Error, Reply, WriteApi, WriteError};
 pub use line::{average_line, reading_line};
-pub use run::{run, Backlog, Options};
+pub use run::{run, Backlog, Options, IN_FLIGHT};

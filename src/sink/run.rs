@@ -14,10 +14,12 @@
 //! - Errors are logged when the state changes ("unreachable, retrying", "resumed after N s"),
 //!   not on every retry; every attempt is counted in `quantrac_influx_write_errors_total`.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{watch, Notify};
+use tokio::task::{JoinError, JoinHandle};
 use tokio::time::Instant;
 
 use super::classify::{classify, classify_transport, ErrorKind, Outcome, RetryPolicy};
@@ -37,6 +39,24 @@ pub trait Backlog: Send + 'static {
     fn rejected(&mut self, id: u64, reason: &str) -> Result<(), String>;
     /// Points after the cursor, for `quantrac_journal_backlog_readings`.
     fn backlog(&mut self) -> Result<u64, String>;
+    /// Up to `limit` points with an id above `after_id`, in id order: the batch after those
+    /// already on the wire. `after_id` is at or past the cursor and `ahead` points lie between
+    /// the two (the batches still unconfirmed).
+    ///
+    /// The default reads `ahead + limit` points with [`Backlog::next_batch`] and drops the
+    /// first ones; an outbox that can seek by id should answer directly.
+    fn next_batch_after(
+        &mut self,
+        after_id: u64,
+        ahead: usize,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, String> {
+        let mut batch = self.next_batch(ahead.saturating_add(limit))?;
+        let skip = batch.partition_point(|&(id, _)| id <= after_id);
+        batch.drain(..skip);
+        batch.truncate(limit);
+        Ok(batch)
+    }
 }
 
 /// How the driver batches and retries.
@@ -50,7 +70,16 @@ pub struct Options {
     pub retry: RetryPolicy,
     /// Time allowed for the last flush after the stop signal.
     pub deadline_on_stop: Duration,
+    /// Most write requests on the wire at once (at least 1). Only the oldest can move the
+    /// cursor; the others overlap their network and server time with it.
+    pub in_flight: usize,
 }
+
+/// Write requests on the wire at once. A single request leaves both InfluxDB and quantrac
+/// idle half the time (one parses while the other reads the outbox and waits); a second one
+/// fills those gaps and a third absorbs jitter. More only queues up inside InfluxDB, which
+/// already uses every core on the small machines this runs on.
+pub const IN_FLIGHT: usize = 3;
 
 /// The first backoff step. Small, so one dropped connection costs little; the exponential
 /// growth reaches `retry_max_ms` within a few attempts when the outage lasts.
@@ -67,6 +96,7 @@ impl Options {
                 max,
             },
             deadline_on_stop,
+            in_flight: IN_FLIGHT,
         }
     }
 }
@@ -89,69 +119,141 @@ pub async fn run<B: Backlog, W: WriteApi>(
     }
     let mut w = Writer {
         backlog,
-        client,
+        client: Arc::new(client),
         opts,
         metrics,
         health: Health::Ok,
         attempt: 0,
     };
     w.refresh_backlog_gauge();
+    let depth = w.opts.in_flight.max(1);
+    // Batches sent and not yet resolved, oldest first: the cursor can only pass the front.
+    let mut flights: VecDeque<Flight> = VecDeque::new();
     // (first id of a batch that was not full, when it was first seen)
     let mut pending: Option<(u64, Instant)> = None;
     loop {
         if *stop.borrow() {
             break;
         }
-        let batch = match w.backlog.next_batch(w.opts.batch_size) {
-            Ok(batch) => batch,
-            Err(e) => {
-                w.failed(Failure::Journal, &e);
-                let wait = w.next_backoff();
-                if sleep_or_stop(wait, &mut stop).await {
-                    break;
-                }
-                continue;
-            }
-        };
-        let Some(&(first, _)) = batch.first() else {
-            pending = None;
-            // The flush interval doubles as a poll, should a notification ever be missed.
-            tokio::select! {
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(w.opts.flush_interval) => {}
-                _ = stopped(&mut stop) => break,
-            }
-            continue;
-        };
-        if batch.len() < w.opts.batch_size {
-            let since = match pending {
-                Some((id, at)) if id == first => at,
-                _ => {
-                    let now = Instant::now();
-                    pending = Some((first, now));
-                    now
+        // Fill the window while the front one is on the wire. `due` is set when a batch is
+        // waiting to fill up, `idle` when there is nothing to send at all.
+        let mut due = None;
+        let mut idle = false;
+        let mut backoff = None;
+        while flights.len() < depth {
+            let read = match flights.back() {
+                None => w.backlog.next_batch(w.opts.batch_size),
+                Some(back) => {
+                    let ahead = flights.iter().map(|f| f.batch.len()).sum();
+                    w.backlog
+                        .next_batch_after(back.last_id, ahead, w.opts.batch_size)
                 }
             };
-            let due = since + w.opts.flush_interval;
-            if Instant::now() < due {
-                tokio::select! {
-                    _ = wake.notified() => {}
-                    _ = tokio::time::sleep_until(due) => {}
-                    _ = stopped(&mut stop) => break,
+            let batch = match read {
+                Ok(batch) => batch,
+                Err(e) => {
+                    w.failed(Failure::Journal, &e);
+                    // With batches on the wire, their answers come first and the read is
+                    // retried after the front one is resolved; otherwise back off.
+                    if flights.is_empty() {
+                        backoff = Some(w.next_backoff());
+                    }
+                    break;
                 }
-                continue;
+            };
+            let Some(&(first, _)) = batch.first() else {
+                pending = None;
+                idle = true;
+                break;
+            };
+            if batch.len() < w.opts.batch_size {
+                let since = match pending {
+                    Some((id, at)) if id == first => at,
+                    _ => {
+                        let now = Instant::now();
+                        pending = Some((first, now));
+                        now
+                    }
+                };
+                let at = since + w.opts.flush_interval;
+                if Instant::now() < at {
+                    due = Some(at);
+                    break;
+                }
             }
+            pending = None;
+            flights.push_back(w.send(batch));
         }
-        pending = None;
-        let step = w.write_batch(&batch).await;
-        w.refresh_backlog_gauge();
-        if let Step::Wait(wait) = step {
+        if let Some(wait) = backoff {
             if sleep_or_stop(wait, &mut stop).await {
                 break;
             }
+            continue;
+        }
+        // Room left in the window: a journal commit may fill the next batch.
+        let room = flights.len() < depth && (idle || due.is_some());
+        let poll = if idle {
+            // The flush interval doubles as a poll, should a notification ever be missed.
+            Some(Instant::now() + w.opts.flush_interval)
+        } else {
+            due
+        };
+        tokio::select! {
+            answer = front(&mut flights) => {
+                let Some(flight) = flights.pop_front() else { continue };
+                let first = answer.unwrap_or_else(|e| {
+                    // The attempt's task panicked: a failed attempt like any other.
+                    (Outcome::Backoff(ErrorKind::Server), e.to_string())
+                });
+                let step = w.write_batch(&flight.batch, Some(first)).await;
+                w.refresh_backlog_gauge();
+                if let Step::Wait(wait) = step {
+                    // Everything behind the failed batch is sent again from the cursor after
+                    // the wait (harmless: InfluxDB overwrites identical points).
+                    flights.clear();
+                    if sleep_or_stop(wait, &mut stop).await {
+                        break;
+                    }
+                }
+            }
+            _ = wake.notified(), if room => {}
+            _ = sleep_until_or_never(poll) => {}
+            _ = stopped(&mut stop) => break,
         }
     }
+    // Answers still on the way are dropped; the last flush resends from the cursor.
+    flights.clear();
     w.final_flush().await;
+}
+
+/// A batch on the wire: its first attempt runs as its own task. Dropping it aborts the
+/// request (the batch stays behind the cursor).
+struct Flight {
+    batch: Arc<Vec<(u64, String)>>,
+    last_id: u64,
+    task: JoinHandle<(Outcome, String)>,
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The answer to the oldest batch on the wire; never resolves when none is.
+async fn front(flights: &mut VecDeque<Flight>) -> Result<(Outcome, String), JoinError> {
+    match flights.front_mut() {
+        Some(f) => (&mut f.task).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleeps until `at`; never resolves without one.
+async fn sleep_until_or_never(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// What to do after a batch.
@@ -176,7 +278,7 @@ enum Health {
 
 struct Writer<B, W> {
     backlog: B,
-    client: W,
+    client: Arc<W>,
     opts: Options,
     metrics: Metrics,
     health: Health,
@@ -185,8 +287,30 @@ struct Writer<B, W> {
 }
 
 impl<B: Backlog, W: WriteApi> Writer<B, W> {
-    /// Writes one batch, splitting on refusals until each refused line is alone.
-    async fn write_batch(&mut self, batch: &[(u64, String)]) -> Step {
+    /// Sends `batch` as one request on its own task, so the driver can read the next batch
+    /// (and send it) while this one is on the wire.
+    fn send(&self, batch: Vec<(u64, String)>) -> Flight {
+        let batch = Arc::new(batch);
+        let last_id = batch.last().map_or(0, |&(id, _)| id);
+        let task = tokio::spawn({
+            let (client, metrics, batch) =
+                (self.client.clone(), self.metrics.clone(), batch.clone());
+            async move { attempt(&*client, &batch, &metrics).await }
+        });
+        Flight {
+            batch,
+            last_id,
+            task,
+        }
+    }
+
+    /// Resolves one batch, splitting on refusals until each refused line is alone. `first` is
+    /// the answer to the whole batch when it was already sent by [`Writer::send`].
+    async fn write_batch(
+        &mut self,
+        batch: &[(u64, String)],
+        mut first: Option<(Outcome, String)>,
+    ) -> Step {
         // Ranges still to write, the next one on top: left halves before right ones, so the
         // cursor only ever moves forward over resolved points.
         let mut todo = vec![(0, batch.len())];
@@ -195,27 +319,10 @@ impl<B: Backlog, W: WriteApi> Writer<B, W> {
             let Some(&(last_id, _)) = part.last() else {
                 continue;
             };
-            let body = join(part);
-            let (outcome, message) = match self.client.write(body).await {
-                Ok(reply) => {
-                    let outcome = classify(
-                        reply.status,
-                        reply.retry_after.as_deref(),
-                        &reply.body,
-                        part.len(),
-                        SystemTime::now(),
-                    );
-                    let message = format!("HTTP {}: {}", reply.status, clip(&reply.body));
-                    (outcome, message)
-                }
-                Err(e) => (classify_transport(e.kind()), e.to_string()),
+            let (outcome, message) = match first.take() {
+                Some(answer) => answer,
+                None => attempt(&*self.client, part, &self.metrics).await,
             };
-            if let Some(kind) = outcome.error_kind() {
-                self.metrics
-                    .influx_write_errors
-                    .with_label_values(&[kind.as_label()])
-                    .inc();
-            }
             match outcome {
                 Outcome::Written => {
                     if let Err(step) = self.advance(last_id) {
@@ -309,7 +416,7 @@ impl<B: Backlog, W: WriteApi> Writer<B, W> {
                         return false;
                     }
                 };
-                if let Step::Wait(_) = self.write_batch(&batch).await {
+                if let Step::Wait(_) = self.write_batch(&batch, None).await {
                     return false;
                 }
             }
@@ -392,6 +499,37 @@ impl<B: Backlog, W: WriteApi> Writer<B, W> {
     }
 }
 
+/// One request for `part`: its outcome and a message for the logs. Every failed attempt is
+/// counted here, whether or not the driver ends up using the answer.
+async fn attempt<W: WriteApi>(
+    client: &W,
+    part: &[(u64, String)],
+    metrics: &Metrics,
+) -> (Outcome, String) {
+    let (outcome, message) = match client.write(join(part)).await {
+        Ok(reply) => {
+            let outcome = classify(
+                reply.status,
+                reply.retry_after.as_deref(),
+                &reply.body,
+                part.len(),
+                SystemTime::now(),
+            );
+            let message = format!("HTTP {}: {}", reply.status, clip(&reply.body));
+            (outcome, message)
+        }
+        Err(e) => (classify_transport(e.kind()), e.to_string()),
+    };
+    if let Some(kind) = outcome.error_kind() {
+        metrics
+            .influx_write_errors
+            .with_label_values(&[kind.as_label()])
+            .inc();
+    }
+    (outcome, message)
+}
+
+/// The lines of `part` as one request body, built in one allocation.
 fn join(part: &[(u64, String)]) -> String {
     let mut body = String::with_capacity(part.iter().map(|(_, l)| l.len() + 1).sum());
     for (i, (_, line)) in part.iter().enumerate() {
@@ -551,6 +689,7 @@ mod tests {
                 max: Duration::from_secs(30),
             },
             deadline_on_stop: Duration::from_secs(5),
+            in_flight: IN_FLIGHT,
         }
     }
 
@@ -868,6 +1007,192 @@ mod tests {
         assert_eq!(b.0.lock().unwrap().fail_reads, 0);
     }
 
+    type SlowRule = Box<dyn Fn(u64, usize) -> (Duration, u16) + Send + Sync>;
+
+    /// A fake InfluxDB whose answers take time: a rule on (first id of the body, attempt number)
+    /// gives the latency and the status. Records when each request ended and how many were
+    /// on the wire at once.
+    #[derive(Clone)]
+    struct SlowInflux {
+        rule: Arc<SlowRule>,
+        state: Arc<Mutex<Slow>>,
+    }
+
+    #[derive(Default)]
+    struct Slow {
+        started: usize,
+        on_wire: usize,
+        most_on_wire: usize,
+        /// (first id, last id, status), in the order the answers came.
+        answered: Vec<(u64, u64, u16)>,
+    }
+
+    impl SlowInflux {
+        fn new(rule: impl Fn(u64, usize) -> (Duration, u16) + Send + Sync + 'static) -> Self {
+            SlowInflux {
+                rule: Arc::new(Box::new(rule)),
+                state: Arc::default(),
+            }
+        }
+        fn answered(&self) -> Vec<(u64, u64, u16)> {
+            self.state.lock().unwrap().answered.clone()
+        }
+    }
+
+    impl WriteApi for SlowInflux {
+        async fn write(&self, body: String) -> Result<Reply, WriteError> {
+            // Lines are "reading,param=COD v={id} {id}": the id is the timestamp.
+            let id = |line: &str| line.rsplit(' ').next().unwrap().parse::<u64>().unwrap();
+            let (first, last) = (
+                id(body.lines().next().unwrap()),
+                id(body.lines().last().unwrap()),
+            );
+            let (latency, status) = {
+                let mut s = self.state.lock().unwrap();
+                s.on_wire += 1;
+                s.most_on_wire = s.most_on_wire.max(s.on_wire);
+                s.started += 1;
+                (self.rule)(first, s.started - 1)
+            };
+            tokio::time::sleep(latency).await;
+            let mut s = self.state.lock().unwrap();
+            s.on_wire -= 1;
+            s.answered.push((first, last, status));
+            reply(status)
+        }
+    }
+
+    fn start_slow(b: &MemBacklog, f: &SlowInflux, o: Options) -> Running {
+        let (stop, rx) = watch::channel(false);
+        let wake = Arc::new(Notify::new());
+        let metrics = Metrics::new();
+        let task = tokio::spawn(run(
+            b.clone(),
+            f.clone(),
+            o,
+            metrics.clone(),
+            wake.clone(),
+            rx,
+        ));
+        Running {
+            stop,
+            wake,
+            task,
+            metrics,
+        }
+    }
+
+    // Outbox invariant (journal/outbox.rs: the cursor is the sink's acknowledgement): with
+    // several requests on the wire, answers that come out of order still move the cursor in
+    // order, over whole batches, and never more than `in_flight` requests are open at once.
+    #[tokio::test(start_paused = true)]
+    async fn out_of_order_answers_move_the_cursor_in_order() {
+        let b = MemBacklog::with(8);
+        // The first batch is slow, the others quick.
+        let f = SlowInflux::new(|first, _| {
+            let ms = if first == 1 { 500 } else { 10 };
+            (Duration::from_millis(ms), 204)
+        });
+        let mut o = opts(2);
+        o.in_flight = 3;
+        let r = start_slow(&b, &f, o);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(f.answered(), [(3, 4, 204), (5, 6, 204)]);
+        assert_eq!(b.cursor(), 0, "batch 1 is not confirmed: nothing moves");
+        until(|| b.cursor() == 8).await;
+        let m = r.stop().await;
+        let answered = f.answered();
+        assert_eq!(answered[2], (1, 2, 204));
+        assert_eq!(b.0.lock().unwrap().cursor_moves, [2, 4, 6, 8]);
+        assert_eq!(f.state.lock().unwrap().most_on_wire, 3);
+        assert_eq!(m.influx_points_written.get(), 8);
+    }
+
+    // Style §2 (never lose a point): a failed early batch holds the cursor below it even when
+    // later batches were accepted; after the backoff everything from the cursor is sent again
+    // and the cursor passes every point exactly once.
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_early_batch_holds_the_cursor() {
+        let b = MemBacklog::with(6);
+        // Attempt 0 (batch 1) fails slowly; everything else succeeds at once.
+        let f = SlowInflux::new(|_, n| {
+            if n == 0 {
+                (Duration::from_millis(300), 500)
+            } else {
+                (Duration::from_millis(10), 204)
+            }
+        });
+        let mut o = opts(2);
+        o.in_flight = 3;
+        o.retry = RetryPolicy {
+            min: Duration::from_secs(60),
+            max: Duration::from_secs(60),
+        };
+        let r = start_slow(&b, &f, o);
+        until(|| f.answered().len() == 3).await;
+        assert_eq!(f.answered()[2], (1, 2, 500));
+        // Batches 2 and 3 are in InfluxDB, yet the cursor waits for batch 1.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert_eq!(b.cursor(), 0);
+        assert!(b.0.lock().unwrap().cursor_moves.is_empty());
+        assert_eq!(r.errors("server"), 1);
+        until(|| b.cursor() == 6).await;
+        let m = r.stop().await;
+        let answered = f.answered();
+        assert_eq!(
+            answered[3..].iter().map(|a| a.0).collect::<Vec<_>>(),
+            [1, 3, 5],
+            "resent from the cursor: {answered:?}"
+        );
+        assert_eq!(b.0.lock().unwrap().cursor_moves, [2, 4, 6]);
+        assert_eq!(m.influx_points_written.get(), 6);
+    }
+
+    // Style §7 shutdown step 5: stop interrupts requests on the wire; the last flush resends
+    // from the cursor within the deadline, and the cursor keeps only what was confirmed.
+    #[tokio::test(start_paused = true)]
+    async fn stop_drops_requests_on_the_wire_and_flushes_from_the_cursor() {
+        let b = MemBacklog::with(6);
+        // Batch 1 answers at once; the others hang for an hour.
+        let f = SlowInflux::new(|first, _| {
+            let latency = if first == 1 {
+                Duration::from_millis(10)
+            } else {
+                Duration::from_secs(3600)
+            };
+            (latency, 204)
+        });
+        let mut o = opts(2);
+        o.in_flight = 3;
+        let r = start_slow(&b, &f, o);
+        until(|| b.cursor() == 2).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let t = Instant::now();
+        r.stop().await;
+        // The last flush sends batch 2 again, which hangs until the deadline.
+        assert_eq!(t.elapsed(), Duration::from_secs(5));
+        assert_eq!(b.cursor(), 2);
+        assert_eq!(b.0.lock().unwrap().cursor_moves, [2]);
+        let s = f.state.lock().unwrap();
+        assert_eq!(s.started, 4, "batches 1-3, then batch 2 in the last flush");
+    }
+
+    // The default next_batch_after skips the points already on the wire.
+    #[test]
+    fn next_batch_after_skips_what_is_on_the_wire() {
+        let mut b = MemBacklog::with(10);
+        b.written(2).unwrap();
+        let ids = |v: Vec<(u64, String)>| v.into_iter().map(|(id, _)| id).collect::<Vec<_>>();
+        assert_eq!(ids(b.next_batch_after(5, 3, 3).unwrap()), [6, 7, 8]);
+        assert_eq!(ids(b.next_batch_after(8, 6, 3).unwrap()), [9, 10]);
+        assert_eq!(
+            ids(b.next_batch_after(10, 8, 3).unwrap()),
+            Vec::<u64>::new()
+        );
+        // A wrong hint reads too little, never the wrong points.
+        assert_eq!(ids(b.next_batch_after(5, 0, 3).unwrap()), Vec::<u64>::new());
+    }
+
     #[test]
     fn options_come_from_settings() {
         let s = InfluxSettings {
@@ -881,5 +1206,6 @@ mod tests {
         assert_eq!(o.flush_interval, Duration::from_millis(250));
         assert_eq!(o.retry.max, Duration::from_secs(10));
         assert_eq!(o.retry.min, RETRY_MIN);
+        assert_eq!(o.in_flight, IN_FLIGHT);
     }
 }
