@@ -257,6 +257,16 @@ impl sink::Backlog for OutboxBacklog {
     fn next_batch(&mut self, limit: usize) -> Result<Vec<(u64, String)>, String> {
         self.0.next_batch(limit).map_err(|e| e.to_string())
     }
+    fn next_batch_after(
+        &mut self,
+        after_id: u64,
+        _ahead: usize,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, String> {
+        self.0
+            .next_batch_after(after_id, limit)
+            .map_err(|e| e.to_string())
+    }
     fn written(&mut self, upto_id: u64) -> Result<(), String> {
         self.0.written(upto_id).map_err(|e| e.to_string())
     }

@@ -31,12 +31,22 @@ impl Outbox {
     /// Up to `limit` points after the cursor, in id order. Calling it again before
     /// [`Outbox::written`] returns the same points (a retry).
     pub fn next_batch(&mut self, limit: usize) -> Result<Vec<(u64, String)>, Error> {
+        self.next_batch_after(self.cursor, limit)
+    }
+
+    /// Up to `limit` points after `after_id` (at or past the cursor), in id order: the sink
+    /// reads ahead of the cursor while earlier batches are still on their way to InfluxDB.
+    pub fn next_batch_after(
+        &mut self,
+        after_id: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, Error> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT id, line FROM points WHERE id > ?1 ORDER BY id LIMIT ?2")?;
         let rows = stmt.query_map(
             (
-                to_i64(self.cursor)?,
+                to_i64(after_id.max(self.cursor))?,
                 i64::try_from(limit).unwrap_or(i64::MAX),
             ),
             |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)),

@@ -149,6 +149,20 @@ fn outbox_cursor_survives_reopen_and_resumes_at_the_unwritten_tail() {
 }
 
 #[test]
+fn reading_ahead_of_the_cursor_never_goes_behind_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    fill(&mut j, 5, 2, 5); // points 1..=10
+    let mut o = Outbox::open(dir.path()).unwrap();
+    let ids = |v: Vec<(u64, String)>| v.into_iter().map(|p| p.0).collect::<Vec<_>>();
+    assert_eq!(ids(o.next_batch_after(3, 4).unwrap()), [4, 5, 6, 7]);
+    o.written(6).unwrap();
+    // An id behind the cursor reads from the cursor: written points are not sent again.
+    assert_eq!(ids(o.next_batch_after(2, 3).unwrap()), [7, 8, 9]);
+    assert_eq!(ids(o.next_batch_after(9, 5).unwrap()), [10]);
+}
+
+#[test]
 fn backlog_is_last_point_minus_cursor() {
     let dir = tempfile::tempdir().unwrap();
     let mut j = Journal::open(dir.path(), true).unwrap();
