@@ -341,6 +341,15 @@ impl Influx1 {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The `[influx]` lines that point quantrac at this server with the v1 API.
+    pub fn v1_config(&self) -> String {
+        format!(
+            "url = \"{}\"\napi = \"v1\"\ndatabase = \"{}\"",
+            self.url(),
+            self.db
+        )
+    }
+
     pub async fn create_db(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -606,6 +615,34 @@ impl Quantrac {
             self.ready().await.then_some(())
         })
         .await;
+    }
+}
+
+/// The usual test setup: mosquitto, InfluxDB 1.x with its database, and quantrac writing to it
+/// with the v1 API, ready. Destructure it to get at the parts; every part must stay bound.
+pub struct Stack {
+    pub q: Quantrac,
+    pub influx: Influx1,
+    pub broker: Broker,
+    pub dir: tempfile::TempDir,
+}
+
+impl Stack {
+    /// `extra`: whole sections appended to the generated quantrac.toml (see `config_text`).
+    pub async fn start(extra: &str) -> Stack {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::start(dir.path());
+        let influx = Influx1::start(dir.path());
+        influx.create_db().await;
+        let cfg = Quantrac::config_text(dir.path(), &broker.url(), &influx.v1_config(), extra);
+        let q = Quantrac::start(dir.path(), &cfg, STATIONS);
+        q.wait_ready().await;
+        Stack {
+            q,
+            influx,
+            broker,
+            dir,
+        }
     }
 }
 

@@ -173,22 +173,12 @@ async fn check_metrics(q: &Quantrac) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v1_influxdb_gets_every_reading_with_limit_and_verdict() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path());
-    let influx = Influx1::start(dir.path());
-    influx.create_db().await;
-    let cfg = Quantrac::config_text(
-        dir.path(),
-        &broker.url(),
-        &format!(
-            "url = \"{}\"\napi = \"v1\"\ndatabase = \"{}\"",
-            influx.url(),
-            influx.db
-        ),
-        "[mqtt]\nmax_payload_bytes = 4096\n",
-    );
-    let q = Quantrac::start(dir.path(), &cfg, STATIONS);
-    q.wait_ready().await;
+    let Stack {
+        q,
+        influx,
+        broker,
+        dir: _dir,
+    } = Stack::start("[mqtt]\nmax_payload_bytes = 4096\n").await;
     let sent = publish_all(broker.port, 4096).await;
     check_metrics(&q).await;
 
@@ -307,22 +297,12 @@ async fn v2_write_api_gets_every_reading() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_influxdb_outage_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path());
-    let mut influx = Influx1::start(dir.path());
-    influx.create_db().await;
-    let cfg = Quantrac::config_text(
-        dir.path(),
-        &broker.url(),
-        &format!(
-            "url = \"{}\"\napi = \"v1\"\ndatabase = \"{}\"",
-            influx.url(),
-            influx.db
-        ),
-        "",
-    );
-    let q = Quantrac::start(dir.path(), &cfg, STATIONS);
-    q.wait_ready().await;
+    let Stack {
+        q,
+        mut influx,
+        broker,
+        dir: _dir,
+    } = Stack::start("").await;
     let p = Publisher::connect(broker.port).await;
     let base = Utc::now() - chrono::Duration::hours(3);
     let send = |i: i64| {
@@ -440,22 +420,12 @@ async fn sigterm_flushes_and_exits_zero_and_secrets_stay_out_of_logs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt_v3_1_1_by_option() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path());
-    let influx = Influx1::start(dir.path());
-    influx.create_db().await;
-    let cfg = Quantrac::config_text(
-        dir.path(),
-        &broker.url(),
-        &format!(
-            "url = \"{}\"\napi = \"v1\"\ndatabase = \"{}\"",
-            influx.url(),
-            influx.db
-        ),
-        "[mqtt]\nprotocol = \"v3.1.1\"\n",
-    );
-    let mut q = Quantrac::start(dir.path(), &cfg, STATIONS);
-    q.wait_ready().await;
+    let Stack {
+        mut q,
+        influx,
+        broker,
+        dir: _dir,
+    } = Stack::start("[mqtt]\nprotocol = \"v3.1.1\"\n").await;
     let p = Publisher::connect(broker.port).await;
     let base = Utc::now() - chrono::Duration::minutes(30);
     for i in 0..50 {

@@ -25,23 +25,14 @@ fn message(base: chrono::DateTime<Utc>, i: i64) -> String {
     )
 }
 
-fn v1(influx: &Influx1) -> String {
-    format!(
-        "url = \"{}\"\napi = \"v1\"\ndatabase = \"{}\"",
-        influx.url(),
-        influx.db
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_kill9_and_an_influx_outage_lose_nothing_and_duplicate_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path());
-    let mut influx = Influx1::start(dir.path());
-    influx.create_db().await;
-    let cfg = Quantrac::config_text(dir.path(), &broker.url(), &v1(&influx), "");
-    let mut q = Quantrac::start(dir.path(), &cfg, STATIONS);
-    q.wait_ready().await;
+    let Stack {
+        mut q,
+        mut influx,
+        broker,
+        dir: _dir,
+    } = Stack::start("").await;
 
     const N: i64 = 3000;
     let base = Utc::now() - chrono::Duration::hours(6);
@@ -112,13 +103,12 @@ async fn repeated_kill9_and_an_influx_outage_lose_nothing_and_duplicate_nothing(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restart_mid_stream_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut broker = Broker::start(dir.path());
-    let influx = Influx1::start(dir.path());
-    influx.create_db().await;
-    let cfg = Quantrac::config_text(dir.path(), &broker.url(), &v1(&influx), "");
-    let q = Quantrac::start(dir.path(), &cfg, STATIONS);
-    q.wait_ready().await;
+    let Stack {
+        q,
+        influx,
+        mut broker,
+        dir: _dir,
+    } = Stack::start("").await;
     let base = Utc::now() - chrono::Duration::hours(2);
     {
         let p = Publisher::connect(broker.port).await;
@@ -155,7 +145,7 @@ async fn a_full_journal_stops_acknowledging_and_loses_nothing() {
     let small = Quantrac::config_text(
         dir.path(),
         &broker.url(),
-        &v1(&influx),
+        &influx.v1_config(),
         "[journal]\nmax_bytes = 300000\n",
     );
     let mut q = Quantrac::start(dir.path(), &small, STATIONS);
@@ -295,7 +285,7 @@ async fn dead_letters_are_listed_and_replayed_after_a_config_fix() {
     let cfg = Quantrac::config_text(
         dir.path(),
         &broker.url(),
-        &v1(&influx),
+        &influx.v1_config(),
         "[mqtt]\nmax_payload_bytes = 60\n",
     );
     let mut q = Quantrac::start(dir.path(), &cfg, STATIONS);

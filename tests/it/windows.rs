@@ -34,22 +34,12 @@ async fn average(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_hour_of_old_readings_gives_the_hand_computed_average() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path());
-    let influx = Influx1::start(dir.path());
-    influx.create_db().await;
-    let cfg = Quantrac::config_text(
-        dir.path(),
-        &broker.url(),
-        &format!(
-            "url = \"{}\"\napi = \"v1\"\ndatabase = \"{}\"",
-            influx.url(),
-            influx.db
-        ),
-        "",
-    );
-    let q = Quantrac::start(dir.path(), &cfg, STATIONS);
-    q.wait_ready().await;
+    let Stack {
+        q: _q,
+        influx,
+        broker,
+        dir: _dir,
+    } = Stack::start("").await;
     let hour = (Utc::now() - chrono::Duration::hours(3))
         .duration_trunc(chrono::Duration::hours(1))
         .unwrap();
@@ -105,22 +95,12 @@ async fn an_hour_of_old_readings_gives_the_hand_computed_average() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill9_in_the_middle_of_an_hour_keeps_every_sample() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path());
-    let influx = Influx1::start(dir.path());
-    influx.create_db().await;
-    let cfg = Quantrac::config_text(
-        dir.path(),
-        &broker.url(),
-        &format!(
-            "url = \"{}\"\napi = \"v1\"\ndatabase = \"{}\"",
-            influx.url(),
-            influx.db
-        ),
-        "",
-    );
-    let mut q = Quantrac::start(dir.path(), &cfg, STATIONS);
-    q.wait_ready().await;
+    let Stack {
+        mut q,
+        influx,
+        broker,
+        dir: _dir,
+    } = Stack::start("").await;
     let hour = (Utc::now() - chrono::Duration::hours(5))
         .duration_trunc(chrono::Duration::hours(1))
         .unwrap();
@@ -168,22 +148,12 @@ async fn a_kill9_in_the_middle_of_an_hour_keeps_every_sample() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill9_before_the_windows_are_written_still_writes_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path());
-    let influx = Influx1::start(dir.path());
-    influx.create_db().await;
-    let cfg = Quantrac::config_text(
-        dir.path(),
-        &broker.url(),
-        &format!(
-            "url = \"{}\"\napi = \"v1\"\ndatabase = \"{}\"",
-            influx.url(),
-            influx.db
-        ),
-        "",
-    );
-    let mut q = Quantrac::start(dir.path(), &cfg, STATIONS);
-    q.wait_ready().await;
+    let Stack {
+        mut q,
+        influx,
+        broker,
+        dir: _dir,
+    } = Stack::start("").await;
     let hour = (Utc::now() - chrono::Duration::hours(7))
         .duration_trunc(chrono::Duration::hours(1))
         .unwrap();
