@@ -65,3 +65,75 @@ async fn the_demo_shows_a_live_park_within_30_seconds() {
         .expect("the demo stops on SIGTERM");
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_publishes_the_park_to_a_real_broker_and_quantrac_ingests_it() {
+    let Stack {
+        q,
+        influx,
+        broker,
+        dir: _dir,
+    } = Stack::start("").await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_quantrac"))
+        .args([
+            "simulate",
+            "--url",
+            &broker.url(),
+            "--interval-s",
+            "0.5",
+            "--duration-s",
+            "3",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(" 0 unacknowledged"), "{text}");
+    let sent: u64 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(sent >= 10, "{text}");
+    // The stations of the simulated park are not in this test's stations.toml: stored, counted,
+    // no verdict.
+    eventually(
+        "every simulated message received",
+        Duration::from_secs(20),
+        || async {
+            (q.metric("quantrac_messages_received_total").await == Some(sent as f64)).then_some(())
+        },
+    )
+    .await;
+    let rows = eventually(
+        "simulated readings in InfluxDB",
+        Duration::from_secs(20),
+        || async {
+            let r = influx
+                .rows("SELECT count(value) FROM reading GROUP BY station")
+                .await;
+            (r.len() >= 3).then_some(r)
+        },
+    )
+    .await;
+    assert!(rows.iter().all(|r| r["count"].as_u64().unwrap() > 0));
+    // The textile outfall is configured in this test's stations.toml; the electronics one is not.
+    let judged = influx
+        .count("SELECT count(limit_max) FROM reading WHERE site = 'nd-textile'")
+        .await;
+    assert!(judged > 0);
+    let unjudged = influx
+        .count("SELECT count(limit_max) FROM reading WHERE site = 'dc-electronics'")
+        .await;
+    assert_eq!(
+        unjudged, 0,
+        "an unconfigured station is stored with no limit"
+    );
+    assert!(
+        influx
+            .count("SELECT count(value) FROM reading WHERE site = 'dc-electronics'")
+            .await
+            > 0
+    );
+}
