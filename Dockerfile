@@ -16,6 +16,7 @@ RUN mkdir -p src benches \
     && rm -rf src benches
 COPY src ./src
 COPY benches ./benches
+COPY regulations ./regulations
 # Touch the sources so cargo sees them as newer than the placeholder build.
 RUN find src -name '*.rs' -exec touch {} + \
     && cargo build --release --locked --bin quantrac \

@@ -1103,3 +1103,57 @@ fn dockerfile_builds_in_two_stages_and_runs_unprivileged() {
         ".dockerignore is missing"
     );
 }
+
+/// The image build copies only some folders (see `.dockerignore`): every file the crate embeds
+/// at compile time must be in one of them, or `docker build` fails where `cargo build` works.
+#[test]
+fn the_dockerfile_copies_everything_the_build_embeds() {
+    let dockerfile = read("Dockerfile");
+    let copied: Vec<&str> = dockerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("COPY "))
+        .filter(|l| !l.starts_with("--from"))
+        .flat_map(|l| l.split_whitespace().rev().skip(1))
+        .collect();
+    for dir in ["src", "benches"] {
+        assert!(
+            copied.contains(&dir),
+            "Dockerfile does not copy {dir}/: {copied:?}"
+        );
+    }
+    let mut embedded = Vec::new();
+    let mut stack = vec![repo().join("src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for part in text.split("include_str!(\"").skip(1) {
+                let rel = part.split('"').next().unwrap();
+                let file = path.parent().unwrap().join(rel).canonicalize().unwrap();
+                let top = file.strip_prefix(repo().canonicalize().unwrap()).unwrap();
+                embedded.push(
+                    top.components()
+                        .next()
+                        .unwrap()
+                        .as_os_str()
+                        .to_string_lossy()
+                        .to_string(),
+                );
+            }
+        }
+    }
+    assert!(
+        embedded.contains(&"regulations".to_string()),
+        "{embedded:?}"
+    );
+    for top in embedded {
+        assert!(
+            copied.contains(&top.as_str()),
+            "Dockerfile does not copy {top}/ (embedded by the build)"
+        );
+    }
+}
