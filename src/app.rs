@@ -50,13 +50,9 @@ pub struct Running {
     http: tokio::task::JoinHandle<()>,
 }
 
-/// Builds the compliance engine from settings and stations, logging start-up warnings.
+/// Builds the compliance engine from settings and stations.
 fn engine(settings: &Settings, stations: Stations) -> Engine {
-    let engine = Engine::new(stations, &Catalogue::builtin(), settings.stations.timezone);
-    for w in engine.warnings() {
-        tracing::warn!("{w}");
-    }
-    engine
+    Engine::new(stations, &Catalogue::builtin(), settings.stations.timezone)
 }
 
 /// `check-config`'s table: every station × parameter limit, its window and where it comes from.
@@ -89,6 +85,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             .set(s.expected_interval_s as f64);
     }
     let mut engine = engine(&settings, stations);
+    for w in engine.warnings() {
+        tracing::warn!("{w}");
+    }
     let mut decoder = Decoder::new(
         &settings.mqtt.topics,
         settings.stations.timezone,
