@@ -184,7 +184,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
 }
 
 /// Lines for the journal's outbox: one `reading` point per judged reading, one `average` point
-/// per window the message changed.
+/// per window the message changed. The renderers refuse only non-finite values, which cannot get
+/// this far: `decode` rejects them (reason `value`) and O2 correction is not applied at O2 ≥ 20.
 fn render_points(p: &Processed) -> Vec<String> {
     p.readings
         .iter()
