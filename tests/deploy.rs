@@ -133,7 +133,7 @@ fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
-/// The assignment's alert list: each must exist, carry severity + audience labels and the
+/// The alerts quantrac ships: each must exist, carry severity + audience labels and the
 /// contract's annotations ("Alerts" section), with a runbook that exists in the repository.
 #[test]
 fn every_alert_has_labels_annotations_runbook_and_a_unit_test() {
