@@ -296,10 +296,17 @@ pub struct Influx1 {
     pub port: u16,
     pub db: String,
     pub proc: Proc,
+    /// Admin user and password when authentication is on.
+    pub admin: Option<(String, String)>,
 }
 
 impl Influx1 {
     pub fn start(dir: &Path) -> Influx1 {
+        Self::start_with(dir, false)
+    }
+
+    /// With `auth`, InfluxDB requires a user: `create_db` makes the admin first.
+    pub fn start_with(dir: &Path, auth: bool) -> Influx1 {
         let port = free_port();
         let rpc = free_port();
         let data = dir.join("influxdb");
@@ -312,7 +319,7 @@ impl Influx1 {
                  [meta]\n  dir = \"{d}/meta\"\n\
                  [data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  query-log-enabled = false\n  wal-fsync-delay = \"0s\"\n\
                  [monitor]\n  store-enabled = false\n\
-                 [http]\n  bind-address = \"127.0.0.1:{port}\"\n  log-enabled = false\n  max-body-size = 0\n\
+                 [http]\n  bind-address = \"127.0.0.1:{port}\"\n  log-enabled = false\n  max-body-size = 0\n  auth-enabled = {auth}\n\
                  [logging]\n  level = \"warn\"\n",
                 d = data.display()
             ),
@@ -334,6 +341,14 @@ impl Influx1 {
             port,
             db: "quantrac".into(),
             proc,
+            admin: auth.then(|| ("admin".to_string(), "admin-pw-31c7".to_string())),
+        }
+    }
+
+    fn request(&self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.admin {
+            Some((u, p)) => r.basic_auth(u, Some(p)),
+            None => r,
         }
     }
 
@@ -352,9 +367,29 @@ impl Influx1 {
 
     pub async fn create_db(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
+        if let Some((u, p)) = &self.admin {
+            // The first admin may be created without credentials.
+            loop {
+                let r = reqwest::Client::new()
+                    .post(format!("{}/query", self.url()))
+                    .form(&[(
+                        "q",
+                        format!("CREATE USER {u} WITH PASSWORD '{p}' WITH ALL PRIVILEGES"),
+                    )])
+                    .send()
+                    .await;
+                if matches!(&r, Ok(r) if r.status().is_success()) {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    panic!("could not create the InfluxDB admin: {r:?}");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
         loop {
-            let r = reqwest::Client::new()
-                .post(format!("{}/query", self.url()))
+            let r = self
+                .request(reqwest::Client::new().post(format!("{}/query", self.url())))
                 .form(&[("q", format!("CREATE DATABASE {}", self.db))])
                 .send()
                 .await;
@@ -370,8 +405,8 @@ impl Influx1 {
 
     /// Runs an InfluxQL query; returns the JSON answer.
     pub async fn query(&self, q: &str) -> Value {
-        let r = reqwest::Client::new()
-            .get(format!("{}/query", self.url()))
+        let r = self
+            .request(reqwest::Client::new().get(format!("{}/query", self.url())))
             .query(&[("db", self.db.as_str()), ("q", q), ("epoch", "ms")])
             .send()
             .await

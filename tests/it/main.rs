@@ -5,4 +5,5 @@ mod docs;
 mod harness;
 mod ingest;
 mod reliability;
+mod sink;
 mod windows;
