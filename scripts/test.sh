@@ -12,6 +12,7 @@ have influxd || need+=(influxdb)
 have victoria-metrics || need+=(victoria-metrics)
 have promtool || need+=(prometheus)
 have amtool || need+=(prometheus-alertmanager)
+have openssl || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing: ${need[*]} — run as root, or: sudo apt-get install ${need[*]}" >&2

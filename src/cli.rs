@@ -101,6 +101,9 @@ pub struct SimulateArgs {
 }
 
 pub fn main(args: Args) -> ExitCode {
+    // One TLS implementation (ring) for MQTT and InfluxDB alike, chosen before any connection:
+    // with none installed, rustls refuses to guess when several are compiled in.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match dispatch(args) {
         Ok(code) => code,
         Err(e) => {

@@ -6,4 +6,5 @@ mod harness;
 mod ingest;
 mod reliability;
 mod sink;
+mod tls;
 mod windows;
