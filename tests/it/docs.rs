@@ -196,3 +196,34 @@ fn the_deployment_configuration_is_valid() {
         assert!(stations.by_key.len() >= 2, "{file}");
     }
 }
+
+#[test]
+fn the_readme_lists_exactly_the_metrics_quantrac_exposes() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let source = std::fs::read_to_string(root().join("src/metrics.rs")).unwrap();
+    let names = |text: &str, quoted: bool| -> std::collections::BTreeSet<String> {
+        let prefix = if quoted { "\"quantrac_" } else { "quantrac_" };
+        text.split(prefix)
+            .skip(1)
+            .map(|rest| {
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                format!("quantrac_{name}")
+            })
+            .collect()
+    };
+    let exposed = names(&source, true);
+    assert!(exposed.len() > 15, "{exposed:?}");
+    let documented = names(&readme, false);
+    for m in &exposed {
+        assert!(documented.contains(m), "README does not document {m}");
+    }
+    for m in &documented {
+        assert!(
+            exposed.contains(m),
+            "README names {m}, which quantrac does not expose"
+        );
+    }
+}
