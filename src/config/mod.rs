@@ -4,6 +4,7 @@
 //! Every struct denies unknown keys: a typo in a config file is an error that names the key,
 //! never a silently ignored setting. Defaults live once, in each `impl Default`.
 
+mod broker_url;
 mod stations;
 
 use std::collections::HashMap;
@@ -13,6 +14,7 @@ use chrono_tz::Tz;
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
 
+pub use broker_url::BrokerUrl;
 pub use stations::{PermitLimit, Station, StationDefaults, Stations, WindowSpec};
 
 /// Configuration errors. Each names the file (or variable), the key and the reason.
@@ -339,11 +341,8 @@ impl Settings {
             reason,
         };
         let has_scheme = |url: &str, schemes: &[&str]| schemes.iter().any(|s| url.starts_with(s));
-        if !has_scheme(&self.mqtt.url, &["mqtt://", "mqtts://"]) {
-            return Err(bad(
-                "mqtt.url",
-                format!("{:?} must start with mqtt:// or mqtts://", self.mqtt.url),
-            ));
+        if let Err(reason) = BrokerUrl::parse(&self.mqtt.url) {
+            return Err(bad("mqtt.url", format!("{:?}: {reason}", self.mqtt.url)));
         }
         if self.mqtt.topics.is_empty() {
             return Err(bad(

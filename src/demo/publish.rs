@@ -17,7 +17,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
-use crate::config::Protocol;
+use crate::config::{BrokerUrl, Protocol};
 
 use super::{DemoError, Simulator};
 
@@ -172,38 +172,24 @@ impl Client {
     }
 }
 
-/// Splits `mqtt://host[:port]` into host and port.
+/// Splits `mqtt://host[:port]` (or `tcp://…`) into host and port; the simulator speaks plain
+/// MQTT only.
 fn parse_url(url: &str) -> Result<(String, u16), DemoError> {
     let bad = |reason: &str| DemoError::Url {
         url: url.to_owned(),
         reason: reason.to_owned(),
     };
-    let rest = url
-        .strip_prefix("mqtt://")
-        .or_else(|| url.strip_prefix("tcp://"))
-        .ok_or_else(|| bad("expected mqtt://host:port (TLS is not supported by the simulator)"))?;
-    let rest = rest.trim_end_matches('/');
-    if rest.contains('/') || rest.contains('@') {
+    let plain = match url.strip_prefix("tcp://") {
+        Some(rest) => format!("mqtt://{rest}"),
+        None => url.to_owned(),
+    };
+    let parsed = BrokerUrl::parse(&plain).map_err(|reason| bad(&reason))?;
+    if parsed.tls {
         return Err(bad(
-            "expected mqtt://host:port, without path or credentials",
+            "expected mqtt://host:port (TLS is not supported by the simulator)",
         ));
     }
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, _)) if !h.ends_with(']') && h.contains(':') => (rest, None),
-        Some((h, p)) => (h, Some(p)),
-        None => (rest, None),
-    };
-    let port = match port {
-        Some(p) => p
-            .parse::<u16>()
-            .map_err(|_| bad("port must be a number 1–65535"))?,
-        None => 1883,
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() || port == 0 {
-        return Err(bad("host and port are required"));
-    }
-    Ok((host.to_owned(), port))
+    Ok((parsed.host, parsed.port))
 }
 
 /// Starts the client and its event-loop task.

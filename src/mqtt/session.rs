@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rumqttc::v5;
 
-use crate::config::{MqttSettings, Protocol};
+use crate::config::{BrokerUrl, MqttSettings, Protocol};
 use secrecy::ExposeSecret;
 
 /// What the source loop cares about from `poll()`.
@@ -54,27 +54,6 @@ pub enum Error {
     CaFile(String),
 }
 
-/// Splits `mqtt://host:port` into (tls, host, port).
-fn parse_url(url: &str) -> Result<(bool, String, u16), Error> {
-    let bad = || Error::Url(url.to_owned());
-    let (tls, rest) = if let Some(r) = url.strip_prefix("mqtts://") {
-        (true, r)
-    } else if let Some(r) = url.strip_prefix("mqtt://") {
-        (false, r)
-    } else {
-        return Err(bad());
-    };
-    let rest = rest.trim_end_matches('/');
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) => (h, p.parse().map_err(|_| bad())?),
-        None => (rest, if tls { 8883 } else { 1883 }),
-    };
-    if host.is_empty() {
-        return Err(bad());
-    }
-    Ok((tls, host.trim_matches(['[', ']']).to_owned(), port))
-}
-
 fn transport(tls: bool, s: &MqttSettings) -> Result<rumqttc::Transport, Error> {
     if !tls {
         return Ok(rumqttc::Transport::Tcp);
@@ -97,7 +76,8 @@ fn incoming_packet_limit(s: &MqttSettings) -> usize {
 
 /// Builds the client and event loop: stable client id, persistent session, manual acks.
 pub fn connect(s: &MqttSettings) -> Result<(Client, EventLoop), Error> {
-    let (tls, host, port) = parse_url(&s.url)?;
+    let BrokerUrl { tls, host, port } =
+        BrokerUrl::parse(&s.url).map_err(|_| Error::Url(s.url.clone()))?;
     let transport = transport(tls, s)?;
     // The request channel carries our PUBACKs: larger than the number of unacknowledged
     // messages the broker may send, so acking rarely waits.
@@ -222,26 +202,5 @@ impl Client {
             Client::V4(c) => c.disconnect().await.map_err(|e| e.to_string()),
             Client::V5(c) => c.disconnect().await.map_err(|e| e.to_string()),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_parse_with_default_ports() {
-        assert_eq!(
-            parse_url("mqtt://127.0.0.1:1884").unwrap(),
-            (false, "127.0.0.1".into(), 1884)
-        );
-        assert_eq!(
-            parse_url("mqtts://broker.example").unwrap(),
-            (true, "broker.example".into(), 8883)
-        );
-        assert_eq!(parse_url("mqtt://host").unwrap().2, 1883);
-        assert!(parse_url("tcp://host:1883").is_err());
-        assert!(parse_url("mqtt://:1883").is_err());
-        assert!(parse_url("mqtt://host:port").is_err());
     }
 }
