@@ -230,14 +230,7 @@ fn rebuild_windows(
         pending.add(averages);
     }
     if let Some(record) = pending.take_record(now) {
-        journal.append(&[journal::Entry {
-            received_at_ms: record.envelope.received_at_ms,
-            topic: &record.envelope.topic,
-            payload: &record.envelope.payload,
-            station: None,
-            rejections: &[],
-            points: render_points(&record),
-        }])?;
+        journal.append(&[journal::Entry::of(&record, render_points(&record))])?;
     }
     if !messages.is_empty() {
         tracing::info!(
@@ -451,14 +444,7 @@ pub async fn replay_dead_letters(settings: Settings) -> anyhow::Result<usize> {
     }
     let entries: Vec<journal::Entry> = processed
         .iter()
-        .map(|p| journal::Entry {
-            received_at_ms: p.envelope.received_at_ms,
-            topic: &p.envelope.topic,
-            payload: &p.envelope.payload,
-            station: p.key.as_ref().map(|k| k.to_string()),
-            rejections: &p.rejections,
-            points: render_points(p),
-        })
+        .map(|p| journal::Entry::of(p, render_points(p)))
         .collect();
     if !entries.is_empty() {
         journal.append(&entries)?;

@@ -340,7 +340,6 @@ impl Settings {
             key: key.to_owned(),
             reason,
         };
-        let has_scheme = |url: &str, schemes: &[&str]| schemes.iter().any(|s| url.starts_with(s));
         if let Err(reason) = BrokerUrl::parse(&self.mqtt.url) {
             return Err(bad("mqtt.url", format!("{:?}: {reason}", self.mqtt.url)));
         }
@@ -362,7 +361,8 @@ impl Settings {
         if self.mqtt.max_payload_bytes == 0 {
             return Err(bad("mqtt.max_payload_bytes", "must be at least 1".into()));
         }
-        if !self.influx.url.is_empty() && !has_scheme(&self.influx.url, &["http://", "https://"]) {
+        let influx = &self.influx.url;
+        if !(influx.is_empty() || influx.starts_with("http://") || influx.starts_with("https://")) {
             return Err(bad(
                 "influx.url",
                 format!("{:?} must start with http:// or https://", self.influx.url),

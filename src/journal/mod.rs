@@ -100,6 +100,20 @@ pub struct Entry<'a> {
     pub points: Vec<String>,
 }
 
+impl<'a> Entry<'a> {
+    /// The entry for a processed message, with the outbox lines rendered for it.
+    pub fn of(p: &'a crate::pipeline::Processed, points: Vec<String>) -> Entry<'a> {
+        Entry {
+            received_at_ms: p.envelope.received_at_ms,
+            topic: &p.envelope.topic,
+            payload: &p.envelope.payload,
+            station: p.key.as_ref().map(ToString::to_string),
+            rejections: &p.rejections,
+            points,
+        }
+    }
+}
+
 /// What one [`Journal::append`] committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Committed {

@@ -172,14 +172,7 @@ impl Stage {
     fn commit(&mut self, batch: Vec<Processed>) -> Result<(), Error> {
         let entries: Vec<Entry<'_>> = batch
             .iter()
-            .map(|p| Entry {
-                received_at_ms: p.envelope.received_at_ms,
-                topic: &p.envelope.topic,
-                payload: &p.envelope.payload,
-                station: p.key.as_ref().map(ToString::to_string),
-                rejections: &p.rejections,
-                points: (self.render)(p),
-            })
+            .map(|p| Entry::of(p, (self.render)(p)))
             .collect();
         let committed = self.journal.append(&entries)?;
         drop(entries);
