@@ -1,5 +1,5 @@
-//! One function per subcommand. No pipeline logic here: `run` and `demo` call [`crate::app`],
-//! the others read the configuration and the journal.
+//! One function per subcommand. No pipeline logic here: `run` calls [`crate::app`], `demo` and
+//! `simulate` call [`crate::demo`], the others read the configuration and the journal.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,9 +36,9 @@ pub enum Command {
     /// Validate the configuration and print the effective limit of every station × parameter.
     CheckConfig(ConfigArg),
     /// Everything on one machine: embedded MQTT broker, simulated Hải Phòng park, real pipeline.
-    Demo(DemoArgs),
+    Demo(crate::demo::DemoArgs),
     /// Publish the simulated park to a real MQTT broker.
-    Simulate(SimulateArgs),
+    Simulate(crate::demo::SimulateArgs),
     /// Walk the journal's hash chain; exit 0 only when the whole chain holds.
     Verify(ConfigArg),
     /// Rejected payloads kept in the journal.
@@ -60,44 +60,6 @@ pub enum DeadLetterAction {
     },
     /// Run dead letters through the pipeline again (after a configuration fix).
     Replay(ConfigArg),
-}
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct DemoArgs {
-    /// Port of the embedded MQTT broker (0 = a free port).
-    #[arg(long, default_value_t = 1883)]
-    pub mqtt_port: u16,
-    /// Address for /metrics, /healthz and /readyz.
-    #[arg(long, default_value = "127.0.0.1:9787")]
-    pub listen: String,
-    /// Folder for the demo's journal and configuration.
-    #[arg(long, default_value = "data/demo")]
-    pub dir: PathBuf,
-    /// Seconds between a station's messages.
-    #[arg(long, default_value_t = 5)]
-    pub interval_s: u64,
-    /// Also write to this InfluxDB (e.g. http://127.0.0.1:8086); none by default.
-    #[arg(long, default_value = "")]
-    pub influx_url: String,
-    /// InfluxDB API for --influx-url: v1 or v2.
-    #[arg(long, default_value = "v1")]
-    pub influx_api: String,
-}
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct SimulateArgs {
-    /// Broker to publish to.
-    #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
-    pub url: String,
-    /// Seconds between a station's messages.
-    #[arg(long, default_value_t = 5.0)]
-    pub interval_s: f64,
-    /// Replicate the park this many times (load tests).
-    #[arg(long, default_value_t = 1)]
-    pub copies: usize,
-    /// Stop after this many seconds (0 = until Ctrl-C).
-    #[arg(long, default_value_t = 0)]
-    pub duration_s: u64,
 }
 
 pub fn main(args: Args) -> ExitCode {
@@ -137,11 +99,11 @@ fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
         }
         Command::CheckConfig(c) => check_config(&c),
         Command::Demo(d) => {
-            runtime()?.block_on(crate::app::demo(d))?;
+            runtime()?.block_on(crate::demo::run(d))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Simulate(s) => {
-            runtime()?.block_on(crate::app::simulate(s))?;
+            runtime()?.block_on(crate::demo::simulate(s))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify(c) => verify(&c),
@@ -149,7 +111,7 @@ fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
             DeadLetterAction::List { config, limit } => dead_letters_list(&config, limit),
             DeadLetterAction::Replay(c) => {
                 let settings = load(&c)?;
-                let n = runtime()?.block_on(crate::app::replay_dead_letters(settings))?;
+                let n = crate::app::replay_dead_letters(&settings)?;
                 println!("replayed {n} dead letters");
                 Ok(ExitCode::SUCCESS)
             }
@@ -160,8 +122,14 @@ fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
 fn check_config(c: &ConfigArg) -> anyhow::Result<ExitCode> {
     let settings = load(c)?;
     let stations = settings.load_stations()?;
-    let table = crate::app::limit_table(&settings, stations)?;
-    print!("{table}");
+    print!(
+        "{}",
+        crate::compliance::limit_table(
+            stations,
+            &crate::compliance::Catalogue::builtin(),
+            settings.stations.timezone
+        )
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -12,7 +12,7 @@ use axum::Router;
 
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
-use crate::shutdown::StopListener;
+use crate::shutdown::CancellationToken;
 
 #[derive(Clone)]
 struct AppState {
@@ -21,11 +21,13 @@ struct AppState {
 }
 
 /// Binds `listen` (port 0 picks a free port) and returns the bound address and the server task.
+/// The server runs until `stop` is cancelled, which `app` does last, so `/readyz` keeps
+/// answering (503, "shutting down") while the pipeline drains.
 pub async fn serve(
     listen: &str,
     metrics: Metrics,
     readiness: Readiness,
-    mut stop: StopListener,
+    stop: CancellationToken,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
@@ -36,7 +38,7 @@ pub async fn serve(
         .with_state(AppState { metrics, readiness });
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.stopped().await })
+            .with_graceful_shutdown(async move { stop.cancelled().await })
             .await;
         if let Err(e) = served {
             tracing::error!(error.message = %e, "HTTP server failed");

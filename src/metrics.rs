@@ -42,6 +42,7 @@ pub struct Metrics {
     pub journal_commits: IntCounter,
     pub journal_chain_head: IntGaugeVec,
     pub acks_sent: IntCounter,
+    pub acks_dropped: IntCounter,
     pub build_info: IntGaugeVec,
     pub ingest_lag: Gauge,
 }
@@ -202,6 +203,11 @@ impl Metrics {
                 &r,
                 "quantrac_mqtt_acks_total",
                 "PUBACKs sent after the journal commit.",
+            ),
+            acks_dropped: counter(
+                &r,
+                "quantrac_mqtt_acks_dropped_total",
+                "Messages whose acknowledgement was dropped before the journal made them durable (a stage failed or stopped with them queued); never acknowledged, so the broker delivers them again.",
             ),
             build_info: int_gauge_vec(
                 &r,

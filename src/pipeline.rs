@@ -8,26 +8,54 @@ use tokio::sync::mpsc;
 
 use crate::model::{Judged, Reading, Rejection, StationKey, WindowPoint};
 
+/// What became of a message, as its source learns it: durable (committed to the journal), or
+/// dropped before that (a stage failed or the service stopped with the message in a queue).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckEvent {
+    Durable(u64),
+    Dropped(u64),
+}
+
 /// "This message is durable": resolved by the journal after the commit that holds the message.
 ///
-/// The MQTT source keeps the message itself and sends the PUBACK only once every message
-/// before it is resolved too. An `Ack` dropped without [`Ack::resolve`] means "not durable":
-/// the message is never acknowledged and the broker delivers it again.
-#[derive(Debug)]
+/// A finalizer, as vector's are: the source keeps the message itself and sends the PUBACK only
+/// once every message before it is durable too. An `Ack` dropped without [`Ack::resolve`]
+/// reports [`AckEvent::Dropped`]: the message is never acknowledged (the broker delivers it
+/// again) and the source counts it and says so, so a lost acknowledgement is never silent.
+///
+/// Each `Ack` holds a reserved slot of the source's acknowledgement channel from the moment it
+/// is made, so reporting never waits and never fails, and the channel's capacity bounds the
+/// messages in flight between the source and the journal.
 pub struct Ack {
     seq: u64,
-    tx: Option<mpsc::UnboundedSender<u64>>,
+    permit: Option<mpsc::OwnedPermit<AckEvent>>,
+}
+
+impl std::fmt::Debug for Ack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ack")
+            .field("seq", &self.seq)
+            .field("pending", &self.permit.is_some())
+            .finish()
+    }
 }
 
 impl Ack {
-    /// An ack for message `seq` of the source that owns `tx`.
-    pub fn new(seq: u64, tx: mpsc::UnboundedSender<u64>) -> Ack {
-        Ack { seq, tx: Some(tx) }
+    /// An ack for message `seq`, reporting through the reserved slot `permit`.
+    pub fn new(seq: u64, permit: mpsc::OwnedPermit<AckEvent>) -> Ack {
+        Ack {
+            seq,
+            permit: Some(permit),
+        }
     }
 
-    /// An ack that nobody waits for (replayed dead letters, benchmarks).
+    /// An ack that nobody waits for (records quantrac makes itself, replayed dead letters,
+    /// benchmarks).
     pub fn none() -> Ack {
-        Ack { seq: 0, tx: None }
+        Ack {
+            seq: 0,
+            permit: None,
+        }
     }
 
     pub fn seq(&self) -> u64 {
@@ -36,9 +64,17 @@ impl Ack {
 
     /// Tells the source that the message is durable.
     pub fn resolve(mut self) {
-        if let Some(tx) = self.tx.take() {
+        if let Some(permit) = self.permit.take() {
             // The source may already have stopped (shutdown); the broker redelivers then.
-            let _ = tx.send(self.seq);
+            permit.send(AckEvent::Durable(self.seq));
+        }
+    }
+}
+
+impl Drop for Ack {
+    fn drop(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            permit.send(AckEvent::Dropped(self.seq));
         }
     }
 }
@@ -71,4 +107,29 @@ pub struct Processed {
     pub rejections: Vec<Rejection>,
     /// Compliance windows this message changed (rewritten in InfluxDB by start time).
     pub averages: Vec<WindowPoint>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ack_reports_once_resolved_or_dropped_and_never_twice() {
+        let (tx, mut rx) = mpsc::channel(2);
+        let resolved = Ack::new(1, tx.clone().try_reserve_owned().unwrap());
+        let dropped = Ack::new(2, tx.clone().try_reserve_owned().unwrap());
+        assert!(
+            tx.clone().try_reserve_owned().is_err(),
+            "each ack holds its slot from the start: the channel bounds acks in flight"
+        );
+        resolved.resolve();
+        drop(dropped);
+        drop(Ack::none());
+        assert_eq!(rx.try_recv(), Ok(AckEvent::Durable(1)));
+        assert_eq!(rx.try_recv(), Ok(AckEvent::Dropped(2)));
+        assert!(
+            rx.try_recv().is_err(),
+            "one report per ack, none for Ack::none"
+        );
+    }
 }

@@ -31,7 +31,7 @@ use crate::model::{Judged, Limit, Param, Reading, StationKey, Status, WindowPoin
 pub use catalogue::{Catalogue, CatalogueError};
 pub use health::{HealthState, StationHealth};
 pub use run::{run, windows_record, PendingWindows, WINDOWS_TOPIC};
-pub use table::render_limit_table;
+pub use table::limit_table;
 
 use windows::Series;
 

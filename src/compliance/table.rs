@@ -2,8 +2,19 @@
 
 use std::fmt::Write;
 
-use super::LimitRow;
+use chrono_tz::Tz;
+
+use super::{Catalogue, Engine, LimitRow};
+use crate::config::Stations;
 use crate::model::LimitSource;
+
+/// `check-config`'s table: every station × parameter limit in force, its windows and where it
+/// comes from, then the warnings (unverified values a station relies on).
+pub fn limit_table(stations: Stations, catalogue: &Catalogue, tz: Tz) -> String {
+    let n = stations.by_key.len();
+    let engine = Engine::new(stations, catalogue, tz);
+    render_limit_table(&engine.limit_table(), &engine.warnings(), n)
+}
 
 fn number(v: Option<f64>) -> String {
     v.map(|v| format!("{v}")).unwrap_or_else(|| "-".into())

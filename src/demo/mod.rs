@@ -9,16 +9,20 @@
 //! - [`broker`]: rumqttd on 127.0.0.1, one MQTT v5 and one MQTT 3.1.1 listener.
 //! - [`publish`]: the simulator driven against a broker with rumqttc, QoS 1, PUBACKs counted.
 //!
-//! Nothing in the pipeline depends on this module; `app`/`cli` wire it in.
+//! - [`run`]: `quantrac demo` and `quantrac simulate`, wired from these parts and [`crate::app`].
+//!
+//! Nothing in the pipeline depends on this module; `cli` calls it.
 
 mod broker;
 mod park;
 mod publish;
+mod run;
 mod sim;
 
 pub use broker::{start_broker, start_broker_listeners, BrokerAddrs, QUIET_BROKER_LOG};
 pub use park::{stations_toml, stations_toml_replicated};
 pub use publish::{publish, PublishOptions, PublishReport};
+pub use run::{run, simulate, DemoArgs, SimulateArgs};
 pub use sim::Simulator;
 
 /// Errors of the demo's broker and publisher.

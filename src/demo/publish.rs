@@ -13,11 +13,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use crate::config::{BrokerUrl, Protocol};
+use crate::shutdown::CancellationToken;
 
 use super::{DemoError, Simulator};
 
@@ -295,24 +296,12 @@ impl Backoff {
     }
 }
 
-/// Resolves once `stop` holds `true`; never when its sender is gone without saying so.
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    loop {
-        if *stop.borrow_and_update() {
-            return;
-        }
-        if stop.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
 /// Publishes the simulated park to the broker at `opts.url`, QoS 1, every `opts.interval`,
-/// until `stop` turns `true` or `opts.duration` has passed; then waits up to
+/// until `stop` is cancelled or `opts.duration` has passed; then waits up to
 /// `opts.drain_timeout` for outstanding PUBACKs, disconnects and reports the counts.
 pub async fn publish(
     opts: PublishOptions,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) -> Result<PublishReport, DemoError> {
     if opts.interval.is_zero() {
         return Err(DemoError::Options("interval must be above zero".into()));
@@ -345,7 +334,7 @@ pub async fn publish(
     };
     let result = tokio::select! {
         r = publish_loop(&opts, &client, &shared, &mut sim) => r,
-        () = stopped(&mut stop) => Ok(()),
+        () = stop.cancelled() => Ok(()),
         () = until_deadline => Ok(()),
     };
 
@@ -479,7 +468,6 @@ mod tests {
     }
 
     async fn run_for(protocol: Protocol, port: u16, replicas: u32) -> PublishReport {
-        let (_tx, rx) = watch::channel(false);
         let opts = PublishOptions {
             url: format!("mqtt://127.0.0.1:{port}"),
             protocol,
@@ -489,10 +477,13 @@ mod tests {
             replicas,
             ..PublishOptions::default()
         };
-        tokio::time::timeout(Duration::from_secs(30), publish(opts, rx))
-            .await
-            .unwrap()
-            .unwrap()
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            publish(opts, CancellationToken::new()),
+        )
+        .await
+        .unwrap()
+        .unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -523,16 +514,16 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let (tx, rx) = watch::channel(false);
+        let stop = CancellationToken::new();
         let opts = PublishOptions {
             url: format!("mqtt://127.0.0.1:{port}"),
             interval: Duration::from_millis(100),
             drain_timeout: Duration::from_millis(200),
             ..PublishOptions::default()
         };
-        let run = tokio::spawn(publish(opts, rx));
+        let run = tokio::spawn(publish(opts, stop.clone()));
         tokio::time::sleep(Duration::from_millis(450)).await;
-        tx.send(true).unwrap();
+        stop.cancel();
         let report = tokio::time::timeout(Duration::from_secs(10), run)
             .await
             .unwrap()
@@ -546,13 +537,12 @@ mod tests {
 
     #[tokio::test]
     async fn bad_options_are_refused() {
-        let (_tx, rx) = watch::channel(false);
         let opts = PublishOptions {
             url: "http://x".into(),
             ..PublishOptions::default()
         };
         assert!(matches!(
-            publish(opts, rx.clone()).await,
+            publish(opts, CancellationToken::new()).await,
             Err(DemoError::Url { .. })
         ));
         let opts = PublishOptions {
@@ -560,7 +550,7 @@ mod tests {
             ..PublishOptions::default()
         };
         assert!(matches!(
-            publish(opts, rx).await,
+            publish(opts, CancellationToken::new()).await,
             Err(DemoError::Options(_))
         ));
     }

@@ -55,10 +55,10 @@ impl RunParams {
 /// re-checking the size while full).
 const TICK: Duration = Duration::from_secs(1);
 
-/// Starts the stage on its own thread. It returns `Ok` once `rx` is closed and everything
-/// received was committed, `Err` after a failed commit (the reason is also set in `not_ready`
-/// and logged here, once).
-pub fn spawn(
+/// Runs the stage on the calling thread (it blocks: give it a thread of its own). It returns
+/// `Ok` once `rx` is closed and everything received was committed, `Err` after a failed commit
+/// (the reason is also set in `not_ready` and logged here, once).
+pub fn run(
     journal: Journal,
     rx: mpsc::Receiver<Processed>,
     render: Render,
@@ -66,7 +66,7 @@ pub fn spawn(
     wake_sink: Arc<Notify>,
     params: RunParams,
     not_ready: Readiness,
-) -> JoinHandle<Result<(), Error>> {
+) -> Result<(), Error> {
     let stage = Stage {
         journal,
         render,
@@ -78,9 +78,22 @@ pub fn spawn(
         head_label: None,
         prune_failing: false,
     };
+    stage.run(rx)
+}
+
+/// [`run`] on a new thread named `journal`.
+pub fn spawn(
+    journal: Journal,
+    rx: mpsc::Receiver<Processed>,
+    render: Render,
+    metrics: Metrics,
+    wake_sink: Arc<Notify>,
+    params: RunParams,
+    not_ready: Readiness,
+) -> JoinHandle<Result<(), Error>> {
     std::thread::Builder::new()
         .name("journal".into())
-        .spawn(move || stage.run(rx))
+        .spawn(move || run(journal, rx, render, metrics, wake_sink, params, not_ready))
         .expect("the OS can start one more thread at start-up")
 }
 

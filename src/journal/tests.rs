@@ -452,7 +452,7 @@ fn read_only_commands_say_when_there_is_no_journal() {
 mod stage {
     use super::*;
     use crate::metrics::Metrics;
-    use crate::pipeline::{Ack, Envelope, Processed};
+    use crate::pipeline::{Ack, AckEvent, Envelope, Processed};
 
     fn processed(i: u64, ack: Ack) -> Processed {
         Processed {
@@ -484,13 +484,13 @@ mod stage {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::open(dir.path(), true).unwrap();
         let (tx, rx) = mpsc::channel(100);
-        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
+        let (ack_tx, mut ack_rx) = mpsc::channel(100);
         let metrics = Metrics::new();
         let wake = Arc::new(Notify::new());
         let not_ready = crate::readiness::Readiness::default();
         for i in 1..=50 {
-            tx.try_send(processed(i, Ack::new(i, ack_tx.clone())))
-                .unwrap();
+            let permit = ack_tx.clone().try_reserve_owned().unwrap();
+            tx.try_send(processed(i, Ack::new(i, permit))).unwrap();
         }
         drop(ack_tx);
         let h = spawn(
@@ -507,10 +507,10 @@ mod stage {
         drop(tx);
         h.join().unwrap().unwrap();
         let mut acked = vec![];
-        while let Ok(seq) = ack_rx.try_recv() {
-            acked.push(seq);
+        while let Ok(event) = ack_rx.try_recv() {
+            acked.push(event);
         }
-        assert_eq!(acked, (1..=50).collect::<Vec<_>>());
+        assert_eq!(acked, (1..=50).map(AckEvent::Durable).collect::<Vec<_>>());
         assert!(metrics.journal_commits.get() >= 1);
         assert_eq!(metrics.journal_backlog.get(), 50);
         assert!(metrics.journal_bytes.get() > 0);
@@ -539,11 +539,11 @@ mod stage {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::open(dir.path(), true).unwrap();
         let (tx, rx) = mpsc::channel(10);
-        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
+        let (ack_tx, mut ack_rx) = mpsc::channel(10);
         let metrics = Metrics::new();
         let not_ready = crate::readiness::Readiness::default();
-        tx.try_send(processed(1, Ack::new(1, ack_tx.clone())))
-            .unwrap();
+        let permit = ack_tx.clone().try_reserve_owned().unwrap();
+        tx.try_send(processed(1, Ack::new(1, permit))).unwrap();
         let h = spawn(
             j,
             rx,
@@ -563,8 +563,9 @@ mod stage {
         drop(tx);
         h.join().unwrap().unwrap();
         drop(ack_tx);
-        // Never committed, so never acknowledged: the broker keeps the message.
-        assert_eq!(ack_rx.try_recv().ok(), None);
+        // Never committed, so never acknowledged (the broker keeps the message), and the
+        // source is told so.
+        assert_eq!(ack_rx.try_recv().ok(), Some(AckEvent::Dropped(1)));
         let r = verify(dir.path()).unwrap();
         assert_eq!(r.records, 0);
     }

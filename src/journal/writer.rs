@@ -251,15 +251,20 @@ impl Journal {
         Ok(count)
     }
 
-    /// Raw messages received at or after `since_ms`, in id order (to rebuild compliance
-    /// windows after a restart).
-    pub fn messages_since(&self, since_ms: i64) -> Result<Vec<StoredMessage>, Error> {
+    /// Calls `each` for every raw message received at or after `since_ms`, in id order, one at
+    /// a time: a day of messages is never held in memory at once.
+    pub fn each_message_since(
+        &self,
+        since_ms: i64,
+        mut each: impl FnMut(StoredMessage),
+    ) -> Result<(), Error> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, received_at_ms, topic, payload, station, n_points, n_rejected
              FROM messages WHERE received_at_ms >= ?1 ORDER BY id",
         )?;
-        let rows = stmt.query_map([since_ms], |r| {
-            Ok(StoredMessage {
+        let mut rows = stmt.query([since_ms])?;
+        while let Some(r) = rows.next()? {
+            each(StoredMessage {
                 id: r.get::<_, i64>(0)? as u64,
                 received_at_ms: r.get(1)?,
                 topic: r.get(2)?,
@@ -267,8 +272,31 @@ impl Journal {
                 station: r.get(4)?,
                 n_points: r.get::<_, i64>(5)? as u64,
                 n_rejected: r.get::<_, i64>(6)? as u64,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            });
+        }
+        Ok(())
+    }
+
+    /// Id of the newest message with `topic` received at or after `since_ms`.
+    pub fn last_message_with_topic(
+        &self,
+        topic: &str,
+        since_ms: i64,
+    ) -> Result<Option<u64>, Error> {
+        let id: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT max(id) FROM messages WHERE topic = ?1 AND received_at_ms >= ?2",
+            )?
+            .query_row((topic, since_ms), |r| r.get(0))?;
+        Ok(id.map(|i| i as u64))
+    }
+
+    /// Raw messages received at or after `since_ms`, in id order (to rebuild compliance
+    /// windows after a restart).
+    pub fn messages_since(&self, since_ms: i64) -> Result<Vec<StoredMessage>, Error> {
+        let mut all = Vec::new();
+        self.each_message_since(since_ms, |m| all.push(m))?;
+        Ok(all)
     }
 }

@@ -21,16 +21,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::MqttSettings;
 use crate::metrics::Metrics;
-use crate::pipeline::{Ack, Envelope};
+use crate::pipeline::{Ack, AckEvent, Envelope};
 use crate::readiness::Readiness;
-use crate::shutdown::StopListener;
 
 pub use backoff::Backoff;
-pub use session::Error;
 use session::{Client, Incoming, Packet};
+pub use session::{ConnectionError, Error};
 
 /// This stage's key in [`Readiness`].
 pub const COMPONENT: &str = "mqtt";
@@ -48,32 +48,44 @@ pub fn channel_capacity(s: &MqttSettings) -> usize {
     usize::from(s.receive_maximum) + 256
 }
 
-/// Runs the source until `stop` fires and every forwarded message was acknowledged or given up.
-/// `filters` are the subscriptions (from the topic templates).
+/// Messages between the source and the journal, at most: each [`Ack`] holds a slot of a
+/// channel this large from the moment its message is received until the journal resolves it.
+/// The broker sends no more than this unacknowledged (v5 receive maximum); the bound only
+/// bites after a reconnect, while messages of the lost connection are still in the pipeline,
+/// and then the poll loop waits for them to be committed.
+fn acks_in_flight(s: &MqttSettings) -> usize {
+    usize::from(s.receive_maximum.max(1))
+}
+
+/// Runs the source until `stop` is cancelled and every forwarded message was acknowledged or
+/// given up. `filters` are the subscriptions (from the topic templates). Refused credentials
+/// end the retries (said on `/readyz` and in the log, once); the source then idles until
+/// `stop`, so the service stays up to say why it is not ready.
 pub async fn run(
     settings: &MqttSettings,
     filters: Vec<String>,
     out: mpsc::Sender<Envelope>,
     metrics: Metrics,
     readiness: Readiness,
-    mut stop: StopListener,
+    stop: CancellationToken,
 ) -> Result<(), Error> {
     let (client, mut eventloop) = session::connect(settings)?;
     readiness.not_ready(COMPONENT, format!("connecting to {}", settings.url));
-    let (ack_tx, ack_rx) = mpsc::unbounded_channel::<u64>();
-    let (pending_tx, pending_rx) = mpsc::unbounded_channel::<Pending>();
+    let bound = acks_in_flight(settings);
+    let (ack_tx, ack_rx) = mpsc::channel::<AckEvent>(bound);
+    let (pending_tx, pending_rx) = mpsc::channel::<Pending>(bound);
     let epoch = Arc::new(AtomicU64::new(0));
-    let acker = tokio::spawn(acker(
+    let mut acker = tokio::spawn(acker(
         client.clone(),
         ack_rx,
         pending_rx,
         epoch.clone(),
         metrics.clone(),
+        readiness.clone(),
     ));
 
-    let mut out = Some(out);
-    let mut ack_tx = Some(ack_tx);
-    let mut pending_tx = Some(pending_tx);
+    // `Some` while taking messages; all three are dropped together when `stop` fires.
+    let mut intake = Some((out, ack_tx, pending_tx));
     let mut seq: u64 = 0;
     // A SUBSCRIBE is on its way (or granted) for the current connection.
     let mut subscribe_sent = false;
@@ -82,35 +94,25 @@ pub async fn run(
         Duration::from_millis(settings.reconnect_max_ms),
     );
     let mut down_since: Option<tokio::time::Instant> = None;
-    let mut acker = Some(acker);
-    let mut drain_deadline: Option<tokio::time::Instant> = None;
 
     loop {
-        // Shutdown: stop forwarding. Later publishes stay unacknowledged in the broker session.
-        if stop.is_stopped() && out.is_some() {
-            tracing::info!("MQTT source stopping: no new messages taken");
-            readiness.not_ready(COMPONENT, "shutting down");
-            out = None;
-            ack_tx = None;
-            pending_tx = None;
-            drain_deadline = Some(tokio::time::Instant::now() + Duration::from_secs(20));
-        }
         let event = tokio::select! {
             e = eventloop.poll() => e,
-            _ = stop.stopped(), if out.is_some() => continue,
-            done = async { acker.as_mut().expect("guarded by is_some").await }, if acker.is_some() && out.is_none() => {
-                acker = None;
+            // Shutdown: stop forwarding. Later publishes stay unacknowledged in the broker
+            // session; the acker ends once every forwarded message was resolved or dropped.
+            _ = stop.cancelled(), if intake.is_some() => {
+                tracing::info!("MQTT source stopping: no new messages taken");
+                readiness.not_ready(COMPONENT, "shutting down");
+                intake = None;
+                continue;
+            }
+            done = &mut acker, if intake.is_none() => {
                 if let Err(e) = done {
                     tracing::error!(error.message = %e, "MQTT acker task failed");
                 }
-                // The acker sent the last PUBACKs and DISCONNECT; poll until they are flushed.
-                let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                    while eventloop.poll().await.is_ok() {}
-                }).await;
-                break;
-            }
-            _ = tokio::time::sleep_until(drain_deadline.unwrap_or_else(far_future)), if drain_deadline.is_some() => {
-                tracing::warn!("MQTT acker did not finish in time; unacknowledged messages will be redelivered");
+                // The acker sent the last PUBACKs and DISCONNECT: poll until they are out (the
+                // connection then closes). `app` bounds this by the shutdown budget.
+                while eventloop.poll().await.is_ok() {}
                 break;
             }
         };
@@ -130,15 +132,15 @@ pub async fn run(
                 }
                 // Without a kept session the broker forgot our subscriptions; with one it
                 // keeps them, but subscribing again is harmless and covers changed topics.
-                subscribe_sent = out.is_some() && client.try_subscribe(&filters);
-                if out.is_some() && !subscribe_sent {
+                subscribe_sent = intake.is_some() && client.try_subscribe(&filters);
+                if intake.is_some() && !subscribe_sent {
                     tracing::warn!("MQTT request channel full; subscribing on the next event");
                 }
                 readiness.not_ready(COMPONENT, "waiting for the broker to grant subscriptions");
             }
             Ok(Incoming::Subscribed { ok }) => {
                 if ok {
-                    if out.is_some() {
+                    if intake.is_some() {
                         readiness.ready(COMPONENT);
                     }
                     tracing::info!(filters = ?filters, "MQTT subscribed at QoS 1");
@@ -149,22 +151,33 @@ pub async fn run(
             }
             Ok(Incoming::Publish(msg)) => {
                 metrics.messages_received.inc();
-                let (Some(out), Some(ack_tx), Some(pending_tx)) = (&out, &ack_tx, &pending_tx)
-                else {
+                let Some((out, ack_tx, pending_tx)) = &intake else {
                     continue; // shutting down: leave it to the broker
                 };
+                let received_at_ms = chrono::Utc::now().timestamp_millis();
+                let permit = match ack_tx.clone().try_reserve_owned() {
+                    Ok(permit) => permit,
+                    // Only after a reconnect: the lost connection's messages are still on
+                    // their way to the journal. Wait for them rather than hold more.
+                    Err(_) => match ack_tx.clone().reserve_owned().await {
+                        Ok(permit) => permit,
+                        Err(_) => break, // the acker is gone: nothing can be acknowledged
+                    },
+                };
                 seq += 1;
-                let current = epoch.load(Ordering::SeqCst);
-                let _ = pending_tx.send(Pending {
+                let pending = Pending {
                     seq,
-                    epoch: current,
+                    epoch: epoch.load(Ordering::SeqCst),
                     packet: msg.packet,
-                });
+                };
+                if pending_tx.send(pending).await.is_err() {
+                    break;
+                }
                 let envelope = Envelope {
                     topic: msg.topic,
                     payload: msg.payload.to_vec(),
-                    received_at_ms: chrono::Utc::now().timestamp_millis(),
-                    ack: Ack::new(seq, ack_tx.clone()),
+                    received_at_ms,
+                    ack: Ack::new(seq, permit),
                 };
                 if out.send(envelope).await.is_err() {
                     tracing::error!("pipeline closed; MQTT source stopping");
@@ -172,17 +185,22 @@ pub async fn run(
                 }
             }
             Ok(Incoming::Other) => {
-                if !subscribe_sent && out.is_some() && metrics.mqtt_connected.get() == 1 {
+                if !subscribe_sent && intake.is_some() && metrics.mqtt_connected.get() == 1 {
                     // A subscribe that did not fit the request channel earlier.
                     subscribe_sent = client.try_subscribe(&filters);
                 }
             }
             Err(e) => {
                 metrics.mqtt_connected.set(0);
-                if out.is_none() {
+                if intake.is_none() {
                     break; // shutting down and the connection is gone: nothing left to flush
                 }
                 subscribe_sent = false;
+                if e.is_permanent() {
+                    refused(settings, &e, &readiness);
+                    stop.cancelled().await;
+                    break;
+                }
                 readiness.not_ready(COMPONENT, format!("not connected to {}: {e}", settings.url));
                 let delay = backoff.next_delay();
                 if down_since.is_none() {
@@ -193,34 +211,49 @@ pub async fn run(
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
-                    _ = stop.stopped() => {}
+                    _ = stop.cancelled() => {}
                 }
             }
         }
     }
     metrics.mqtt_connected.set(0);
-    if let Some(a) = acker {
-        a.abort();
-    }
+    acker.abort();
     Ok(())
 }
 
-fn far_future() -> tokio::time::Instant {
-    tokio::time::Instant::now() + Duration::from_secs(86_400 * 365)
+/// The broker refused this configuration: said once, in the log and on `/readyz`.
+fn refused(settings: &MqttSettings, e: &ConnectionError, readiness: &Readiness) {
+    tracing::error!(
+        error.message = %e,
+        url = %settings.url,
+        client_id = %settings.client_id,
+        "MQTT broker refused quantrac; not retrying: fix mqtt.username, mqtt.password (or password_file) or mqtt.client_id and restart"
+    );
+    readiness.not_ready(
+        COMPONENT,
+        format!("{e} ({}); not retrying until restarted", settings.url),
+    );
 }
 
-/// Sends PUBACKs in arrival order for resolved messages. Ends when every `Ack` is gone (the
-/// source dropped its sender and the journal resolved or dropped the rest), then disconnects.
+/// Sends PUBACKs in arrival order for durable messages. Ends when every `Ack` is gone (the
+/// source dropped its senders and the journal resolved or dropped the rest), then disconnects.
+///
+/// A dropped `Ack` stops acknowledging for good: the messages after it may be durable, but a
+/// PUBACK for them would let the broker forget them while the one before is lost. It is
+/// counted, logged and shown on `/readyz`; it only happens when a stage failed or the service
+/// stopped with messages queued, both of which end the run, and the broker redelivers.
 async fn acker(
     client: Client,
-    mut acks: mpsc::UnboundedReceiver<u64>,
-    mut pending: mpsc::UnboundedReceiver<Pending>,
+    mut events: mpsc::Receiver<AckEvent>,
+    mut pending: mpsc::Receiver<Pending>,
     epoch: Arc<AtomicU64>,
     metrics: Metrics,
+    readiness: Readiness,
 ) {
     let mut queue: VecDeque<Pending> = VecDeque::new();
-    let mut resolved: BTreeSet<u64> = BTreeSet::new();
+    let mut durable: BTreeSet<u64> = BTreeSet::new();
     let mut pending_open = true;
+    let mut blocked_at: Option<u64> = None;
     loop {
         tokio::select! {
             biased;
@@ -228,13 +261,26 @@ async fn acker(
                 Some(p) => queue.push_back(p),
                 None => pending_open = false,
             },
-            seq = acks.recv() => match seq {
-                Some(seq) => { resolved.insert(seq); }
+            event = events.recv() => match event {
+                Some(AckEvent::Durable(seq)) => { durable.insert(seq); }
+                Some(AckEvent::Dropped(seq)) => {
+                    metrics.acks_dropped.inc();
+                    if blocked_at.is_none() {
+                        tracing::error!(seq, "a message was dropped before it was durable; no more PUBACKs until restart (the broker redelivers)");
+                        readiness.not_ready(COMPONENT, format!("message #{seq} was dropped before it was durable; no more acknowledgements until restarted"));
+                        blocked_at = Some(seq);
+                    }
+                }
                 None => break,
             },
         }
+        if blocked_at.is_some() {
+            queue.clear();
+            durable.clear();
+            continue;
+        }
         while let Some(head) = queue.front() {
-            if !resolved.remove(&head.seq) {
+            if !durable.remove(&head.seq) {
                 break;
             }
             let head = queue.pop_front().expect("front exists");

@@ -46,6 +46,7 @@ pub enum EventLoop {
     V5(Box<v5::EventLoop>),
 }
 
+/// Why a session cannot be set up from the settings (before any connection).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("mqtt.url {0:?}: expected mqtt://host:port or mqtts://host:port")]
@@ -53,6 +54,80 @@ pub enum Error {
     #[error("mqtt.ca_file: {0}")]
     CaFile(String),
 }
+
+/// Why the connection is down, sorted by what the source does about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectionError {
+    /// The broker refused our user name, password or client id. Retrying cannot help: the
+    /// source stops trying and says so until the configuration is fixed.
+    #[error("the broker refused the connection: {0}")]
+    Refused(String),
+    /// The broker refused the connection for a reason that may pass (unavailable, busy).
+    #[error("the broker is not accepting connections: {0}")]
+    Unavailable(String),
+    /// The TLS handshake failed.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The network, a timeout, or the broker closing the connection: reconnect with backoff.
+    #[error("{0}")]
+    Network(String),
+}
+
+impl ConnectionError {
+    /// Whether retrying the same configuration can succeed.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, ConnectionError::Refused(_))
+    }
+
+    fn from_v4(e: rumqttc::ConnectionError) -> ConnectionError {
+        use rumqttc::ConnectReturnCode as C;
+        match e {
+            rumqttc::ConnectionError::ConnectionRefused(code) => match code {
+                C::BadUserNamePassword => {
+                    ConnectionError::Refused("bad user name or password".into())
+                }
+                C::NotAuthorized => ConnectionError::Refused("not authorized".into()),
+                C::BadClientId => ConnectionError::Refused("client id refused".into()),
+                C::RefusedProtocolVersion => {
+                    ConnectionError::Refused("protocol version refused".into())
+                }
+                other => ConnectionError::Unavailable(format!("{other:?}")),
+            },
+            rumqttc::ConnectionError::Tls(e) => ConnectionError::Tls(e.to_string()),
+            other => ConnectionError::Network(other.to_string()),
+        }
+    }
+
+    fn from_v5(e: v5::ConnectionError) -> ConnectionError {
+        use v5::mqttbytes::v5::ConnectReturnCode as C;
+        match e {
+            v5::ConnectionError::ConnectionRefused(code) => match code {
+                C::BadUserNamePassword => {
+                    ConnectionError::Refused("bad user name or password".into())
+                }
+                C::NotAuthorized => ConnectionError::Refused("not authorized".into()),
+                C::BadAuthenticationMethod => {
+                    ConnectionError::Refused("bad authentication method".into())
+                }
+                C::Banned => ConnectionError::Refused("banned".into()),
+                C::ClientIdentifierNotValid | C::BadClientId => {
+                    ConnectionError::Refused("client id refused".into())
+                }
+                C::UnsupportedProtocolVersion | C::RefusedProtocolVersion => {
+                    ConnectionError::Refused("protocol version refused".into())
+                }
+                other => ConnectionError::Unavailable(format!("{other:?}")),
+            },
+            v5::ConnectionError::Tls(e) => ConnectionError::Tls(e.to_string()),
+            other => ConnectionError::Network(other.to_string()),
+        }
+    }
+}
+
+/// The client stopped taking requests: its event loop is gone.
+#[derive(Debug, thiserror::Error)]
+#[error("MQTT client: {0}")]
+pub struct ClientClosed(String);
 
 fn transport(tls: bool, s: &MqttSettings) -> Result<rumqttc::Transport, Error> {
     if !tls {
@@ -121,11 +196,11 @@ pub fn connect(s: &MqttSettings) -> Result<(Client, EventLoop), Error> {
 
 impl EventLoop {
     /// Drives the connection. An error is weather, not death: the next call reconnects.
-    pub async fn poll(&mut self) -> Result<Incoming, String> {
+    pub async fn poll(&mut self) -> Result<Incoming, ConnectionError> {
         match self {
             EventLoop::V4(el) => {
                 use rumqttc::{Event, Packet as P};
-                match el.poll().await.map_err(|e| e.to_string())? {
+                match el.poll().await.map_err(ConnectionError::from_v4)? {
                     Event::Incoming(P::ConnAck(c)) => Ok(Incoming::Connected {
                         session_present: c.session_present,
                     }),
@@ -146,7 +221,7 @@ impl EventLoop {
             EventLoop::V5(el) => {
                 use v5::mqttbytes::v5::Packet as P;
                 use v5::Event;
-                match el.poll().await.map_err(|e| e.to_string())? {
+                match el.poll().await.map_err(ConnectionError::from_v5)? {
                     Event::Incoming(P::ConnAck(c)) => Ok(Incoming::Connected {
                         session_present: c.session_present,
                     }),
@@ -189,18 +264,22 @@ impl Client {
 
     /// Sends the PUBACK for `packet`. Waits when the request channel is full, so never call
     /// it from the polling task.
-    pub async fn ack(&self, packet: &Packet) -> Result<(), String> {
+    pub async fn ack(&self, packet: &Packet) -> Result<(), ClientClosed> {
         match (self, packet) {
-            (Client::V4(c), Packet::V4(p)) => c.ack(p).await.map_err(|e| e.to_string()),
-            (Client::V5(c), Packet::V5(p)) => c.ack(p).await.map_err(|e| e.to_string()),
-            _ => Err("packet of the other protocol version".into()),
+            (Client::V4(c), Packet::V4(p)) => c.ack(p).await.map_err(closed),
+            (Client::V5(c), Packet::V5(p)) => c.ack(p).await.map_err(closed),
+            _ => unreachable!("a client only receives packets of its own protocol version"),
         }
     }
 
-    pub async fn disconnect(&self) -> Result<(), String> {
+    pub async fn disconnect(&self) -> Result<(), ClientClosed> {
         match self {
-            Client::V4(c) => c.disconnect().await.map_err(|e| e.to_string()),
-            Client::V5(c) => c.disconnect().await.map_err(|e| e.to_string()),
+            Client::V4(c) => c.disconnect().await.map_err(closed),
+            Client::V5(c) => c.disconnect().await.map_err(closed),
         }
     }
+}
+
+fn closed(e: impl std::fmt::Display) -> ClientClosed {
+    ClientClosed(e.to_string())
 }

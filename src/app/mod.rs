@@ -1,0 +1,354 @@
+//! Wiring and lifecycle: builds every stage, connects them with bounded channels, learns at
+//! once when one ends, and stops them in order within one budget. The only module that names
+//! every stage; it holds no domain rule.
+//!
+//! ```text
+//! mqtt ──Envelope──▶ decode ──(Envelope, Decoded)──▶ compliance ──Processed──▶ journal (thread)
+//!   ▲                                                                           │ commit
+//!   └──────────────────────── Ack resolved after commit ◀──────────────────────┘
+//!                                                          outbox ──▶ sink ──▶ InfluxDB
+//! ```
+//!
+//! Shutdown, within [`SHUTDOWN_BUDGET`] from the signal:
+//! 1. `/readyz` turns 503 and the `intake` token is cancelled: `mqtt` stops forwarding.
+//! 2. `decode`, `compliance` and `journal` drain until their input closes; the last commit
+//!    resolves the last acks, the acker sends the PUBACKs and disconnects.
+//! 3. When the journal has ended, the `flush` token tells the sink to make one last flush
+//!    (bounded by [`SINK_FINAL_FLUSH`]); anything unwritten stays behind the outbox cursor.
+//! 4. Any stage still running when the budget is spent is named in the log and abandoned
+//!    (unacknowledged messages come back from the broker; the journal is the truth).
+//! 5. The HTTP server stops last, so `/readyz` keeps answering 503 during the drain.
+//!
+//! A stage that ends before it was asked to (an error, a panic, or an early return) starts the
+//! same shutdown, and `run` then fails naming the stage, so the process exits non-zero.
+
+mod lock;
+mod recovery;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::sync::{mpsc, Notify};
+
+use crate::config::Settings;
+use crate::journal::{self, Journal, Outbox};
+use crate::metrics::Metrics;
+use crate::pipeline::{Envelope, Processed};
+use crate::readiness::Readiness;
+use crate::shutdown::{CancellationToken, Outcome, Tasks};
+use crate::{compliance, decode, http, mqtt, sink};
+
+pub use lock::JournalLock;
+pub use recovery::replay_dead_letters;
+
+/// The whole shutdown, from the signal to the exit. Every other deadline derives from it.
+pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(30);
+
+/// The sink's last flush: a third of the budget, leaving the rest for the drain before it.
+pub const SINK_FINAL_FLUSH: Duration = Duration::from_secs(SHUTDOWN_BUDGET.as_secs() / 3);
+
+/// The HTTP server's own graceful stop, after everything else.
+const HTTP_STOP: Duration = Duration::from_secs(2);
+
+/// A running pipeline.
+pub struct Running {
+    pub http_addr: SocketAddr,
+    _lock: JournalLock,
+    readiness: Readiness,
+    tasks: Tasks,
+    /// Sources stop taking input.
+    intake: CancellationToken,
+    /// Sinks make their last flush (after the journal ended).
+    flush: CancellationToken,
+    /// The HTTP server stops (last).
+    http_stop: CancellationToken,
+    http: tokio::task::JoinHandle<()>,
+}
+
+/// Starts every stage. Returns once the HTTP server listens; the pipeline runs in tasks.
+pub async fn start(settings: Settings) -> anyhow::Result<Running> {
+    let stations = settings.load_stations()?;
+    let metrics = Metrics::new();
+    let readiness = Readiness::default();
+    // Not ready until the MQTT source has its subscriptions: set before /readyz can be asked.
+    readiness.not_ready(
+        mqtt::COMPONENT,
+        format!("connecting to {}", settings.mqtt.url),
+    );
+
+    for s in stations.iter() {
+        metrics
+            .station_expected_interval
+            .with_label_values(&Metrics::station_labels(&s.key))
+            .set(s.expected_interval_s as f64);
+    }
+    let mut engine = recovery::engine(&settings, stations);
+    for w in engine.warnings() {
+        tracing::warn!("{w}");
+    }
+    let mut decoder = recovery::decoder(&settings)?;
+
+    let lock = JournalLock::acquire(&settings.journal.path)?;
+    let (path, durable) = (settings.journal.path.clone(), settings.journal.durable);
+    // Opening and rebuilding read SQLite: off the runtime's workers.
+    let (journal, decoder, engine) = tokio::task::spawn_blocking(move || {
+        let mut journal = Journal::open(&path, durable)
+            .with_context(|| format!("opening the journal in {}", path.display()))?;
+        recovery::rebuild_windows(&mut journal, &mut decoder, &mut engine)?;
+        anyhow::Ok((journal, decoder, engine))
+    })
+    .await
+    .context("rebuilding compliance windows")??;
+
+    let http_stop = CancellationToken::new();
+    let (http_addr, http) = http::serve(
+        &settings.http.listen,
+        metrics.clone(),
+        readiness.clone(),
+        http_stop.clone(),
+    )
+    .await
+    .with_context(|| format!("binding http.listen {}", settings.http.listen))?;
+    tracing::info!(address = %http_addr, "HTTP listening on http://{http_addr}/metrics");
+
+    let cap = mqtt::channel_capacity(&settings.mqtt);
+    let (to_decode, decode_rx) = mpsc::channel::<Envelope>(cap);
+    let (to_compliance, compliance_rx) = mpsc::channel(cap);
+    let (to_journal, journal_rx) = mpsc::channel::<Processed>(cap);
+
+    let mut tasks = Tasks::default();
+    let intake = CancellationToken::new();
+    let flush = CancellationToken::new();
+    let filters = decoder.filters();
+    tasks.spawn(
+        "decode",
+        never_fails(decode::run(
+            decoder,
+            decode_rx,
+            to_compliance,
+            metrics.clone(),
+        )),
+    );
+    tasks.spawn(
+        "compliance",
+        never_fails(compliance::run(
+            engine,
+            compliance_rx,
+            to_journal,
+            metrics.clone(),
+        )),
+    );
+
+    let wake_sink = Arc::new(Notify::new());
+    {
+        let (metrics, wake_sink, readiness) =
+            (metrics.clone(), wake_sink.clone(), readiness.clone());
+        let params = journal::RunParams::from_settings(&settings.journal);
+        tasks
+            .spawn_thread("journal", move || {
+                journal::run(
+                    journal,
+                    journal_rx,
+                    Box::new(recovery::render_points),
+                    metrics,
+                    wake_sink,
+                    params,
+                    readiness,
+                )
+            })
+            .context("starting the journal thread")?;
+    }
+
+    match sink::Client::from_settings(&settings.influx)? {
+        Some(client) => {
+            let outbox = Outbox::open(&settings.journal.path)?;
+            let (sink_stop, sink_stop_rx) = tokio::sync::watch::channel(false);
+            let flush = flush.clone();
+            tokio::spawn(async move {
+                flush.cancelled().await;
+                let _ = sink_stop.send(true);
+            });
+            tasks.spawn(
+                "sink",
+                never_fails(sink::run(
+                    OutboxBacklog(outbox),
+                    client,
+                    sink::Options::from_settings(&settings.influx, SINK_FINAL_FLUSH),
+                    metrics.clone(),
+                    wake_sink,
+                    sink_stop_rx,
+                )),
+            );
+        }
+        None => tracing::warn!("influx.url is empty: readings stay in the journal only"),
+    }
+
+    {
+        let (metrics, readiness, intake) = (metrics.clone(), readiness.clone(), intake.clone());
+        let mqtt_settings = settings.mqtt;
+        tasks.spawn("mqtt", async move {
+            mqtt::run(
+                &mqtt_settings,
+                filters,
+                to_decode,
+                metrics,
+                readiness,
+                intake,
+            )
+            .await
+        });
+    }
+
+    Ok(Running {
+        http_addr,
+        _lock: lock,
+        readiness,
+        tasks,
+        intake,
+        flush,
+        http_stop,
+        http,
+    })
+}
+
+/// A stage loop that cannot fail by returning, as a task [`Tasks`] can supervise.
+async fn never_fails(stage: impl Future<Output = ()>) -> Result<(), std::convert::Infallible> {
+    stage.await;
+    Ok(())
+}
+
+/// The journal's outbox as the sink's backlog.
+struct OutboxBacklog(Outbox);
+
+impl sink::Backlog for OutboxBacklog {
+    fn next_batch(&mut self, limit: usize) -> Result<Vec<(u64, String)>, String> {
+        self.0.next_batch(limit).map_err(|e| e.to_string())
+    }
+    fn next_batch_after(
+        &mut self,
+        after_id: u64,
+        _ahead: usize,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, String> {
+        self.0
+            .next_batch_after(after_id, limit)
+            .map_err(|e| e.to_string())
+    }
+    fn written(&mut self, upto_id: u64) -> Result<(), String> {
+        self.0.written(upto_id).map_err(|e| e.to_string())
+    }
+    fn rejected(&mut self, id: u64, reason: &str) -> Result<(), String> {
+        self.0.rejected(id, reason).map_err(|e| e.to_string())
+    }
+    fn backlog(&mut self) -> Result<u64, String> {
+        self.0.backlog().map_err(|e| e.to_string())
+    }
+}
+
+impl Running {
+    /// A token cancelled when the service starts to stop: for tasks beside the pipeline (the
+    /// demo's simulator) that must stop with it.
+    pub fn stopping(&self) -> CancellationToken {
+        self.intake.child_token()
+    }
+
+    /// Runs until `signal` resolves or a stage ends by itself, then shuts down. Fails, naming
+    /// the stage, when a stage failed, panicked or ended before it was asked to.
+    pub async fn run_until(mut self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let mut failed = Vec::new();
+        tokio::select! {
+            _ = signal => {}
+            exit = self.tasks.next_exit() => {
+                if let Some(exit) = exit {
+                    let outcome = match exit.outcome {
+                        Outcome::Finished => "ended before it was asked to stop".to_string(),
+                        other => other.to_string(),
+                    };
+                    tracing::error!(stage = exit.task, outcome = %outcome, "a pipeline stage stopped; shutting down");
+                    failed.push(format!("{} {outcome}", exit.task));
+                    if exit.task == "journal" {
+                        self.flush.cancel();
+                    }
+                }
+            }
+        }
+        self.shutdown(failed).await
+    }
+
+    /// Stops intake, drains the pipeline, flushes, waits for every stage within the budget,
+    /// and stops the HTTP server last.
+    async fn shutdown(mut self, mut failed: Vec<String>) -> anyhow::Result<()> {
+        tracing::info!("shutting down: no new messages; draining the pipeline");
+        self.readiness.not_ready("app", "shutting down");
+        self.intake.cancel();
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_BUDGET;
+        loop {
+            match tokio::time::timeout_at(deadline, self.tasks.next_exit()).await {
+                Ok(Some(exit)) => {
+                    if exit.task == "journal" {
+                        self.flush.cancel();
+                    }
+                    if exit.outcome.is_ok() {
+                        tracing::debug!(stage = exit.task, "stage stopped");
+                    } else {
+                        tracing::error!(stage = exit.task, outcome = %exit.outcome, "stage failed");
+                        failed.push(format!("{} {}", exit.task, exit.outcome));
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    let stragglers = self.tasks.running();
+                    tracing::warn!(
+                        stages = ?stragglers,
+                        budget_s = SHUTDOWN_BUDGET.as_secs(),
+                        "stages overran the shutdown budget; left behind (unacknowledged messages are redelivered)"
+                    );
+                    self.tasks.abort_all();
+                    break;
+                }
+            }
+        }
+        self.http_stop.cancel();
+        let _ = tokio::time::timeout(HTTP_STOP, self.http).await;
+        if !failed.is_empty() {
+            bail!("stage failed: {}", failed.join("; "));
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on the first SIGINT or SIGTERM. A second signal exits at once: the journal holds
+/// everything that was acknowledged, so nothing is lost by not waiting.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            tracing::warn!("second signal: exiting now");
+            std::process::exit(130);
+        });
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `quantrac run`.
+pub async fn run_until_signal(settings: Settings) -> anyhow::Result<()> {
+    let running = start(settings).await?;
+    running.run_until(shutdown_signal()).await
+}

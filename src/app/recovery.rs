@@ -1,0 +1,151 @@
+//! Work on the journal outside the running pipeline: rebuilding compliance windows at
+//! start-up, and `dead-letters replay`. Both block on SQLite, so both are plain functions that
+//! the caller runs on a thread of its own (`spawn_blocking`, or the CLI's main thread), never
+//! on a runtime worker.
+
+use anyhow::Context;
+
+use crate::compliance::{self, Catalogue, Engine};
+use crate::config::{Settings, Stations};
+use crate::decode::Decoder;
+use crate::journal::{self, Journal};
+use crate::pipeline::{Ack, Envelope, Processed};
+use crate::sink;
+
+use super::lock::JournalLock;
+
+/// The compliance engine for these settings and stations.
+pub fn engine(settings: &Settings, stations: Stations) -> Engine {
+    Engine::new(stations, &Catalogue::builtin(), settings.stations.timezone)
+}
+
+/// The decoder for these settings.
+pub fn decoder(settings: &Settings) -> anyhow::Result<Decoder> {
+    Decoder::new(
+        &settings.mqtt.topics,
+        settings.stations.timezone,
+        settings.mqtt.max_payload_bytes,
+    )
+    .context("mqtt.topics")
+}
+
+/// Lines for the journal's outbox: one `reading` point per judged reading, one `average` point
+/// per window the message changed. The renderers refuse only non-finite values, which cannot get
+/// this far: `decode` rejects them (reason `value`) and O2 correction is not applied at O2 ≥ 20.
+pub fn render_points(p: &Processed) -> Vec<String> {
+    p.readings
+        .iter()
+        .filter_map(sink::line::reading_line)
+        .chain(p.averages.iter().filter_map(sink::line::average_line))
+        .collect()
+}
+
+/// Rebuilds compliance windows from the journal, so a restart in the middle of a window loses
+/// no sample: the messages of the late-data horizon are decoded again and fed to the engine.
+/// Messages are read one at a time; only their readings are kept.
+///
+/// Window points are journaled once per tick (see `compliance::run`), so readings committed
+/// after the last windows record may have changed windows whose points never reached the
+/// journal. Those readings are judged again here, and the windows they touch are committed now.
+pub fn rebuild_windows(
+    journal: &mut Journal,
+    decoder: &mut Decoder,
+    engine: &mut Engine,
+) -> anyhow::Result<()> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let since = now - engine.late_horizon_ms();
+    let last_windows_record = journal
+        .last_message_with_topic(compliance::WINDOWS_TOPIC, since)?
+        .unwrap_or(0);
+    let (mut restored, mut after) = (Vec::new(), Vec::new());
+    let mut messages = 0usize;
+    journal.each_message_since(since, |m| {
+        messages += 1;
+        if m.topic.starts_with('$') {
+            return;
+        }
+        let readings = decoder
+            .decode(&m.topic, &m.payload, m.received_at_ms)
+            .readings;
+        if m.id <= last_windows_record {
+            restored.extend(readings);
+        } else {
+            after.push(readings);
+        }
+    })?;
+    let n = restored.len();
+    let rejudged = after.len();
+    engine.restore(restored, now);
+    let mut pending = compliance::PendingWindows::default();
+    for readings in after {
+        let (_, averages) = engine.judge(readings, now);
+        pending.add(averages);
+    }
+    if let Some(record) = pending.take_record(now) {
+        journal.append(&[journal::Entry::of(&record, render_points(&record))])?;
+    }
+    if messages > 0 {
+        tracing::info!(
+            messages,
+            readings = n,
+            rejudged,
+            "compliance windows rebuilt from the journal"
+        );
+    }
+    Ok(())
+}
+
+/// `quantrac dead-letters replay`: decodes and judges every dead letter not yet replayed with
+/// the current configuration, and commits the outcome as new journal records (the original
+/// records stay, as evidence). The service ships the new points to InfluxDB when it runs.
+/// Blocks (SQLite); holds the journal's lock, so it cannot run beside the service.
+pub fn replay_dead_letters(settings: &Settings) -> anyhow::Result<usize> {
+    let _lock = JournalLock::acquire(&settings.journal.path)?;
+    let stations = settings.load_stations()?;
+    let mut engine = engine(settings, stations);
+    let mut decoder = decoder(settings)?;
+    let mut journal = Journal::open(&settings.journal.path, settings.journal.durable)?;
+    rebuild_windows(&mut journal, &mut decoder, &mut engine)?;
+    let letters: Vec<_> = journal::dead_letters(&settings.journal.path, usize::MAX)?
+        .into_iter()
+        .filter(|d| !d.replayed)
+        .collect();
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut processed = Vec::new();
+    for d in &letters {
+        let decoded = decoder.decode(&d.topic, &d.payload, d.received_at_ms);
+        let (readings, averages) = engine.judge(decoded.readings, now);
+        println!(
+            "#{} {}: {} readings accepted, {} still rejected",
+            d.id,
+            d.topic,
+            readings.len(),
+            decoded.rejections.len()
+        );
+        for r in &decoded.rejections {
+            println!("  {}: {}", r.reason.as_label(), r.detail);
+        }
+        processed.push(Processed {
+            envelope: Envelope {
+                topic: d.topic.clone(),
+                payload: d.payload.clone(),
+                received_at_ms: now,
+                ack: Ack::none(),
+            },
+            key: decoded.key,
+            readings,
+            rejections: decoded.rejections,
+            averages,
+        });
+    }
+    let entries: Vec<journal::Entry> = processed
+        .iter()
+        .map(|p| journal::Entry::of(p, render_points(p)))
+        .collect();
+    if !entries.is_empty() {
+        journal.append(&entries)?;
+        let ids: Vec<u64> = letters.iter().map(|d| d.id).collect();
+        journal::mark_replayed(&settings.journal.path, &ids, now)?;
+    }
+    Ok(letters.len())
+}
