@@ -352,3 +352,55 @@ pub async fn run_until_signal(settings: Settings) -> anyhow::Result<()> {
     let running = start(settings).await?;
     running.run_until(shutdown_signal()).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn running(dir: &std::path::Path) -> Running {
+        let broker = crate::demo::start_broker_listeners(0, 0).unwrap().v5;
+        let stations = dir.join("stations.toml");
+        std::fs::write(&stations, crate::demo::stations_toml()).unwrap();
+        let mut settings = Settings::default();
+        settings.mqtt.url = format!("mqtt://{broker}");
+        settings.mqtt.client_id = "app-test".into();
+        settings.stations.file = stations;
+        settings.journal.path = dir.join("journal");
+        settings.http.listen = "127.0.0.1:0".into();
+        start(settings).await.unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_task_stops_the_service_and_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = running(dir.path()).await;
+        r.tasks.spawn("probe", async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if true {
+                panic!("out of cheese");
+            }
+            Ok::<(), String>(())
+        });
+        let result = tokio::time::timeout(
+            SHUTDOWN_BUDGET + Duration::from_secs(5),
+            r.run_until(std::future::pending()),
+        )
+        .await
+        .expect("shutdown within the budget");
+        let error = result.unwrap_err().to_string();
+        assert!(error.contains("probe panicked: out of cheese"), "{error}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_clean_stop_drains_every_stage_and_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = running(dir.path()).await;
+        let result = tokio::time::timeout(
+            SHUTDOWN_BUDGET + Duration::from_secs(5),
+            r.run_until(tokio::time::sleep(Duration::from_millis(200))),
+        )
+        .await
+        .expect("shutdown within the budget");
+        assert!(result.is_ok(), "{result:?}");
+    }
+}
