@@ -4,6 +4,7 @@ mod demo;
 mod docs;
 mod harness;
 mod ingest;
+mod layering;
 mod lifecycle;
 mod reliability;
 mod sink;
