@@ -2,8 +2,9 @@
 //! through `judge`, `tick` and `restore`, with hand-computed numbers.
 
 use super::*;
-use crate::config::{StationDefaults, WindowSpec};
+use crate::config::{StationDefaults, Stations, WindowSpec};
 use crate::model::LimitSource;
+use crate::model::{Reading, Status};
 use chrono_tz::Asia::Ho_Chi_Minh;
 
 const MIN: i64 = 60_000;

@@ -12,7 +12,12 @@ const STAGES: [&str; 5] = ["mqtt", "decode", "compliance", "journal", "sink"];
 /// What each module may name as `crate::<module>` (beyond itself).
 fn allowed(module: &str) -> Option<&'static [&'static str]> {
     const SHARED: &[&str] = &[
-        "pipeline", "model", "config", "metrics", "readiness", "shutdown",
+        "pipeline",
+        "model",
+        "config",
+        "metrics",
+        "readiness",
+        "shutdown",
     ];
     Some(match module {
         "model" | "shutdown" | "readiness" | "telemetry" => &[],
@@ -21,11 +26,28 @@ fn allowed(module: &str) -> Option<&'static [&'static str]> {
         "http" => &["metrics", "readiness", "shutdown", "model"],
         // `app` wires every stage; `demo` drives `app`; `cli` calls them all.
         "app" => &[
-            "pipeline", "model", "config", "metrics", "readiness", "shutdown", "mqtt",
-            "decode", "compliance", "journal", "sink", "http",
+            "pipeline",
+            "model",
+            "config",
+            "metrics",
+            "readiness",
+            "shutdown",
+            "mqtt",
+            "decode",
+            "compliance",
+            "journal",
+            "sink",
+            "http",
         ],
         "demo" => &[
-            "app", "pipeline", "model", "config", "metrics", "readiness", "shutdown", "mqtt",
+            "app",
+            "pipeline",
+            "model",
+            "config",
+            "metrics",
+            "readiness",
+            "shutdown",
+            "mqtt",
         ],
         _ => return None,
     })
