@@ -17,7 +17,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
-use crate::config::{BrokerUrl, Protocol};
+use crate::config::{MqttSettings, Protocol};
+use crate::mqtt::{self, Incoming};
 use crate::shutdown::CancellationToken;
 
 use super::{DemoError, Simulator};
@@ -139,161 +140,50 @@ enum Seen {
     PubAck,
 }
 
-/// The client of either protocol.
-enum Client {
-    V311(rumqttc::AsyncClient),
-    V5(rumqttc::v5::AsyncClient),
-}
-
-impl Client {
-    async fn publish(&self, topic: String, payload: Vec<u8>) -> Result<(), DemoError> {
-        match self {
-            Client::V311(c) => c
-                .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
-                .await
-                .map_err(|e| DemoError::Client(e.to_string())),
-            Client::V5(c) => c
-                .publish(
-                    topic,
-                    rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
-                    false,
-                    payload,
-                )
-                .await
-                .map_err(|e| DemoError::Client(e.to_string())),
-        }
-    }
-
-    async fn disconnect(&self) {
-        // The event loop may already be gone; nothing is left to tell the broker then.
-        let _ = match self {
-            Client::V311(c) => c.disconnect().await.map_err(|e| e.to_string()),
-            Client::V5(c) => c.disconnect().await.map_err(|e| e.to_string()),
-        };
-    }
-}
-
-/// Splits `mqtt://host[:port]` (or `tcp://…`) into host and port; the simulator speaks plain
-/// MQTT only.
-fn parse_url(url: &str) -> Result<(String, u16), DemoError> {
-    let bad = |reason: &str| DemoError::Url {
-        url: url.to_owned(),
-        reason: reason.to_owned(),
-    };
-    let plain = match url.strip_prefix("tcp://") {
-        Some(rest) => format!("mqtt://{rest}"),
-        None => url.to_owned(),
-    };
-    let parsed = BrokerUrl::parse(&plain).map_err(|reason| bad(&reason))?;
-    if parsed.tls {
-        return Err(bad(
-            "expected mqtt://host:port (TLS is not supported by the simulator)",
-        ));
-    }
-    Ok((parsed.host, parsed.port))
-}
-
-/// Starts the client and its event-loop task.
+/// Builds the session (the same code as the service's MQTT source) and starts the task that
+/// drives it, counting connections and PUBACKs. `tcp://` is taken as `mqtt://`.
 fn connect(
     opts: &PublishOptions,
     shared: Arc<Shared>,
-) -> Result<(Client, JoinHandle<()>), DemoError> {
-    let (host, port) = parse_url(&opts.url)?;
-    let inflight = opts.max_inflight.max(1);
-    let capacity = usize::from(inflight) + 16;
-    let keep_alive = Duration::from_secs(30);
-    match opts.protocol {
-        Protocol::V311 => {
-            let mut o = rumqttc::MqttOptions::new(opts.client_id.clone(), host, port);
-            o.set_keep_alive(keep_alive)
-                .set_clean_session(false)
-                .set_inflight(inflight)
-                .set_max_packet_size(1024 * 1024, 1024 * 1024);
-            let (client, mut events) = rumqttc::AsyncClient::new(o, capacity);
-            let task = tokio::spawn(async move {
-                let mut backoff = Backoff::new();
-                loop {
-                    match events.poll().await {
-                        Ok(rumqttc::Event::Incoming(rumqttc::Incoming::ConnAck(c))) => {
-                            backoff.reset();
-                            shared.on_event(Seen::ConnAck {
-                                session_present: c.session_present,
-                            });
-                        }
-                        Ok(rumqttc::Event::Incoming(rumqttc::Incoming::PubAck(_))) => {
-                            shared.on_event(Seen::PubAck)
-                        }
-                        Ok(rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect)) => break,
-                        Ok(_) => {}
-                        Err(e) => {
-                            if !shared.on_error(&e) {
-                                break;
-                            }
-                            backoff.wait().await;
-                        }
-                    }
+) -> Result<(mqtt::Client, JoinHandle<()>), DemoError> {
+    let url = match opts.url.strip_prefix("tcp://") {
+        Some(rest) => format!("mqtt://{rest}"),
+        None => opts.url.clone(),
+    };
+    let settings = MqttSettings {
+        url,
+        protocol: opts.protocol,
+        client_id: opts.client_id.clone(),
+        keep_alive_s: 30,
+        session_expiry_s: 3600,
+        ..MqttSettings::default()
+    };
+    let (client, mut events) =
+        mqtt::connect_publisher(&settings, opts.max_inflight).map_err(|e| DemoError::Url {
+            url: opts.url.clone(),
+            reason: e.to_string(),
+        })?;
+    let task = tokio::spawn(async move {
+        let mut backoff = mqtt::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+        loop {
+            match events.poll().await {
+                Ok(Incoming::Connected { session_present }) => {
+                    backoff.reset();
+                    shared.on_event(Seen::ConnAck { session_present });
                 }
-            });
-            Ok((Client::V311(client), task))
-        }
-        Protocol::V5 => {
-            let mut o = rumqttc::v5::MqttOptions::new(opts.client_id.clone(), host, port);
-            o.set_keep_alive(keep_alive)
-                .set_clean_start(false)
-                .set_session_expiry_interval(Some(3600))
-                .set_outgoing_inflight_upper_limit(inflight)
-                .set_max_packet_size(Some(1024 * 1024));
-            let (client, mut events) = rumqttc::v5::AsyncClient::new(o, capacity);
-            let task = tokio::spawn(async move {
-                let mut backoff = Backoff::new();
-                loop {
-                    match events.poll().await {
-                        Ok(rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::ConnAck(c))) => {
-                            backoff.reset();
-                            shared.on_event(Seen::ConnAck {
-                                session_present: c.session_present,
-                            });
-                        }
-                        Ok(rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::PubAck(_))) => {
-                            shared.on_event(Seen::PubAck)
-                        }
-                        Ok(rumqttc::v5::Event::Outgoing(rumqttc::Outgoing::Disconnect)) => break,
-                        Ok(_) => {}
-                        Err(e) => {
-                            if !shared.on_error(&e) {
-                                break;
-                            }
-                            backoff.wait().await;
-                        }
+                Ok(Incoming::PubAck) => shared.on_event(Seen::PubAck),
+                Ok(Incoming::Closed) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    if !shared.on_error(&e) {
+                        break;
                     }
+                    tokio::time::sleep(backoff.next_delay()).await;
                 }
-            });
-            Ok((Client::V5(client), task))
+            }
         }
-    }
-}
-
-/// Reconnect pacing: rumqttc reconnects on the next poll at once, so the wait is ours.
-struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    const MIN: Duration = Duration::from_millis(200);
-    const MAX: Duration = Duration::from_secs(5);
-
-    fn new() -> Backoff {
-        Backoff { next: Self::MIN }
-    }
-
-    fn reset(&mut self) {
-        self.next = Self::MIN;
-    }
-
-    async fn wait(&mut self) {
-        tokio::time::sleep(self.next).await;
-        self.next = (self.next * 2).min(Self::MAX);
-    }
+    });
+    Ok((client, task))
 }
 
 /// Publishes the simulated park to the broker at `opts.url`, QoS 1, every `opts.interval`,
@@ -344,7 +234,8 @@ pub async fn publish(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     shared.closing.store(true, Ordering::SeqCst);
-    client.disconnect().await;
+    // The event loop may already be gone; nothing is left to tell the broker then.
+    let _ = client.disconnect().await;
     let mut events = events;
     if tokio::time::timeout(Duration::from_secs(2), &mut events)
         .await
@@ -377,7 +268,7 @@ pub async fn publish(
 /// the in-flight permits. Runs until cancelled by the caller's `select!`.
 async fn publish_loop(
     opts: &PublishOptions,
-    client: &Client,
+    client: &mqtt::Client,
     shared: &Shared,
     sim: &mut Simulator,
 ) -> Result<(), DemoError> {
@@ -401,7 +292,10 @@ async fn publish_loop(
                 .map_err(|e| DemoError::Client(e.to_string()))?;
             permit.forget();
             shared.sent.fetch_add(1, Ordering::SeqCst);
-            client.publish(topic, payload).await?;
+            client
+                .publish(topic, payload)
+                .await
+                .map_err(|e| DemoError::Client(e.to_string()))?;
         }
     }
 }
@@ -410,26 +304,6 @@ async fn publish_loop(
 mod tests {
     use super::*;
     use crate::demo::start_broker_listeners;
-
-    #[test]
-    fn urls_name_host_and_port() {
-        assert_eq!(
-            parse_url("mqtt://127.0.0.1:1884").unwrap(),
-            ("127.0.0.1".into(), 1884)
-        );
-        assert_eq!(
-            parse_url("mqtt://broker.local").unwrap(),
-            ("broker.local".into(), 1883)
-        );
-        assert_eq!(
-            parse_url("mqtt://[::1]:1883/").unwrap(),
-            ("::1".into(), 1883)
-        );
-        assert!(parse_url("mqtts://h:8883").is_err());
-        assert!(parse_url("mqtt://h:port").is_err());
-        assert!(parse_url("mqtt://:1883").is_err());
-        assert!(parse_url("mqtt://u:p@h:1883").is_err());
-    }
 
     /// Counts what a subscriber receives on `env/#`.
     async fn subscriber(addr: std::net::SocketAddr) -> (Arc<AtomicU64>, rumqttc::AsyncClient) {

@@ -29,8 +29,8 @@ use crate::pipeline::{Ack, AckEvent, Envelope};
 use crate::readiness::Readiness;
 
 pub use backoff::Backoff;
-use session::{Client, Incoming, Packet};
-pub use session::{ConnectionError, Error};
+use session::Packet;
+pub use session::{connect_publisher, Client, ClientClosed, ConnectionError, Error, Incoming};
 
 /// This stage's key in [`Readiness`].
 pub const COMPONENT: &str = "mqtt";
@@ -184,7 +184,7 @@ pub async fn run(
                     break;
                 }
             }
-            Ok(Incoming::Other) => {
+            Ok(Incoming::Other | Incoming::PubAck | Incoming::Closed) => {
                 if !subscribe_sent && intake.is_some() && metrics.mqtt_connected.get() == 1 {
                     // A subscribe that did not fit the request channel earlier.
                     subscribe_sent = client.try_subscribe(&filters);

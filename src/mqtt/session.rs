@@ -1,5 +1,6 @@
 //! One MQTT session over either protocol version. rumqttc has separate types for v3.1.1 and v5;
-//! this file is the only place that tells them apart, so the source loop is written once.
+//! this file is the only place that tells them apart, so the source loop is written once, and
+//! the demo's simulator publishes through the same session code ([`connect_publisher`]).
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use rumqttc::v5;
 use crate::config::{BrokerUrl, MqttSettings, Protocol};
 use secrecy::ExposeSecret;
 
-/// What the source loop cares about from `poll()`.
+/// What the source loop (and the simulator) cares about from `poll()`.
 pub enum Incoming {
     /// Connected; `session_present` = the broker kept our session (subscriptions and queue).
     Connected {
@@ -20,6 +21,10 @@ pub enum Incoming {
     Subscribed {
         ok: bool,
     },
+    /// The broker acknowledged one of our QoS 1 publishes.
+    PubAck,
+    /// Our DISCONNECT went out: the session is closing.
+    Closed,
     Other,
 }
 
@@ -151,12 +156,26 @@ fn incoming_packet_limit(s: &MqttSettings) -> usize {
 
 /// Builds the client and event loop: stable client id, persistent session, manual acks.
 pub fn connect(s: &MqttSettings) -> Result<(Client, EventLoop), Error> {
+    open(s, None)
+}
+
+/// The same session for publishing (the demo's simulator): at most `inflight` QoS 1 messages
+/// wait for their PUBACK; [`Client::publish`] waits when the request channel is full.
+pub fn connect_publisher(s: &MqttSettings, inflight: u16) -> Result<(Client, EventLoop), Error> {
+    open(s, Some(inflight.max(1)))
+}
+
+fn open(s: &MqttSettings, publish_inflight: Option<u16>) -> Result<(Client, EventLoop), Error> {
     let BrokerUrl { tls, host, port } =
         BrokerUrl::parse(&s.url).map_err(|_| Error::Url(s.url.clone()))?;
     let transport = transport(tls, s)?;
     // The request channel carries our PUBACKs: larger than the number of unacknowledged
-    // messages the broker may send, so acking rarely waits.
-    let cap = usize::from(s.receive_maximum) * 2 + 64;
+    // messages the broker may send, so acking rarely waits. A publisher's carries its
+    // publishes: a little above what may be in flight.
+    let cap = match publish_inflight {
+        None => usize::from(s.receive_maximum) * 2 + 64,
+        Some(n) => usize::from(n) + 16,
+    };
     let password = s
         .password
         .as_ref()
@@ -172,6 +191,9 @@ pub fn connect(s: &MqttSettings) -> Result<(Client, EventLoop), Error> {
                 .set_max_packet_size(Some(incoming_packet_limit(s) as u32))
                 .set_manual_acks(true)
                 .set_transport(transport);
+            if let Some(n) = publish_inflight {
+                o.set_outgoing_inflight_upper_limit(n);
+            }
             if !s.username.is_empty() {
                 o.set_credentials(s.username.clone(), password);
             }
@@ -185,6 +207,9 @@ pub fn connect(s: &MqttSettings) -> Result<(Client, EventLoop), Error> {
                 .set_max_packet_size(incoming_packet_limit(s), 64 * 1024)
                 .set_manual_acks(true)
                 .set_transport(transport);
+            if let Some(n) = publish_inflight {
+                o.set_inflight(n);
+            }
             if !s.username.is_empty() {
                 o.set_credentials(s.username.clone(), password);
             }
@@ -215,6 +240,8 @@ impl EventLoop {
                             .iter()
                             .all(|c| !matches!(c, rumqttc::SubscribeReasonCode::Failure)),
                     }),
+                    Event::Incoming(P::PubAck(_)) => Ok(Incoming::PubAck),
+                    Event::Outgoing(rumqttc::Outgoing::Disconnect) => Ok(Incoming::Closed),
                     _ => Ok(Incoming::Other),
                 }
             }
@@ -235,6 +262,8 @@ impl EventLoop {
                             matches!(c, v5::mqttbytes::v5::SubscribeReasonCode::Success(_))
                         }),
                     }),
+                    Event::Incoming(P::PubAck(_)) => Ok(Incoming::PubAck),
+                    Event::Outgoing(rumqttc::Outgoing::Disconnect) => Ok(Incoming::Closed),
                     _ => Ok(Incoming::Other),
                 }
             }
@@ -269,6 +298,21 @@ impl Client {
             (Client::V4(c), Packet::V4(p)) => c.ack(p).await.map_err(closed),
             (Client::V5(c), Packet::V5(p)) => c.ack(p).await.map_err(closed),
             _ => unreachable!("a client only receives packets of its own protocol version"),
+        }
+    }
+
+    /// Publishes at QoS 1. Waits when the request channel is full, so never call it from the
+    /// polling task.
+    pub async fn publish(&self, topic: String, payload: Vec<u8>) -> Result<(), ClientClosed> {
+        match self {
+            Client::V4(c) => c
+                .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
+                .await
+                .map_err(closed),
+            Client::V5(c) => c
+                .publish(topic, v5::mqttbytes::QoS::AtLeastOnce, false, payload)
+                .await
+                .map_err(closed),
         }
     }
 
