@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
 
 use crate::compliance::{self, Catalogue, Engine};
 use crate::config::{Settings, Stations};
@@ -44,8 +45,8 @@ pub struct Running {
     compliance: tokio::task::JoinHandle<()>,
     journal: std::thread::JoinHandle<Result<(), journal::Error>>,
     sink: Option<(
-        tokio::task::JoinHandle<()>,
-        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<Result<(), sink::BacklogError>>,
+        CancellationToken,
     )>,
     http: tokio::task::JoinHandle<()>,
 }
@@ -143,14 +144,14 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let sink = match sink::Client::from_settings(&settings.influx)? {
         Some(client) => {
             let outbox = Outbox::open(&settings.journal.path)?;
-            let (sink_stop, sink_stop_rx) = tokio::sync::watch::channel(false);
+            let sink_stop = CancellationToken::new();
             let task = tokio::spawn(sink::run(
-                OutboxBacklog(outbox),
+                OutboxBacklog(journal::outbox::AsyncOutbox::new(outbox)),
                 client,
                 sink::Options::from_settings(&settings.influx, Duration::from_secs(10)),
                 metrics.clone(),
                 wake_sink,
-                sink_stop_rx,
+                sink_stop.clone(),
             ));
             Some((task, sink_stop))
         }
@@ -243,31 +244,42 @@ fn rebuild_windows(
     Ok(())
 }
 
-/// The journal's outbox as the sink's backlog.
-struct OutboxBacklog(Outbox);
+/// The journal's outbox as the sink's backlog. [`journal::outbox::AsyncOutbox`] keeps SQLite
+/// off the runtime's workers; the journal says which of its errors are worth retrying.
+struct OutboxBacklog(journal::outbox::AsyncOutbox);
 
 impl sink::Backlog for OutboxBacklog {
-    fn next_batch(&mut self, limit: usize) -> Result<Vec<(u64, String)>, String> {
-        self.0.next_batch(limit).map_err(|e| e.to_string())
+    async fn next_batch(&mut self, limit: usize) -> Result<Vec<(u64, String)>, sink::BacklogError> {
+        self.0.next_batch(limit).await.map_err(backlog_error)
     }
-    fn next_batch_after(
+    async fn next_batch_after(
         &mut self,
         after_id: u64,
         _ahead: usize,
         limit: usize,
-    ) -> Result<Vec<(u64, String)>, String> {
-        self.0
-            .next_batch_after(after_id, limit)
-            .map_err(|e| e.to_string())
+    ) -> Result<Vec<(u64, String)>, sink::BacklogError> {
+        let batch = self.0.next_batch_after(after_id, limit).await;
+        batch.map_err(backlog_error)
     }
-    fn written(&mut self, upto_id: u64) -> Result<(), String> {
-        self.0.written(upto_id).map_err(|e| e.to_string())
+    async fn written(&mut self, upto_id: u64) -> Result<(), sink::BacklogError> {
+        self.0.written(upto_id).await.map_err(backlog_error)
     }
-    fn rejected(&mut self, id: u64, reason: &str) -> Result<(), String> {
-        self.0.rejected(id, reason).map_err(|e| e.to_string())
+    async fn rejected(&mut self, id: u64, reason: &str) -> Result<(), sink::BacklogError> {
+        let reason = reason.to_owned();
+        self.0.rejected(id, reason).await.map_err(backlog_error)
     }
-    fn backlog(&mut self) -> Result<u64, String> {
-        self.0.backlog().map_err(|e| e.to_string())
+    async fn backlog(&mut self) -> Result<u64, sink::BacklogError> {
+        self.0.backlog().await.map_err(backlog_error)
+    }
+}
+
+/// A journal error as the sink acts on it: retry what the journal calls transient, stop on
+/// the rest.
+fn backlog_error(e: journal::Error) -> sink::BacklogError {
+    if e.is_transient() {
+        sink::BacklogError::Transient(e.to_string())
+    } else {
+        sink::BacklogError::Fatal(e.to_string())
     }
 }
 
@@ -304,7 +316,7 @@ impl Running {
             _ => tracing::warn!(stage = "journal", "stage overran the shutdown deadline"),
         }
         if let Some((task, stop)) = self.sink {
-            let _ = stop.send(true);
+            stop.cancel();
             if tokio::time::timeout_at(deadline, task).await.is_err() {
                 tracing::warn!(stage = "sink", "stage overran the shutdown deadline");
             }
