@@ -87,3 +87,59 @@ async fn a_journal_read_error_is_retried() {
     r.stop().await;
     assert_eq!(b.0.lock().unwrap().fail_reads, 0);
 }
+
+// A transient outbox error while moving the cursor: InfluxDB has the points but the cursor
+// stays; after the backoff they are sent again (harmless, they overwrite) and counted once,
+// when the cursor passes them.
+#[tokio::test(start_paused = true)]
+async fn a_transient_cursor_error_is_retried_and_counted_once() {
+    let b = MemBacklog::with(2);
+    b.0.lock()
+        .unwrap()
+        .written_errors
+        .push_back(BacklogError::Transient("database is locked".into()));
+    let f = FakeInflux::new(|_, _| reply(204));
+    let r = start(&b, &f, opts(2));
+    until(|| b.cursor() == 2).await;
+    let m = r.stop().await;
+    assert_eq!(
+        f.requests().len(),
+        2,
+        "sent again after the cursor did not move"
+    );
+    assert_eq!(b.0.lock().unwrap().cursor_moves, [2]);
+    assert_eq!(m.influx_points_written.get(), 2);
+}
+
+// Issue 8 (typed errors): an outbox that fails for good stops the writer at once, and `run`
+// says why; nothing is sent and the points stay in the journal.
+#[tokio::test(start_paused = true)]
+async fn a_fatal_outbox_error_stops_the_writer_and_says_why() {
+    let b = MemBacklog::with(3);
+    let fatal = BacklogError::Fatal("journal is corrupt: hash of 31 bytes".into());
+    b.0.lock().unwrap().broken = Some(fatal.clone());
+    let f = FakeInflux::new(|_, _| reply(204));
+    let r = start(&b, &f, opts(3));
+    let t = Instant::now();
+    let result = r.task.await.unwrap();
+    assert_eq!(result, Err(fatal));
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert!(f.requests().is_empty());
+    assert_eq!(b.cursor(), 0);
+}
+
+// A fatal error moving the cursor after InfluxDB accepted the batch: the writer stops without
+// counting the points as written (they were not confirmed in the journal) and without a
+// last flush.
+#[tokio::test(start_paused = true)]
+async fn a_fatal_cursor_error_stops_the_writer() {
+    let b = MemBacklog::with(2);
+    let fatal = BacklogError::Fatal("outbox cursor 2 is beyond the last committed point 1".into());
+    b.0.lock().unwrap().written_errors.push_back(fatal.clone());
+    let f = FakeInflux::new(|_, _| reply(204));
+    let r = start(&b, &f, opts(2));
+    assert_eq!(r.task.await.unwrap(), Err(fatal));
+    assert_eq!(f.requests().len(), 1);
+    assert_eq!(b.cursor(), 0);
+    assert_eq!(r.metrics.influx_points_written.get(), 0);
+}
