@@ -15,7 +15,7 @@
 //! - Batches go out when full or when their oldest point has waited `flush_interval`.
 //! - Errors are logged when the state changes ("unreachable, retrying", "resumed after N s"),
 //!   not on every retry; every attempt is counted in `quantrac_influx_write_errors_total`
-//!   (see [`events`](super::events)).
+//!   (each log line is paired with its counters in `events.rs`).
 //!
 //! The outbox is only ever awaited, never called in a blocking way: an outbox over SQLite does
 //! its work off the runtime's workers (see [`Backlog`]).
