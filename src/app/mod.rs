@@ -164,23 +164,21 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
 
     match sink::Client::from_settings(&settings.influx)? {
         Some(client) => {
-            let outbox = Outbox::open(&settings.journal.path)?;
-            let (sink_stop, sink_stop_rx) = tokio::sync::watch::channel(false);
-            let flush = flush.clone();
-            tokio::spawn(async move {
-                flush.cancelled().await;
-                let _ = sink_stop.send(true);
-            });
+            let path = settings.journal.path.clone();
+            let outbox = tokio::task::spawn_blocking(move || Outbox::open(&path))
+                .await
+                .context("opening the outbox")??;
+            let outbox = journal::outbox::AsyncOutbox::new(outbox);
             tasks.spawn(
                 "sink",
-                never_fails(sink::run(
+                sink::run(
                     OutboxBacklog(outbox),
                     client,
                     sink::Options::from_settings(&settings.influx, SINK_FINAL_FLUSH),
                     metrics.clone(),
                     wake_sink,
-                    sink_stop_rx,
-                )),
+                    flush.clone(),
+                ),
             );
         }
         None => tracing::warn!("influx.url is empty: readings stay in the journal only"),
@@ -220,31 +218,42 @@ async fn never_fails(stage: impl Future<Output = ()>) -> Result<(), std::convert
     Ok(())
 }
 
-/// The journal's outbox as the sink's backlog.
-struct OutboxBacklog(Outbox);
+/// The journal's outbox as the sink's backlog. [`journal::outbox::AsyncOutbox`] keeps SQLite
+/// off the runtime's workers; the journal says which of its errors are worth retrying.
+struct OutboxBacklog(journal::outbox::AsyncOutbox);
 
 impl sink::Backlog for OutboxBacklog {
-    fn next_batch(&mut self, limit: usize) -> Result<Vec<(u64, String)>, String> {
-        self.0.next_batch(limit).map_err(|e| e.to_string())
+    async fn next_batch(&mut self, limit: usize) -> Result<Vec<(u64, String)>, sink::BacklogError> {
+        self.0.next_batch(limit).await.map_err(backlog_error)
     }
-    fn next_batch_after(
+    async fn next_batch_after(
         &mut self,
         after_id: u64,
         _ahead: usize,
         limit: usize,
-    ) -> Result<Vec<(u64, String)>, String> {
-        self.0
-            .next_batch_after(after_id, limit)
-            .map_err(|e| e.to_string())
+    ) -> Result<Vec<(u64, String)>, sink::BacklogError> {
+        let batch = self.0.next_batch_after(after_id, limit).await;
+        batch.map_err(backlog_error)
     }
-    fn written(&mut self, upto_id: u64) -> Result<(), String> {
-        self.0.written(upto_id).map_err(|e| e.to_string())
+    async fn written(&mut self, upto_id: u64) -> Result<(), sink::BacklogError> {
+        self.0.written(upto_id).await.map_err(backlog_error)
     }
-    fn rejected(&mut self, id: u64, reason: &str) -> Result<(), String> {
-        self.0.rejected(id, reason).map_err(|e| e.to_string())
+    async fn rejected(&mut self, id: u64, reason: &str) -> Result<(), sink::BacklogError> {
+        let reason = reason.to_owned();
+        self.0.rejected(id, reason).await.map_err(backlog_error)
     }
-    fn backlog(&mut self) -> Result<u64, String> {
-        self.0.backlog().map_err(|e| e.to_string())
+    async fn backlog(&mut self) -> Result<u64, sink::BacklogError> {
+        self.0.backlog().await.map_err(backlog_error)
+    }
+}
+
+/// A journal error as the sink acts on it: retry what the journal calls transient, stop on
+/// the rest.
+fn backlog_error(e: journal::Error) -> sink::BacklogError {
+    if e.is_transient() {
+        sink::BacklogError::Transient(e.to_string())
+    } else {
+        sink::BacklogError::Fatal(e.to_string())
     }
 }
 

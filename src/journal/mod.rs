@@ -82,6 +82,35 @@ pub enum Error {
     /// There is no journal at this path (for the read-only commands).
     #[error("no journal at {0}")]
     Missing(PathBuf),
+    /// The thread doing an [`outbox::AsyncOutbox`] call panicked, or never ran it.
+    #[error("journal outbox worker: {0}")]
+    Worker(String),
+}
+
+impl Error {
+    /// Whether the same call can succeed later, with nothing fixed by hand: the database was
+    /// busy or locked beyond the busy timeout, the disk was full or failed, the journal is at
+    /// its size limit. `false` means asking again cannot help: the stored data is not what this
+    /// code wrote (corrupt, another schema, a cursor beyond the last point), the journal is
+    /// missing, or the worker is gone. An unknown SQLite failure counts as transient, so a
+    /// caller that retries is never stopped by a hiccup it could have ridden out.
+    pub fn is_transient(&self) -> bool {
+        use rusqlite::ErrorCode;
+        match self {
+            Error::Sqlite(e) => match e.sqlite_error_code() {
+                Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => false,
+                Some(_) => true,
+                // Not a failure of SQLite itself: a stored value of the wrong type or range.
+                None => false,
+            },
+            Error::Io { .. } | Error::Full { .. } => true,
+            Error::Corrupt(_)
+            | Error::Schema { .. }
+            | Error::Cursor { .. }
+            | Error::Missing(_)
+            | Error::Worker(_) => false,
+        }
+    }
 }
 
 /// One MQTT message as the journal commits it.

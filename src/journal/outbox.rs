@@ -4,8 +4,12 @@
 //! The sink reads a batch, writes it, and only then calls [`Outbox::written`]; a crash in
 //! between resends the batch, which InfluxDB overwrites (same measurement, tags, timestamp).
 //! The cursor is the sink's acknowledgement: the journal prunes nothing above it.
+//!
+//! [`AsyncOutbox`] is the same outbox for async callers: its SQLite work runs off the
+//! runtime's worker threads.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
@@ -103,5 +107,191 @@ impl Outbox {
             Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// [`Outbox`] for async callers: each call runs on tokio's blocking pool (`spawn_blocking`), so
+/// SQLite, and its busy timeout, never holds up a runtime worker.
+///
+/// Why the blocking pool rather than a thread of its own, as the journal writer has: the sink
+/// makes one call at a time and waits for its answer, so there is no queue to own, and the
+/// pool keeps a thread warm between calls. The `Outbox` sits behind a mutex rather than being
+/// moved into each call and back: a caller that stops waiting (the sink's last flush is cut off
+/// by its deadline) leaves it in place; the call finishes on its own (a cursor move is then
+/// durable, as if the caller had waited) and the next call waits for it.
+///
+/// Errors are [`Error`]; [`Error::is_transient`] tells a caller whether asking again can help.
+/// A call that panicked, or that the runtime dropped while shutting down, is [`Error::Worker`].
+#[derive(Clone)]
+pub struct AsyncOutbox(Arc<Mutex<Outbox>>);
+
+impl AsyncOutbox {
+    pub fn new(outbox: Outbox) -> AsyncOutbox {
+        AsyncOutbox(Arc::new(Mutex::new(outbox)))
+    }
+
+    /// [`Outbox::next_batch`].
+    pub async fn next_batch(&self, limit: usize) -> Result<Vec<(u64, String)>, Error> {
+        self.call(move |o| o.next_batch(limit)).await
+    }
+
+    /// [`Outbox::next_batch_after`].
+    pub async fn next_batch_after(
+        &self,
+        after_id: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, Error> {
+        self.call(move |o| o.next_batch_after(after_id, limit))
+            .await
+    }
+
+    /// [`Outbox::written`].
+    pub async fn written(&self, upto_id: u64) -> Result<(), Error> {
+        self.call(move |o| o.written(upto_id)).await
+    }
+
+    /// [`Outbox::rejected`].
+    pub async fn rejected(&self, point_id: u64, reason: String) -> Result<(), Error> {
+        self.call(move |o| o.rejected(point_id, &reason)).await
+    }
+
+    /// [`Outbox::backlog`].
+    pub async fn backlog(&self) -> Result<u64, Error> {
+        self.call(Outbox::backlog).await
+    }
+
+    /// Runs `f` on the outbox on the blocking pool.
+    async fn call<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Outbox) -> Result<T, Error> + Send + 'static,
+    {
+        let outbox = self.0.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let mut outbox = outbox
+                .lock()
+                .map_err(|_| Error::Worker("an earlier outbox call panicked".into()))?;
+            f(&mut outbox)
+        });
+        match task.await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => Err(Error::Worker("an outbox call panicked".into())),
+            Err(_) => Err(Error::Worker(
+                "the runtime is shutting down; the outbox call did not run".into(),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{Entry, Journal};
+
+    fn fill(j: &mut Journal, n: u64) {
+        let entries: Vec<Entry> = (1..=n)
+            .map(|i| Entry {
+                received_at_ms: 1_795_935_900_000 + i as i64,
+                topic: "env/dinh-vu/dv-steel/stack-1",
+                payload: b"{}",
+                station: None,
+                rejections: &[],
+                points: vec![format!("reading,param=COD value={i} {i}")],
+            })
+            .collect();
+        j.append(&entries).unwrap();
+    }
+
+    // The async outbox answers as the synchronous one does.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_async_outbox_answers_like_the_outbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path(), true).unwrap();
+        fill(&mut j, 6);
+        let o = AsyncOutbox::new(Outbox::open(dir.path()).unwrap());
+        let ids = |v: Vec<(u64, String)>| v.into_iter().map(|p| p.0).collect::<Vec<_>>();
+        assert_eq!(ids(o.next_batch(4).await.unwrap()), [1, 2, 3, 4]);
+        assert_eq!(ids(o.next_batch_after(4, 4).await.unwrap()), [5, 6]);
+        o.written(3).await.unwrap();
+        o.rejected(4, "400: unable to parse".into()).await.unwrap();
+        o.written(4).await.unwrap();
+        assert_eq!(o.backlog().await.unwrap(), 2);
+        let err = o.written(7).await.unwrap_err();
+        assert!(matches!(err, Error::Cursor { upto: 7, last: 6 }), "{err}");
+        assert!(!err.is_transient());
+
+        // The cursor is durable: a fresh outbox starts after it.
+        drop(o);
+        let mut again = Outbox::open(dir.path()).unwrap();
+        assert_eq!(again.cursor(), 4);
+        assert_eq!(again.refused(10).unwrap()[0].0, 4);
+    }
+
+    // Issue 8 "no blocking calls on runtime workers": while another connection holds the write
+    // lock, a cursor move waits (up to the busy timeout) on the blocking pool, and the runtime's
+    // only worker goes on running other tasks meanwhile.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_busy_database_does_not_hold_the_runtime_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path(), true).unwrap();
+        fill(&mut j, 3);
+        let o = AsyncOutbox::new(Outbox::open(dir.path()).unwrap());
+        let other = rusqlite::Connection::open(crate::journal::db_path(dir.path())).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+        let move_cursor = tokio::spawn({
+            let o = o.clone();
+            async move { o.written(3).await }
+        });
+        let t = std::time::Instant::now();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            t.elapsed()
+        );
+        assert!(
+            !move_cursor.is_finished(),
+            "the write lock is held elsewhere"
+        );
+
+        other.execute_batch("COMMIT").unwrap();
+        move_cursor.await.unwrap().unwrap();
+        assert_eq!(o.backlog().await.unwrap(), 0);
+    }
+
+    // A busy or locked database, a failing or full disk: asking again can help. Corrupt data,
+    // a cursor beyond the last point, a worker gone: it cannot.
+    #[test]
+    fn transient_errors_are_the_ones_worth_retrying() {
+        use rusqlite::ffi;
+        let sqlite =
+            |code| Error::Sqlite(rusqlite::Error::SqliteFailure(ffi::Error::new(code), None));
+        for code in [
+            ffi::SQLITE_BUSY,
+            ffi::SQLITE_LOCKED,
+            ffi::SQLITE_IOERR,
+            ffi::SQLITE_FULL,
+            ffi::SQLITE_CANTOPEN,
+        ] {
+            assert!(sqlite(code).is_transient(), "{}", sqlite(code));
+        }
+        assert!(Error::Full {
+            bytes: 2,
+            max_bytes: 1
+        }
+        .is_transient());
+        for code in [ffi::SQLITE_CORRUPT, ffi::SQLITE_NOTADB] {
+            assert!(!sqlite(code).is_transient(), "{}", sqlite(code));
+        }
+        assert!(!Error::Sqlite(rusqlite::Error::InvalidColumnType(
+            0,
+            "id".into(),
+            rusqlite::types::Type::Text
+        ))
+        .is_transient());
+        assert!(!Error::Cursor { upto: 9, last: 8 }.is_transient());
+        assert!(!Error::Corrupt("hash of 31 bytes".into()).is_transient());
+        assert!(!Error::Worker("an outbox call panicked".into()).is_transient());
     }
 }

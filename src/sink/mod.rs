@@ -6,14 +6,28 @@
 //! - [`line`] — the contract's schema as line protocol (pure).
 //! - [`classify`] — what an answer means (written, split, retry, …) and the backoff (pure).
 //! - [`client`] — one HTTP write, v1 or v2, behind the [`WriteApi`] trait.
-//! - [`run`](mod@run) — the driver: batching by size and interval, splitting, retries, shutdown.
+//! - [`backlog`] — the outbox as the sink sees it: the async [`Backlog`] trait and
+//!   [`BacklogError`].
+//! - [`run`](mod@run) — the driver loop: batching by size and interval, the window of writes on
+//!   the wire, retries, shutdown. Beside it, private: `flight` (writes on the wire), `writer`
+//!   (one batch: splitting, moving the cursor, the last flush), `health` (failing since when,
+//!   the backoff) and `events` (each log line paired with its counters).
 
+pub mod backlog;
 pub mod classify;
 pub mod client;
+mod events;
+mod flight;
+mod health;
 pub mod line;
 pub mod run;
+mod writer;
 
+#[cfg(test)]
+mod tests;
+
+pub use backlog::{Backlog, BacklogError};
 pub use classify::{ErrorKind, Outcome, RetryPolicy};
 pub use client::{Client, Error, Reply, WriteApi, WriteError};
 pub use line::{average_line, reading_line};
-pub use run::{run, Backlog, Options, IN_FLIGHT};
+pub use run::{run, Options, IN_FLIGHT};

@@ -1,0 +1,70 @@
+//! Whether writes are failing (since when, and what), and how long to wait before the next
+//! attempt. A failure is reported when it starts or changes kind and a recovery once, so an
+//! outage of hours is two log lines, not thousands; every attempt is still counted (see
+//! [`AttemptFailed`](super::events::AttemptFailed)).
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::classify::RetryPolicy;
+use super::events::{Failing, Failure, Resumed};
+
+pub(super) struct Health {
+    retry: RetryPolicy,
+    /// The failure going on, and when the first failure of this run of failures happened.
+    failing: Option<(Instant, Failure)>,
+    /// Failed attempts in a row, for the exponential backoff.
+    attempt: u32,
+}
+
+impl Health {
+    pub fn new(retry: RetryPolicy) -> Health {
+        Health {
+            retry,
+            failing: None,
+            attempt: 0,
+        }
+    }
+
+    /// Reports `what` when it starts or changes kind; retries of the same failure stay quiet.
+    pub fn failed(&mut self, what: Failure, message: &str) {
+        let since = match self.failing {
+            Some((_, was)) if was == what => return,
+            Some((since, _)) => since,
+            None => Instant::now(),
+        };
+        self.failing = Some((since, what));
+        Failing { what, message }.emit();
+    }
+
+    /// The cursor moved: the backoff starts over and a failure, if any, is over.
+    pub fn recovered(&mut self) {
+        self.attempt = 0;
+        if let Some((since, _)) = self.failing.take() {
+            Resumed {
+                after: since.elapsed(),
+            }
+            .emit();
+        }
+    }
+
+    /// The wait before the next attempt after a transient failure: exponential, full jitter.
+    pub fn backoff(&mut self) -> Duration {
+        let wait = self.retry.backoff(self.attempt, rand::random::<f64>());
+        self.attempt = self.attempt.saturating_add(1);
+        wait
+    }
+
+    /// The wait the server asked for (`Retry-After`), capped.
+    pub fn throttled(&mut self, asked: Duration) -> Duration {
+        self.attempt = self.attempt.saturating_add(1);
+        self.retry.cap(asked)
+    }
+
+    /// The wait after refused credentials: the longest backoff.
+    pub fn refused_credentials(&mut self) -> Duration {
+        self.attempt = self.attempt.saturating_add(1);
+        self.retry.auth_wait()
+    }
+}
