@@ -229,13 +229,6 @@ impl Metrics {
         m
     }
 
-    /// Counts one rejection.
-    pub fn reject(&self, reason: Reason) {
-        self.readings_rejected
-            .with_label_values(&[reason.as_label()])
-            .inc();
-    }
-
     /// The text exposition format, for `GET /metrics`.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
