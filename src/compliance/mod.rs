@@ -6,13 +6,16 @@
 //! - [`o2`] — O2 normalisation of stack concentrations.
 //! - [`windows`] — clock-aligned averaging windows with data capture and validity.
 //! - [`health`] — silent / fault / calibrating / stuck stations.
+//! - [`events`] — the stage's gauges (verdicts, windows, station health and freshness); the
+//!   only part that touches metrics.
 //!
-//! Everything here is a function of `(state, readings, now)`: no I/O, no clock reads, no
+//! Everything else here is a function of `(state, readings, now)`: no I/O, no clock reads, no
 //! metrics. The stage's task feeds [`Engine::judge`] one message at a time, calls
 //! [`Engine::tick`] on a timer to close windows, and reads [`Engine::window_states`] and
 //! [`Engine::health`] for the gauges.
 
 pub mod catalogue;
+pub mod events;
 pub mod health;
 pub mod limits;
 pub mod o2;
