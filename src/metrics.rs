@@ -65,6 +65,7 @@ pub struct Metrics {
     pub running_ratio: GaugeVec,
     pub running_capture: GaugeVec,
     pub station_last_reading: GaugeVec,
+    pub station_last_received: GaugeVec,
     pub station_expected_interval: GaugeVec,
     pub station_state: IntGaugeVec,
     pub mqtt_connected: IntGauge,
@@ -175,7 +176,13 @@ impl Metrics {
             station_last_reading: gauge_vec(
                 &r,
                 "quantrac_station_last_reading_timestamp_seconds",
-                "Receive time of the station's latest reading.",
+                "Own timestamp of the newest reading seen from the station (never moves back).",
+                &STATION_LABELS,
+            ),
+            station_last_received: gauge_vec(
+                &r,
+                "quantrac_station_last_message_received_timestamp_seconds",
+                "Receive time of the station's latest message with accepted readings.",
                 &STATION_LABELS,
             ),
             station_expected_interval: gauge_vec(

@@ -3,7 +3,8 @@
 //!
 //! - [`Events::judged`]: a message's readings were judged — `quantrac_reading_value`, the
 //!   instant `quantrac_limit_ratio` / `quantrac_exceedance`, the station's
-//!   `quantrac_station_last_reading_timestamp_seconds`, `quantrac_ingest_lag_seconds`.
+//!   `quantrac_station_last_reading_timestamp_seconds` and
+//!   `quantrac_station_last_message_received_timestamp_seconds`, `quantrac_ingest_lag_seconds`.
 //! - [`Events::windows`]: the window gauges after a tick (closed verdicts, running means).
 //! - [`Events::health`]: `quantrac_station_state`, one series per state.
 //!
@@ -11,6 +12,15 @@
 //! are kept in `Gauges`, per station (a hash lookup per message) and per parameter (an array
 //! index) and window (a short list). A series is resolved the first time it is set, never
 //! before, so the exposed series are exactly those that were given a value.
+//!
+//! ## Which time a station's gauges show
+//! `quantrac_station_last_reading_timestamp_seconds` is the newest reading's own timestamp,
+//! the largest seen since start ([`Freshness`]): a datalogger replaying a buffer from two days
+//! ago after an outage does not make the station look fresh, and a replay arriving after newer
+//! readings does not move the gauge back. It can run ahead of the clock by at most what decode
+//! lets through (10 minutes). `quantrac_station_last_message_received_timestamp_seconds` is
+//! when the station's latest message with accepted readings arrived, replay or not: the
+//! receive-side view that the `silent` state of `quantrac_station_state` also uses.
 
 use std::collections::HashMap;
 
@@ -49,11 +59,20 @@ impl Events {
             let station = self.gauges.station(key);
             let [park, site, name] = Metrics::station_labels(key);
             gauge(
-                &mut station.last_reading,
-                &m.station_last_reading,
+                &mut station.last_received,
+                &m.station_last_received,
                 &[park, site, name],
             )
             .set(received_at_ms as f64 / 1000.0);
+            let newest = run.iter().map(|j| j.reading.ts_ms).max();
+            if let Some(newest) = newest.and_then(|ts| station.freshness.observe(ts)) {
+                gauge(
+                    &mut station.last_reading,
+                    &m.station_last_reading,
+                    &[park, site, name],
+                )
+                .set(newest as f64 / 1000.0);
+            }
             for j in run {
                 let param = j.reading.param;
                 let p = station.param(param);
@@ -118,6 +137,30 @@ impl Events {
     }
 }
 
+/// The newest reading time seen from one station. Readings arrive in any order (a datalogger
+/// replays its buffer after an outage, oldest first, possibly after newer live readings), so
+/// the newest is the maximum, not the latest to arrive.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Freshness {
+    newest_reading_ms: Option<i64>,
+}
+
+impl Freshness {
+    /// Takes one reading's own time; returns the new newest time when it moved forward (or was
+    /// first set), `None` when the reading is not newer than one already seen.
+    pub fn observe(&mut self, ts_ms: i64) -> Option<i64> {
+        if self.newest_reading_ms.is_some_and(|n| n >= ts_ms) {
+            return None;
+        }
+        self.newest_reading_ms = Some(ts_ms);
+        Some(ts_ms)
+    }
+
+    pub fn newest_reading_ms(&self) -> Option<i64> {
+        self.newest_reading_ms
+    }
+}
+
 /// Label-resolved gauges, created on first use.
 #[derive(Default)]
 struct Gauges {
@@ -137,7 +180,9 @@ impl Gauges {
 }
 
 struct StationGauges {
+    freshness: Freshness,
     last_reading: Option<Gauge>,
+    last_received: Option<Gauge>,
     /// In the order of [`STATION_STATES`].
     states: Option<[IntGauge; STATION_STATES.len()]>,
     /// Indexed by `Param as usize`.
@@ -147,7 +192,9 @@ struct StationGauges {
 impl Default for StationGauges {
     fn default() -> Self {
         StationGauges {
+            freshness: Freshness::default(),
             last_reading: None,
+            last_received: None,
             states: None,
             params: [const { None }; Param::ALL.len()],
         }
@@ -214,6 +261,7 @@ mod tests {
     use crate::compliance::HealthState;
     use crate::model::{Limit, LimitSource, Reading, Status, WindowPoint};
 
+    const DAY_MS: i64 = 86_400_000;
     const NOW_MS: i64 = 1_795_935_900_000; // 2026-11-29T07:05:00Z
 
     fn key() -> StationKey {
@@ -238,6 +286,78 @@ mod tests {
             ratio: limit.then_some(0.42),
             exceeded: false,
         }
+    }
+
+    fn value_of(m: &Metrics, series: &str) -> Option<f64> {
+        m.render().lines().find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().unwrap())
+        })
+    }
+
+    const LAST_READING: &str =
+        r#"quantrac_station_last_reading_timestamp_seconds{park="p",site="s",station="x"}"#;
+    const LAST_RECEIVED: &str = r#"quantrac_station_last_message_received_timestamp_seconds{park="p",site="s",station="x"}"#;
+
+    #[test]
+    fn freshness_is_the_newest_reading_time_and_never_moves_back() {
+        let mut f = Freshness::default();
+        assert_eq!(f.newest_reading_ms(), None);
+        assert_eq!(f.observe(NOW_MS - DAY_MS), Some(NOW_MS - DAY_MS), "first");
+        assert_eq!(f.observe(NOW_MS), Some(NOW_MS), "newer moves it");
+        assert_eq!(f.observe(NOW_MS), None, "the same time again");
+        assert_eq!(f.observe(NOW_MS - 2 * DAY_MS), None, "a replayed buffer");
+        assert_eq!(f.newest_reading_ms(), Some(NOW_MS));
+    }
+
+    /// A datalogger back after two days replays its buffer: the messages arrive now, the
+    /// readings are two days old. The station must not look fresh (StationSilent keys on the
+    /// reading time), while the receive-time gauge shows that it is talking.
+    #[test]
+    fn a_replayed_old_buffer_does_not_make_the_station_look_fresh() {
+        let m = Metrics::new();
+        let mut events = Events::new(&m);
+        let old = NOW_MS - 2 * DAY_MS;
+        events.judged(&[judged(Param::COD, old, false)], NOW_MS);
+        assert_eq!(value_of(&m, LAST_READING), Some(old as f64 / 1000.0));
+        assert_eq!(value_of(&m, LAST_RECEIVED), Some(NOW_MS as f64 / 1000.0));
+        assert_eq!(
+            value_of(&m, "quantrac_ingest_lag_seconds"),
+            Some(2.0 * 86_400.0)
+        );
+
+        // Live readings resume, then more of the old buffer comes in behind them.
+        events.judged(&[judged(Param::COD, NOW_MS, false)], NOW_MS + 1_000);
+        events.judged(
+            &[
+                judged(Param::COD, old + 300_000, false),
+                judged(Param::TSS, old + 300_000, false),
+            ],
+            NOW_MS + 2_000,
+        );
+        assert_eq!(
+            value_of(&m, LAST_READING),
+            Some(NOW_MS as f64 / 1000.0),
+            "the newest reading stays the newest"
+        );
+        assert_eq!(
+            value_of(&m, LAST_RECEIVED),
+            Some((NOW_MS + 2_000) as f64 / 1000.0)
+        );
+    }
+
+    #[test]
+    fn the_newest_reading_of_a_message_counts_not_its_last() {
+        let m = Metrics::new();
+        let mut events = Events::new(&m);
+        events.judged(
+            &[
+                judged(Param::COD, NOW_MS, false),
+                judged(Param::TSS, NOW_MS - 60_000, false),
+            ],
+            NOW_MS,
+        );
+        assert_eq!(value_of(&m, LAST_READING), Some(NOW_MS as f64 / 1000.0));
     }
 
     /// Cached handles must not expose a series before it has a value: a parameter without a
