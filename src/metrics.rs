@@ -1,5 +1,40 @@
 //! Every Prometheus metric quantrac exposes, named once, in a cloneable [`Metrics`] handle that
 //! `app` passes to each stage. No global registry: tests build their own.
+//!
+//! # Events: a log line and its metrics, together
+//! Stages do not update these fields inline. Each stage has an `events` module beside its
+//! driver loop (`decode/events.rs`, `compliance/events.rs`, `journal/events.rs`) with one
+//! method per observable event, which writes that event's log line, its metrics and, when the
+//! event changes what `/readyz` says, its readiness reason, so none of them can happen without
+//! the others (vector's `internal_events`, without a global registry). The stage builds its
+//! `Events` from `&Metrics` once, when it starts; `Events` keeps the label-resolved counters
+//! and gauges, so the hot path does no `with_label_values` lookup. A state that lasts (journal
+//! full, pruning failing) is logged when it starts and when it ends, not on every turn: the
+//! `Events` remembers which state it last reported.
+//!
+//! ```ignore
+//! // stage/events.rs
+//! pub struct Events { connected: IntGauge, readiness: Readiness }
+//! impl Events {
+//!     pub fn new(m: &Metrics, readiness: Readiness) -> Events {
+//!         Events { connected: m.mqtt_connected.clone(), readiness }
+//!     }
+//!     /// Lost the broker: the gauge to 0, `/readyz` says why, one warning.
+//!     pub fn disconnected(&self, error: &ConnectionError) {
+//!         self.connected.set(0);
+//!         self.readiness.not_ready(COMPONENT, format!("not connected: {error}"));
+//!         tracing::warn!(error.message = %error, "MQTT connection lost; reconnecting");
+//!     }
+//! }
+//! // stage/run.rs
+//! let events = Events::new(&metrics, readiness);
+//! events.disconnected(&e);
+//! ```
+//!
+//! The events live with their stage, not here: their fields are the stage's own vocabulary
+//! (a [`Rejection`](crate::model::Rejection), a judged reading, a journal error), and two
+//! stages adding events never edit the same file. This file stays the one place a metric is
+//! named and described.
 
 use prometheus::{
     Encoder, Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -30,6 +65,7 @@ pub struct Metrics {
     pub running_ratio: GaugeVec,
     pub running_capture: GaugeVec,
     pub station_last_reading: GaugeVec,
+    pub station_last_received: GaugeVec,
     pub station_expected_interval: GaugeVec,
     pub station_state: IntGaugeVec,
     pub mqtt_connected: IntGauge,
@@ -141,7 +177,13 @@ impl Metrics {
             station_last_reading: gauge_vec(
                 &r,
                 "quantrac_station_last_reading_timestamp_seconds",
-                "Receive time of the station's latest reading.",
+                "Own timestamp of the newest reading seen from the station (never moves back).",
+                &STATION_LABELS,
+            ),
+            station_last_received: gauge_vec(
+                &r,
+                "quantrac_station_last_message_received_timestamp_seconds",
+                "Receive time of the station's latest message with accepted readings.",
                 &STATION_LABELS,
             ),
             station_expected_interval: gauge_vec(
@@ -233,13 +275,6 @@ impl Metrics {
             m.readings_rejected.with_label_values(&[reason.as_label()]);
         }
         m
-    }
-
-    /// Counts one rejection.
-    pub fn reject(&self, reason: Reason) {
-        self.readings_rejected
-            .with_label_values(&[reason.as_label()])
-            .inc();
     }
 
     /// The text exposition format, for `GET /metrics`.

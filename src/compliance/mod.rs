@@ -7,14 +7,17 @@
 //! - [`windows`] — clock-aligned averaging windows with data capture and validity.
 //! - [`health`] — silent / fault / calibrating / stuck stations.
 //! - [`Engine`] (`engine.rs`) — all of the above per station, applied message by message.
+//! - [`events`] — the stage's gauges (verdicts, windows, station health and freshness); the
+//!   only part that touches metrics.
 //!
-//! Everything here is a function of `(state, readings, now)`: no I/O, no clock reads, no
+//! Everything else here is a function of `(state, readings, now)`: no I/O, no clock reads, no
 //! metrics. The stage's task feeds [`Engine::judge`] one message at a time, calls
 //! [`Engine::tick`] on a timer to close windows, and reads [`Engine::window_states`] and
 //! [`Engine::health`] for the gauges.
 
 pub mod catalogue;
 mod engine;
+pub mod events;
 pub mod health;
 pub mod limits;
 pub mod o2;

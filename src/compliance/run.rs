@@ -1,6 +1,6 @@
 //! The compliance stage's task: judges each decoded message, closes windows on a timer, and
-//! keeps the verdict and health gauges current. All rules live in [`Engine`]; this loop only
-//! moves values between the channel, the engine and the metrics.
+//! keeps the verdict and health gauges current. All rules live in [`Engine`] and every gauge
+//! in [`Events`]; this loop only moves values between the channel, the engine and the events.
 //!
 //! Window points are written once per tick, not once per message. A datalogger replaying its
 //! buffer, or a backlog drained after an outage, touches the same closed windows with every
@@ -17,9 +17,10 @@ use std::collections::BTreeMap;
 
 use tokio::sync::mpsc;
 
+use super::events::Events;
 use super::Engine;
-use crate::metrics::{Metrics, STATION_STATES};
-use crate::model::{Judged, Param, StationKey, WindowPoint};
+use crate::metrics::Metrics;
+use crate::model::{Param, StationKey, WindowPoint};
 use crate::pipeline::{Ack, Decoded, Envelope, Processed};
 
 /// Topic of the journal records that hold windows closed by the clock (not by a message).
@@ -37,12 +38,13 @@ pub async fn run(
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pending = PendingWindows::default();
+    let mut events = Events::new(&metrics);
     loop {
         tokio::select! {
             message = rx.recv() => {
                 let Some((envelope, decoded)) = message else { break };
                 let (readings, averages) = engine.judge(decoded.readings, envelope.received_at_ms);
-                record_readings(&metrics, &readings, envelope.received_at_ms);
+                events.judged(&readings, envelope.received_at_ms);
                 pending.add(averages);
                 let processed = Processed {
                     key: decoded.key,
@@ -64,8 +66,15 @@ pub async fn run(
                         return;
                     }
                 }
-                record_windows(&metrics, &engine);
-                record_health(&metrics, &engine, now);
+                events.windows(&engine.window_states());
+                // Configured stations only: a station removed from the configuration has no
+                // state series, even while its readings are still in the journal.
+                events.health(
+                    engine
+                        .health(now)
+                        .into_iter()
+                        .filter(|h| engine.is_configured(&h.key)),
+                );
             }
         }
     }
@@ -123,84 +132,6 @@ pub fn windows_record(points: Vec<WindowPoint>, now_ms: i64) -> Processed {
         readings: Vec::new(),
         rejections: Vec::new(),
         averages: points,
-    }
-}
-
-fn record_readings(m: &Metrics, readings: &[Judged], received_at_ms: i64) {
-    let Some(last) = readings.last() else { return };
-    let key = &last.reading.key;
-    m.station_last_reading
-        .with_label_values(&Metrics::station_labels(key))
-        .set(received_at_ms as f64 / 1000.0);
-    m.ingest_lag
-        .set((received_at_ms - last.reading.ts_ms) as f64 / 1000.0);
-    for j in readings {
-        let r = &j.reading;
-        let labels = [key.park(), key.site(), key.station(), r.param.symbol()];
-        m.reading_value.with_label_values(&labels).set(r.value);
-        if j.limit.is_some() {
-            let w = [
-                key.park(),
-                key.site(),
-                key.station(),
-                r.param.symbol(),
-                "instant",
-            ];
-            if let Some(ratio) = j.ratio {
-                m.limit_ratio.with_label_values(&w).set(ratio);
-            }
-            m.exceedance
-                .with_label_values(&w)
-                .set(i64::from(j.exceeded));
-        }
-    }
-}
-
-fn record_windows(m: &Metrics, engine: &Engine) {
-    for s in engine.window_states() {
-        let labels = [
-            s.key.park(),
-            s.key.site(),
-            s.key.station(),
-            s.param.symbol(),
-            s.window.as_str(),
-        ];
-        if let Some(closed) = &s.closed {
-            if closed.limit_max.is_some() {
-                if let Some(ratio) = closed.ratio {
-                    m.limit_ratio.with_label_values(&labels).set(ratio);
-                }
-                m.exceedance
-                    .with_label_values(&labels)
-                    .set(i64::from(closed.exceeded));
-            }
-        }
-        if let Some(running) = &s.running {
-            if let Some(ratio) = running.ratio {
-                m.running_ratio.with_label_values(&labels).set(ratio);
-            }
-            m.running_capture
-                .with_label_values(&labels)
-                .set(running.capture);
-        }
-    }
-}
-
-fn record_health(m: &Metrics, engine: &Engine, now_ms: i64) {
-    // Configured stations only: a station removed from the configuration has no state series,
-    // even while its readings are still in the journal.
-    for h in engine
-        .health(now_ms)
-        .into_iter()
-        .filter(|h| engine.is_configured(&h.key))
-    {
-        let [park, site, station] = Metrics::station_labels(&h.key);
-        for state in STATION_STATES {
-            let on = h.state.label() == state;
-            m.station_state
-                .with_label_values(&[park, site, station, state])
-                .set(i64::from(on));
-        }
     }
 }
 

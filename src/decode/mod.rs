@@ -16,6 +16,7 @@
 //! (release build, one `Decoder`): a 500-byte JSON message of 8 stack readings decodes at about
 //! 5 million readings/s, the same readings as Circular 10/2021 text at about 6.8 million.
 
+mod events;
 mod json;
 mod run;
 mod text;
@@ -31,7 +32,8 @@ use chrono_tz::Tz;
 use crate::model::{Param, Reading, Reason, Rejection, StationKey, Status};
 use crate::pipeline::Decoded;
 
-pub use run::{run, RejectionLog};
+pub use events::{Events, RejectionLog};
+pub use run::run;
 pub use topic::TemplateError;
 
 /// Topics remembered by [`Decoder`]. A park has at most a few hundred stations, so the bound

@@ -32,10 +32,12 @@
 //!
 //! # Files
 //! [`schema`] (tables and connection settings), [`chain`] (the record hash, pure), `writer`
-//! ([`Journal`]), [`outbox`] ([`Outbox`]), [`dead_letters`], [`verify`], [`run`] (the stage loop).
+//! ([`Journal`]), [`outbox`] ([`Outbox`]), [`dead_letters`], [`verify`], [`run`] (the stage
+//! loop), `events` (what the stage logs, counts and reports on `/readyz`).
 
 pub mod chain;
 pub mod dead_letters;
+mod events;
 pub mod outbox;
 pub mod run;
 pub mod schema;

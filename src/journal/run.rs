@@ -6,6 +6,7 @@
 //! the sink. While the journal is at its size limit the stage takes nothing (the broker keeps
 //! the messages, unacknowledged) and retries pruning every second. A failed commit ends the
 //! stage: its acks are dropped unresolved, so those messages are redelivered after a restart.
+//! What the stage logs, counts and reports on `/readyz` is in [`Events`].
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, Notify};
 
+use super::events::Events;
 use super::writer::PRUNE_CHUNK;
 use super::{Entry, Error, Journal};
 use crate::config::JournalSettings;
@@ -70,13 +72,9 @@ pub fn run(
     let stage = Stage {
         journal,
         render,
-        metrics,
+        events: Events::new(&metrics, not_ready),
         wake_sink,
         params,
-        not_ready,
-        full_reason: None,
-        head_label: None,
-        prune_failing: false,
     };
     stage.run(rx)
 }
@@ -100,15 +98,9 @@ pub fn spawn(
 struct Stage {
     journal: Journal,
     render: Render,
-    metrics: Metrics,
+    events: Events,
     wake_sink: Arc<Notify>,
     params: RunParams,
-    not_ready: Readiness,
-    /// The readiness reason this stage set while full, to clear exactly that one.
-    full_reason: Option<String>,
-    /// The hash label currently set on `journal_chain_head`.
-    head_label: Option<String>,
-    prune_failing: bool,
 }
 
 impl Stage {
@@ -123,9 +115,7 @@ impl Stage {
             })?;
         let result = self.turns(&rt, &mut rx);
         if let Err(e) = &result {
-            let reason = format!("journal failed: {e}");
-            tracing::error!(error.message = %e, error.cause_chain = ?e, "journal stage stopped; messages are no longer acknowledged");
-            self.not_ready.not_ready(COMPONENT, reason);
+            self.events.stopped(e);
         }
         result
     }
@@ -146,14 +136,14 @@ impl Stage {
                 self.prune(full);
                 last_prune = Some(Instant::now());
                 size = self.journal.size_bytes()?;
-                self.metrics.journal_bytes.set(size as i64);
+                self.events.size(size);
             }
             if last_log.elapsed() >= self.params.chain_log_interval {
                 self.log_head();
                 last_log = Instant::now();
             }
             if size >= self.params.max_bytes {
-                self.set_full(size);
+                self.events.full(size, self.params.max_bytes);
                 if rx.is_closed() {
                     // Shutdown while full: whatever is still queued stays unacknowledged in
                     // the broker and comes back after the restart.
@@ -162,7 +152,7 @@ impl Stage {
                 std::thread::sleep(TICK);
                 continue;
             }
-            self.clear_full();
+            self.events.has_room();
             let first = match rt.block_on(async { tokio::time::timeout(TICK, rx.recv()).await }) {
                 Ok(Some(p)) => p,
                 Ok(None) => return Ok(()), // closed and drained: everything is committed
@@ -177,7 +167,7 @@ impl Stage {
             }
             self.commit(batch)?;
             size = self.journal.size_bytes()?;
-            self.metrics.journal_bytes.set(size as i64);
+            self.events.size(size);
         }
     }
 
@@ -192,51 +182,26 @@ impl Stage {
         for p in batch {
             p.envelope.ack.resolve();
         }
-        self.metrics.journal_commits.inc();
-        self.set_head(committed.head_id, &committed.head_hash);
-        self.metrics.journal_backlog.set(
-            committed
-                .last_point_id
-                .saturating_sub(self.journal.outbox_cursor()?) as i64,
-        );
+        let backlog = committed
+            .last_point_id
+            .saturating_sub(self.journal.outbox_cursor()?);
+        self.events
+            .committed(committed.head_id, &committed.head_hash, backlog);
         self.wake_sink.notify_one();
         Ok(())
     }
 
     fn publish_metrics(&mut self) -> Result<(), Error> {
         let (id, hash) = self.journal.chain_head()?;
-        self.set_head(id, &hash);
-        self.metrics
-            .journal_backlog
-            .set(self.journal.backlog()? as i64);
-        self.metrics
-            .journal_bytes
-            .set(self.journal.size_bytes()? as i64);
+        self.events.head(id, &hash);
+        self.events.backlog(self.journal.backlog()?);
+        self.events.size(self.journal.size_bytes()?);
         Ok(())
-    }
-
-    /// `quantrac_journal_chain_head{hash}` = head record id, one label value at a time.
-    fn set_head(&mut self, id: u64, hash: &[u8; 32]) {
-        let label = hex::encode(hash);
-        if let Some(old) = self.head_label.take() {
-            if old != label {
-                let _ = self.metrics.journal_chain_head.remove_label_values(&[&old]);
-            }
-        }
-        self.metrics
-            .journal_chain_head
-            .with_label_values(&[&label])
-            .set(i64::try_from(id).unwrap_or(i64::MAX));
-        self.head_label = Some(label);
     }
 
     fn log_head(&self) {
         if let Ok((id, hash)) = self.journal.chain_head() {
-            tracing::info!(
-                chain_head_id = id,
-                chain_head_hash = %hex::encode(hash),
-                "journal chain head"
-            );
+            self.events.chain_head(id, &hash);
         }
     }
 
@@ -257,55 +222,11 @@ impl Stage {
             }
         })();
         match result {
-            Ok(n) => {
-                if self.prune_failing {
-                    tracing::info!("journal pruning works again");
-                    self.prune_failing = false;
-                }
-                if n > 0 {
-                    tracing::debug!(messages = n, "journal pruned expired records");
-                }
-            }
-            Err(e) => {
-                if !self.prune_failing {
-                    tracing::error!(error.message = %e, error.cause_chain = ?e, "journal pruning failed");
-                    self.prune_failing = true;
-                }
-            }
+            Ok(n) => self.events.pruned(n),
+            Err(e) => self.events.prune_failed(&e),
         }
-    }
-
-    fn set_full(&mut self, size: u64) {
-        if self.full_reason.is_some() {
-            return;
-        }
-        let reason = Error::Full {
-            bytes: size,
-            max_bytes: self.params.max_bytes,
-        }
-        .to_string();
-        tracing::warn!(
-            bytes = size,
-            max_bytes = self.params.max_bytes,
-            "journal full: intake paused until records delivered to InfluxDB expire"
-        );
-        self.metrics.journal_full.set(1);
-        self.not_ready.not_ready(COMPONENT, reason.clone());
-        self.full_reason = Some(reason);
-    }
-
-    fn clear_full(&mut self) {
-        if self.full_reason.take().is_none() {
-            return;
-        }
-        tracing::info!("journal has room again: intake resumed");
-        self.metrics.journal_full.set(0);
-        self.not_ready.ready(COMPONENT);
     }
 }
-
-/// This stage's key in [`Readiness`].
-const COMPONENT: &str = "journal";
 
 fn now_ms() -> i64 {
     SystemTime::now()

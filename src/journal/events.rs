@@ -1,0 +1,192 @@
+//! What the journal stage tells the outside world, one method per event: each writes its log
+//! line, its metrics and, where the event changes whether quantrac can take messages, its
+//! `/readyz` reason, together (see [`crate::metrics`] for the pattern).
+//!
+//! | event | log | metrics | readiness |
+//! |---|---|---|---|
+//! | [`Events::committed`] | — | `quantrac_journal_commits_total`, `…_chain_head`, `…_backlog_readings` | — |
+//! | [`Events::full`] | warn, once | `quantrac_journal_full` 1 | `journal: full …` |
+//! | [`Events::has_room`] | info, once after full | `quantrac_journal_full` 0 | cleared |
+//! | [`Events::pruned`] | debug; info once after failures | — | — |
+//! | [`Events::prune_failed`] | error, once per run of failures | — | — |
+//! | [`Events::stopped`] | error | — | `journal: journal failed: …` |
+//! | [`Events::chain_head`] | info (for anchoring) | — | — |
+//!
+//! `full`, `has_room`, `pruned` and `prune_failed` are called on every turn of the loop; they
+//! log only when the state changes, so a journal that stays full logs once, not every second.
+
+use prometheus::{IntCounter, IntGauge, IntGaugeVec};
+
+use super::Error;
+use crate::metrics::Metrics;
+use crate::readiness::Readiness;
+
+/// This stage's key in [`Readiness`].
+pub const COMPONENT: &str = "journal";
+
+/// The journal stage's events, with the metric handles resolved once.
+pub struct Events {
+    bytes: IntGauge,
+    full: IntGauge,
+    commits: IntCounter,
+    backlog: IntGauge,
+    chain_head: IntGaugeVec,
+    readiness: Readiness,
+    /// The hash label currently set on `quantrac_journal_chain_head`.
+    head_label: Option<String>,
+    /// Whether the journal is full (intake paused) as last reported.
+    is_full: bool,
+    /// Whether the last prune failed.
+    prune_failing: bool,
+}
+
+impl Events {
+    pub fn new(m: &Metrics, readiness: Readiness) -> Events {
+        Events {
+            bytes: m.journal_bytes.clone(),
+            full: m.journal_full.clone(),
+            commits: m.journal_commits.clone(),
+            backlog: m.journal_backlog.clone(),
+            chain_head: m.journal_chain_head.clone(),
+            readiness,
+            head_label: None,
+            is_full: false,
+            prune_failing: false,
+        }
+    }
+
+    /// The journal's size on disk, measured.
+    pub fn size(&self, bytes: u64) {
+        self.bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Points committed and not yet accepted by InfluxDB.
+    pub fn backlog(&self, points: u64) {
+        self.backlog.set(i64::try_from(points).unwrap_or(i64::MAX));
+    }
+
+    /// A batch was committed: the chain now ends at record `head_id` with `head_hash`.
+    pub fn committed(&mut self, head_id: u64, head_hash: &[u8; 32], backlog: u64) {
+        self.commits.inc();
+        self.head(head_id, head_hash);
+        self.backlog(backlog);
+    }
+
+    /// `quantrac_journal_chain_head{hash}` = head record id, one label value at a time.
+    pub fn head(&mut self, id: u64, hash: &[u8; 32]) {
+        let label = hex::encode(hash);
+        if let Some(old) = self.head_label.take() {
+            if old != label {
+                let _ = self.chain_head.remove_label_values(&[&old]);
+            }
+        }
+        self.chain_head
+            .with_label_values(&[&label])
+            .set(i64::try_from(id).unwrap_or(i64::MAX));
+        self.head_label = Some(label);
+    }
+
+    /// The periodic log line of the chain head, for third-party anchoring.
+    pub fn chain_head(&self, id: u64, hash: &[u8; 32]) {
+        tracing::info!(
+            chain_head_id = id,
+            chain_head_hash = %hex::encode(hash),
+            "journal chain head"
+        );
+    }
+
+    /// The journal is at `max_bytes`: intake pauses until pruning makes room.
+    pub fn full(&mut self, bytes: u64, max_bytes: u64) {
+        if self.is_full {
+            return;
+        }
+        self.is_full = true;
+        tracing::warn!(
+            bytes,
+            max_bytes,
+            "journal full: intake paused until records delivered to InfluxDB expire"
+        );
+        self.full.set(1);
+        self.readiness
+            .not_ready(COMPONENT, Error::Full { bytes, max_bytes }.to_string());
+    }
+
+    /// The journal is below `max_bytes`: intake runs (again, if it was full).
+    pub fn has_room(&mut self) {
+        if !self.is_full {
+            return;
+        }
+        self.is_full = false;
+        tracing::info!("journal has room again: intake resumed");
+        self.full.set(0);
+        self.readiness.ready(COMPONENT);
+    }
+
+    /// Pruning deleted `messages` expired, delivered records (maybe none).
+    pub fn pruned(&mut self, messages: u64) {
+        if self.prune_failing {
+            tracing::info!("journal pruning works again");
+            self.prune_failing = false;
+        }
+        if messages > 0 {
+            tracing::debug!(messages, "journal pruned expired records");
+        }
+    }
+
+    /// Pruning failed. Intake continues, since a failed prune loses nothing; logged when the
+    /// failures start, and [`Events::pruned`] says when they end.
+    pub fn prune_failed(&mut self, e: &Error) {
+        if !self.prune_failing {
+            tracing::error!(error.message = %e, error.cause_chain = ?e, "journal pruning failed");
+            self.prune_failing = true;
+        }
+    }
+
+    /// The stage ended on an error (a failed commit, an unreadable size): nothing more is
+    /// acknowledged, and `/readyz` says why.
+    pub fn stopped(&self, e: &Error) {
+        tracing::error!(error.message = %e, error.cause_chain = ?e, "journal stage stopped; messages are no longer acknowledged");
+        self.readiness
+            .not_ready(COMPONENT, format!("journal failed: {e}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_and_room_set_the_gauge_and_readiness_together_once_per_change() {
+        let m = Metrics::new();
+        let readiness = Readiness::default();
+        let mut events = Events::new(&m, readiness.clone());
+        events.has_room();
+        assert_eq!((m.journal_full.get(), readiness.reason()), (0, None));
+        events.full(2_000, 1_000);
+        events.full(2_100, 1_000);
+        assert_eq!(m.journal_full.get(), 1);
+        let reason = readiness.reason().unwrap();
+        assert!(
+            reason.starts_with("journal: ") && reason.contains("2000"),
+            "{reason}"
+        );
+        events.has_room();
+        assert_eq!((m.journal_full.get(), readiness.reason()), (0, None));
+    }
+
+    #[test]
+    fn the_chain_head_gauge_keeps_one_label_value() {
+        let m = Metrics::new();
+        let mut events = Events::new(&m, Readiness::default());
+        events.committed(1, &[1; 32], 5);
+        events.committed(2, &[2; 32], 7);
+        assert_eq!(m.journal_commits.get(), 2);
+        assert_eq!(m.journal_backlog.get(), 7);
+        let text = m.render();
+        assert!(!text.contains(&hex::encode([1u8; 32])), "old head removed");
+        assert!(text.contains(&format!(
+            "quantrac_journal_chain_head{{hash=\"{}\"}} 2",
+            hex::encode([2u8; 32])
+        )));
+    }
+}
