@@ -276,6 +276,16 @@ fn timezone<'de, D: Deserializer<'de>>(d: D) -> Result<Tz, D::Error> {
         .map_err(|_| serde::de::Error::custom(format!("unknown time zone {s:?}")))
 }
 
+/// `url` for an error message: anything between the scheme and the last `@` is masked, so a
+/// password written into a URL does not reach a terminal or a log.
+fn without_credentials(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    match url[start..].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]),
+        None => url.to_owned(),
+    }
+}
+
 impl Settings {
     /// Loads defaults ← `path` ← environment. `path_given`: the user named the file, so it
     /// must exist. `env` is the environment to read (tests pass their own map).
