@@ -101,7 +101,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     rebuild_windows(&mut journal, &mut decoder, &mut engine)?;
 
     let (http_addr, http) = http::serve(
-        &settings.http.listen,
+        settings.http.listen,
         metrics.clone(),
         readiness.clone(),
         stop_listener.clone(),
@@ -486,15 +486,15 @@ pub async fn demo(args: crate::cli::DemoArgs) -> anyhow::Result<()> {
     std::fs::write(&stations, demo::stations_toml())
         .with_context(|| format!("writing {}", stations.display()))?;
     let mut settings = Settings::default();
-    settings.mqtt.url = format!("mqtt://{broker}");
+    settings.mqtt.url = broker.into();
     settings.mqtt.client_id = "quantrac-demo".into();
     settings.stations.file = stations;
     settings.journal.path = args.dir.join("journal");
-    settings.http.listen = listen;
+    settings.http.listen = listen.parse().context("--listen")?;
     settings.influx.url = args.influx_url.clone();
     settings.influx.api = match args.influx_api.as_str() {
-        "v1" => crate::config::InfluxApi::V1,
-        "v2" => crate::config::InfluxApi::V2,
+        "v1" => crate::config::InfluxApi::V1(Default::default()),
+        "v2" => crate::config::InfluxApi::V2(Default::default()),
         other => bail!("--influx-api {other:?}: expected v1 or v2"),
     };
     let running = start(settings).await?;

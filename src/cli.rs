@@ -77,8 +77,8 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 5)]
     pub interval_s: u64,
     /// Also write to this InfluxDB (e.g. http://127.0.0.1:8086); none by default.
-    #[arg(long, default_value = "")]
-    pub influx_url: String,
+    #[arg(long)]
+    pub influx_url: Option<crate::config::InfluxUrl>,
     /// InfluxDB API for --influx-url: v1 or v2.
     #[arg(long, default_value = "v1")]
     pub influx_api: String,

@@ -22,7 +22,7 @@ struct AppState {
 
 /// Binds `listen` (port 0 picks a free port) and returns the bound address and the server task.
 pub async fn serve(
-    listen: &str,
+    listen: SocketAddr,
     metrics: Metrics,
     readiness: Readiness,
     mut stop: StopListener,

@@ -76,8 +76,7 @@ fn incoming_packet_limit(s: &MqttSettings) -> usize {
 
 /// Builds the client and event loop: stable client id, persistent session, manual acks.
 pub fn connect(s: &MqttSettings) -> Result<(Client, EventLoop), Error> {
-    let BrokerUrl { tls, host, port } =
-        BrokerUrl::parse(&s.url).map_err(|_| Error::Url(s.url.clone()))?;
+    let BrokerUrl { tls, host, port } = s.url.clone();
     let transport = transport(tls, s)?;
     // The request channel carries our PUBACKs: larger than the number of unacknowledged
     // messages the broker may send, so acking rarely waits.
@@ -97,8 +96,8 @@ pub fn connect(s: &MqttSettings) -> Result<(Client, EventLoop), Error> {
                 .set_max_packet_size(Some(incoming_packet_limit(s) as u32))
                 .set_manual_acks(true)
                 .set_transport(transport);
-            if !s.username.is_empty() {
-                o.set_credentials(s.username.clone(), password);
+            if let Some(username) = &s.username {
+                o.set_credentials(username.clone(), password);
             }
             let (client, eventloop) = v5::AsyncClient::new(o, cap);
             Ok((Client::V5(client), EventLoop::V5(Box::new(eventloop))))
@@ -110,8 +109,8 @@ pub fn connect(s: &MqttSettings) -> Result<(Client, EventLoop), Error> {
                 .set_max_packet_size(incoming_packet_limit(s), 64 * 1024)
                 .set_manual_acks(true)
                 .set_transport(transport);
-            if !s.username.is_empty() {
-                o.set_credentials(s.username.clone(), password);
+            if let Some(username) = &s.username {
+                o.set_credentials(username.clone(), password);
             }
             let (client, eventloop) = rumqttc::AsyncClient::new(o, cap);
             Ok((Client::V4(client), EventLoop::V4(Box::new(eventloop))))
