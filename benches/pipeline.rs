@@ -334,7 +334,7 @@ fn stations_text(replicas: u32, spacing_s: u64) -> anyhow::Result<String> {
 }
 
 fn stations(replicas: u32, spacing_s: u64) -> anyhow::Result<Stations> {
-    let defaults = ComplianceSettings::default().station_defaults()?;
+    let defaults = ComplianceSettings::default().station_defaults();
     Ok(Stations::parse(
         &stations_text(replicas, spacing_s)?,
         "stations.toml",

@@ -24,7 +24,7 @@ struct AppState {
 /// The server runs until `stop` is cancelled, which `app` does last, so `/readyz` keeps
 /// answering (503, "shutting down") while the pipeline drains.
 pub async fn serve(
-    listen: &str,
+    listen: SocketAddr,
     metrics: Metrics,
     readiness: Readiness,
     stop: CancellationToken,

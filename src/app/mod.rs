@@ -105,7 +105,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
 
     let http_stop = CancellationToken::new();
     let (http_addr, http) = http::serve(
-        &settings.http.listen,
+        settings.http.listen,
         metrics.clone(),
         readiness.clone(),
         http_stop.clone(),
@@ -371,11 +371,11 @@ mod tests {
         let stations = dir.join("stations.toml");
         std::fs::write(&stations, crate::demo::stations_toml()).unwrap();
         let mut settings = Settings::default();
-        settings.mqtt.url = format!("mqtt://{broker}");
+        settings.mqtt.url = broker.into();
         settings.mqtt.client_id = "app-test".into();
         settings.stations.file = stations;
         settings.journal.path = dir.join("journal");
-        settings.http.listen = "127.0.0.1:0".into();
+        settings.http.listen = "127.0.0.1:0".parse().unwrap();
         start(settings).await.unwrap()
     }
 

@@ -1,8 +1,17 @@
 //! `mqtt.url`: `mqtt://host[:port]` or `mqtts://host[:port]` (TLS), parsed once into the parts a
 //! client needs. Shared by the MQTT source and the simulator so both read an address alike.
 
-/// A broker address.
-#[derive(Clone, Debug, PartialEq, Eq)]
+use std::fmt;
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+
+use super::without_credentials;
+
+/// A broker address. In `[mqtt]` it is parsed when the configuration is loaded, so a
+/// [`super::MqttSettings`] always holds a usable one.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
 pub struct BrokerUrl {
     pub tls: bool,
     pub host: String,
@@ -50,6 +59,39 @@ impl BrokerUrl {
     }
 }
 
+/// The configuration's error: the URL (credentials masked, they must not reach logs) and why.
+impl TryFrom<String> for BrokerUrl {
+    type Error = String;
+
+    fn try_from(url: String) -> Result<BrokerUrl, String> {
+        BrokerUrl::parse(&url)
+            .map_err(|reason| format!("{:?}: {reason}", without_credentials(&url)))
+    }
+}
+
+/// A plain broker on a local address (the demo's embedded broker).
+impl From<SocketAddr> for BrokerUrl {
+    fn from(addr: SocketAddr) -> BrokerUrl {
+        BrokerUrl {
+            tls: false,
+            host: addr.ip().to_string(),
+            port: addr.port(),
+        }
+    }
+}
+
+/// `mqtt://host:port` or `mqtts://host:port`, an IPv6 host in brackets: parses back to itself.
+impl fmt::Display for BrokerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        if self.host.contains(':') {
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +121,26 @@ mod tests {
         assert!(BrokerUrl::parse("mqtt://:1883").is_err());
         assert!(BrokerUrl::parse("mqtt://host:port").is_err());
         assert!(BrokerUrl::parse("mqtt://u:p@h:1883").is_err());
+    }
+
+    #[test]
+    fn display_parses_back() {
+        for url in [
+            "mqtt://127.0.0.1:1884",
+            "mqtts://broker.example:8883",
+            "mqtt://[::1]:1883",
+        ] {
+            let u = BrokerUrl::parse(url).unwrap();
+            assert_eq!(u.to_string(), url);
+            assert_eq!(BrokerUrl::parse(&u.to_string()).unwrap(), u);
+        }
+        let local: SocketAddr = "[::1]:1999".parse().unwrap();
+        assert_eq!(BrokerUrl::from(local).to_string(), "mqtt://[::1]:1999");
+    }
+
+    #[test]
+    fn the_error_masks_credentials() {
+        let e = BrokerUrl::try_from("mqtt://u:SECRET@host:1883".to_string()).unwrap_err();
+        assert!(!e.contains("SECRET") && e.contains("host:1883"), "{e}");
     }
 }

@@ -5,33 +5,55 @@
 //! never a silently ignored setting. Defaults live once, in each `impl Default`.
 
 mod broker_url;
+mod influx;
 mod stations;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use chrono_tz::Tz;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
 pub use broker_url::BrokerUrl;
+pub use influx::{InfluxApi, InfluxSettings, InfluxUrl, InfluxV1, InfluxV2};
 pub use stations::{PermitLimit, Station, StationDefaults, Stations, WindowSpec};
 
-/// Configuration errors. Each names the file (or variable), the key and the reason.
+/// Configuration errors. Each names where the value came from (a file, or the environment
+/// variable), and why it was refused; a refused value also names its key.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The file cannot be read, or is not TOML.
     #[error("{path}: {reason}")]
     File { path: String, reason: String },
+    /// A key whose value quantrac does not accept, or that is not a key at all.
     #[error("{file}: {key}: {reason}")]
     Invalid {
         file: String,
+        /// `section.key` (`influx.org`, `station[0].limits.Benzene`); the section alone for an
+        /// unknown key (the reason names it); `(top level)` for an unknown section.
         key: String,
         reason: String,
     },
 }
 
-#[derive(Debug, Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
+impl Error {
+    /// The key the error is about, when it is about one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Error::File { .. } => None,
+            Error::Invalid { key, .. } => Some(key),
+        }
+    }
+}
+
+/// The whole configuration, parsed: every value has its type (a [`BrokerUrl`], a
+/// [`SocketAddr`], an [`InfluxApi`] with the settings of one API version), secrets from
+/// `*_file` keys are read, and later code never checks a value again. [`Settings::load`] is
+/// the one way in, for `run`, `check-config` and every other subcommand alike.
+#[derive(Debug, Default)]
 pub struct Settings {
     pub mqtt: MqttSettings,
     pub influx: InfluxSettings,
@@ -39,6 +61,19 @@ pub struct Settings {
     pub stations: StationsSettings,
     pub journal: JournalSettings,
     pub compliance: ComplianceSettings,
+}
+
+/// The configuration as the layers give it, before `[influx]` is split by API version and
+/// secret files are read.
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawSettings {
+    mqtt: MqttSettings,
+    influx: influx::RawInflux,
+    http: HttpSettings,
+    stations: StationsSettings,
+    journal: JournalSettings,
+    compliance: ComplianceSettings,
 }
 
 /// MQTT protocol version spoken to the broker.
@@ -54,20 +89,30 @@ pub enum Protocol {
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MqttSettings {
-    /// `mqtt://host:port` or `mqtts://host:port` (TLS).
-    pub url: String,
+    /// `mqtt://host:port` or `mqtts://host:port` (TLS), without credentials.
+    pub url: BrokerUrl,
+    /// Never empty.
+    #[serde(deserialize_with = "client_id")]
     pub client_id: String,
-    #[serde(deserialize_with = "string_or_list")]
+    /// At least one, each a valid topic template.
+    #[serde(deserialize_with = "topic_templates")]
     pub topics: Vec<String>,
     pub protocol: Protocol,
-    pub username: String,
+    /// `None` (`""`): connect without credentials.
+    #[serde(deserialize_with = "empty_as_none")]
+    pub username: Option<String>,
+    /// From `password`, or read from `password_file` at load (the file wins).
+    #[serde(deserialize_with = "secret")]
     pub password: Option<SecretString>,
     pub password_file: Option<PathBuf>,
-    /// PEM file of the CA that signed the broker's certificate (else system roots).
+    /// PEM file of the CA that signed the broker's certificate (else system roots). Readable:
+    /// checked at load when the URL is `mqtts://`.
     pub ca_file: Option<PathBuf>,
+    #[serde(deserialize_with = "at_least_one")]
     pub max_payload_bytes: usize,
     pub keep_alive_s: u64,
-    /// Most unacknowledged messages the broker may send us (v5 receive maximum).
+    /// Most unacknowledged messages the broker may send us (v5 receive maximum); at least 1.
+    #[serde(deserialize_with = "at_least_one")]
     pub receive_maximum: u16,
     /// How long the broker keeps our session and queue while we are away (v5).
     pub session_expiry_s: u32,
@@ -78,11 +123,15 @@ pub struct MqttSettings {
 impl Default for MqttSettings {
     fn default() -> Self {
         MqttSettings {
-            url: "mqtt://127.0.0.1:1883".into(),
+            url: BrokerUrl {
+                tls: false,
+                host: "127.0.0.1".into(),
+                port: 1883,
+            },
             client_id: "quantrac".into(),
             topics: vec!["env/{park}/{site}/{station}".into()],
             protocol: Protocol::V5,
-            username: String::new(),
+            username: None,
             password: None,
             password_file: None,
             ca_file: None,
@@ -96,71 +145,18 @@ impl Default for MqttSettings {
     }
 }
 
-/// Which InfluxDB write API to use.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum InfluxApi {
-    /// `/api/v2/write` with org, bucket and token (InfluxDB 2.x, 3.x, compatible servers).
-    #[default]
-    V2,
-    /// `/write?db=&rp=` (InfluxDB 1.x).
-    V1,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct InfluxSettings {
-    /// Empty: no InfluxDB; readings stay in the journal.
-    pub url: String,
-    pub api: InfluxApi,
-    pub org: String,
-    pub bucket: String,
-    pub token: Option<SecretString>,
-    pub token_file: Option<PathBuf>,
-    pub database: String,
-    pub retention_policy: String,
-    pub username: String,
-    pub password: Option<SecretString>,
-    pub password_file: Option<PathBuf>,
-    pub batch_size: usize,
-    pub flush_interval_ms: u64,
-    pub timeout_ms: u64,
-    pub retry_max_ms: u64,
-}
-
-impl Default for InfluxSettings {
-    fn default() -> Self {
-        InfluxSettings {
-            url: "http://127.0.0.1:8086".into(),
-            api: InfluxApi::V2,
-            org: "quantrac".into(),
-            bucket: "quantrac".into(),
-            token: None,
-            token_file: None,
-            database: "quantrac".into(),
-            retention_policy: String::new(),
-            username: String::new(),
-            password: None,
-            password_file: None,
-            batch_size: 5000,
-            flush_interval_ms: 1000,
-            timeout_ms: 10_000,
-            retry_max_ms: 30_000,
-        }
-    }
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpSettings {
     /// `/metrics`, `/healthz`, `/readyz`. Port 0 picks a free port (logged at start).
-    pub listen: String,
+    #[serde(deserialize_with = "socket_addr")]
+    pub listen: SocketAddr,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
         HttpSettings {
-            listen: "127.0.0.1:9787".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 9787)),
         }
     }
 }
@@ -189,7 +185,8 @@ pub struct JournalSettings {
     pub path: PathBuf,
     /// Above this size the journal stops accepting (and quantrac stops acknowledging).
     pub max_bytes: u64,
-    /// Readings already written to InfluxDB are pruned after this many days.
+    /// Readings already written to InfluxDB are pruned after this many days; at least 1.
+    #[serde(deserialize_with = "at_least_one")]
     pub retention_days: u32,
     /// `true`: every commit reaches the disk before its messages are acknowledged.
     pub durable: bool,
@@ -213,9 +210,10 @@ impl Default for JournalSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct ComplianceSettings {
     /// Averaging windows for every station and parameter unless `stations.toml` says otherwise.
-    #[serde(deserialize_with = "string_or_list")]
-    pub windows: Vec<String>,
-    /// Share of expected samples a window needs to be valid.
+    #[serde(deserialize_with = "windows")]
+    pub windows: Vec<WindowSpec>,
+    /// Share of expected samples a window needs to be valid, 0–1.
+    #[serde(deserialize_with = "share")]
     pub min_capture: f64,
     /// Identical values for this long mark an analyser as stuck.
     pub stuck_after_s: u64,
@@ -224,7 +222,10 @@ pub struct ComplianceSettings {
 impl Default for ComplianceSettings {
     fn default() -> Self {
         ComplianceSettings {
-            windows: vec!["1h".into(), "24h".into()],
+            windows: ["1h", "24h"]
+                .iter()
+                .map(|w| WindowSpec::parse(w).expect("valid default windows"))
+                .collect(),
             min_capture: 0.75,
             stuck_after_s: 3600,
         }
@@ -232,25 +233,16 @@ impl Default for ComplianceSettings {
 }
 
 impl ComplianceSettings {
-    pub fn station_defaults(&self) -> Result<StationDefaults, Error> {
-        let windows = self
-            .windows
-            .iter()
-            .map(|w| {
-                WindowSpec::parse(w).map_err(|reason| Error::Invalid {
-                    file: "quantrac.toml".into(),
-                    key: "compliance.windows".into(),
-                    reason,
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(StationDefaults {
-            windows,
+    pub fn station_defaults(&self) -> StationDefaults {
+        StationDefaults {
+            windows: self.windows.clone(),
             min_capture: self.min_capture,
             stuck_after_s: self.stuck_after_s,
-        })
+        }
     }
 }
+
+// Field parsers. Their errors reach the user through `config`, which adds the key.
 
 fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
@@ -270,15 +262,96 @@ fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
     })
 }
 
+/// The templates the decoder will use, checked by the decoder's own parser.
+fn topic_templates<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let topics = string_or_list(d)?;
+    if topics.is_empty() {
+        return Err(D::Error::custom("at least one topic template is needed"));
+    }
+    crate::model::topic::parse_all(&topics).map_err(D::Error::custom)?;
+    Ok(topics)
+}
+
+fn client_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let id = String::deserialize(d)?;
+    if id.is_empty() {
+        return Err(D::Error::custom(
+            "a stable, non-empty client id keeps the broker session",
+        ));
+    }
+    Ok(id)
+}
+
+fn windows<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<WindowSpec>, D::Error> {
+    string_or_list(d)?
+        .iter()
+        .map(|w| WindowSpec::parse(w).map_err(D::Error::custom))
+        .collect()
+}
+
 fn timezone<'de, D: Deserializer<'de>>(d: D) -> Result<Tz, D::Error> {
     let s = String::deserialize(d)?;
     s.parse::<Tz>()
-        .map_err(|_| serde::de::Error::custom(format!("unknown time zone {s:?}")))
+        .map_err(|_| D::Error::custom(format!("unknown time zone {s:?}")))
+}
+
+fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let s = String::deserialize(d)?;
+    s.trim().parse().map_err(|_| {
+        D::Error::custom(format!(
+            "{s:?} is not an IP address and port such as 127.0.0.1:9787"
+        ))
+    })
+}
+
+/// A count that must not be 0.
+fn at_least_one<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default + PartialEq,
+{
+    let n = T::deserialize(d)?;
+    if n == T::default() {
+        return Err(D::Error::custom("must be at least 1"));
+    }
+    Ok(n)
+}
+
+fn share<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let x = f64::deserialize(d)?;
+    if !(0.0..=1.0).contains(&x) {
+        return Err(D::Error::custom("must be in 0–1"));
+    }
+    Ok(x)
+}
+
+/// `""` means none, as in the TOML files (TOML has no null).
+fn empty_as_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
+}
+
+fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+    Ok(non_empty_secret(Option::<SecretString>::deserialize(d)?))
+}
+
+fn non_empty_secret(s: Option<SecretString>) -> Option<SecretString> {
+    s.filter(|s| !s.expose_secret().is_empty())
+}
+
+/// `url` for an error message: anything between the scheme and the last `@` is masked, so a
+/// password written into a URL does not reach a terminal or a log.
+fn without_credentials(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    match url[start..].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]),
+        None => url.to_owned(),
+    }
 }
 
 impl Settings {
-    /// Loads defaults ← `path` ← environment. `path_given`: the user named the file, so it
-    /// must exist. `env` is the environment to read (tests pass their own map).
+    /// Loads defaults ← `path` ← environment, and parses the result. `path_given`: the user
+    /// named the file, so it must exist. `env` is the environment to read (tests pass their
+    /// own map).
     pub fn load(
         path: &Path,
         path_given: bool,
@@ -305,94 +378,100 @@ impl Settings {
                 path: file_name.clone(),
                 reason: e.to_string(),
             })?;
-        let mut settings: Settings = built.try_deserialize().map_err(|e| Error::Invalid {
-            file: format!("{file_name} (or QUANTRAC__* environment)"),
-            key: config_error_key(&e),
-            reason: e.to_string(),
-        })?;
-        settings.read_secret_files()?;
-        settings.check(&file_name)?;
-        Ok(settings)
-    }
-
-    fn read_secret_files(&mut self) -> Result<(), Error> {
-        read_secret(
-            &mut self.mqtt.password,
-            &self.mqtt.password_file,
-            "mqtt.password_file",
-        )?;
-        read_secret(
-            &mut self.influx.token,
-            &self.influx.token_file,
-            "influx.token_file",
-        )?;
-        read_secret(
-            &mut self.influx.password,
-            &self.influx.password_file,
-            "influx.password_file",
-        )?;
-        Ok(())
-    }
-
-    fn check(&self, file: &str) -> Result<(), Error> {
-        let bad = |key: &str, reason: String| Error::Invalid {
-            file: file.to_owned(),
-            key: key.to_owned(),
+        let raw: RawSettings = built
+            .clone()
+            .try_deserialize()
+            .map_err(|e| deserialize_error(e, &built, &file_name))?;
+        raw.parse(|key, reason| Error::Invalid {
+            file: source_of(&built, key, &file_name),
+            key: key.into(),
             reason,
-        };
-        if let Err(reason) = BrokerUrl::parse(&self.mqtt.url) {
-            return Err(bad("mqtt.url", format!("{:?}: {reason}", self.mqtt.url)));
-        }
-        if self.mqtt.topics.is_empty() {
-            return Err(bad(
-                "mqtt.topics",
-                "at least one topic template is needed".into(),
-            ));
-        }
-        if self.mqtt.client_id.is_empty() {
-            return Err(bad(
-                "mqtt.client_id",
-                "a stable, non-empty client id keeps the broker session".into(),
-            ));
-        }
-        if self.mqtt.receive_maximum == 0 {
-            return Err(bad("mqtt.receive_maximum", "must be at least 1".into()));
-        }
-        if self.mqtt.max_payload_bytes == 0 {
-            return Err(bad("mqtt.max_payload_bytes", "must be at least 1".into()));
-        }
-        let influx = &self.influx.url;
-        if !(influx.is_empty() || influx.starts_with("http://") || influx.starts_with("https://")) {
-            return Err(bad(
-                "influx.url",
-                format!("{:?} must start with http:// or https://", self.influx.url),
-            ));
-        }
-        if self.influx.batch_size == 0 {
-            return Err(bad("influx.batch_size", "must be at least 1".into()));
-        }
-        if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(bad(
-                "http.listen",
-                format!(
-                    "{:?} is not an address such as 127.0.0.1:9787",
-                    self.http.listen
-                ),
-            ));
-        }
-        if self.journal.retention_days == 0 {
-            return Err(bad("journal.retention_days", "must be at least 1".into()));
-        }
-        if !(0.0..=1.0).contains(&self.compliance.min_capture) {
-            return Err(bad("compliance.min_capture", "must be in 0–1".into()));
-        }
-        self.compliance.station_defaults()?;
-        Ok(())
+        })
     }
 
     /// Loads `stations.file`, relative to the working directory.
     pub fn load_stations(&self) -> Result<Stations, Error> {
-        Stations::load(&self.stations.file, &self.compliance.station_defaults()?)
+        Stations::load(&self.stations.file, &self.compliance.station_defaults())
+    }
+}
+
+impl RawSettings {
+    /// What `config` cannot do alone: `[influx]` by API version, secret files, the CA file.
+    fn parse(self, bad: impl Fn(&'static str, String) -> Error) -> Result<Settings, Error> {
+        let RawSettings {
+            mut mqtt,
+            influx,
+            http,
+            stations,
+            journal,
+            compliance,
+        } = self;
+        read_secret(
+            &mut mqtt.password,
+            &mqtt.password_file,
+            "mqtt.password_file",
+        )?;
+        if let (true, Some(ca)) = (mqtt.url.tls, &mqtt.ca_file) {
+            std::fs::File::open(ca).map_err(|e| Error::Invalid {
+                file: ca.display().to_string(),
+                key: "mqtt.ca_file".into(),
+                reason: format!("cannot read the CA file: {e}"),
+            })?;
+        }
+        Ok(Settings {
+            mqtt,
+            influx: influx.parse(bad)?,
+            http,
+            stations,
+            journal,
+            compliance,
+        })
+    }
+}
+
+/// The error of `try_deserialize`, with the key `config` attached to it.
+fn deserialize_error(e: config::ConfigError, built: &config::Config, file: &str) -> Error {
+    use config::ConfigError as E;
+    let (key, reason) = match e {
+        E::Type {
+            unexpected,
+            expected,
+            key: Some(key),
+            ..
+        } => (
+            key,
+            format!("invalid type: {unexpected}, expected {expected}"),
+        ),
+        E::At {
+            error,
+            key: Some(key),
+            ..
+        } => (key, error.to_string()),
+        other => ("(top level)".to_owned(), other.to_string()),
+    };
+    Error::Invalid {
+        file: source_of(built, &key, file),
+        key,
+        reason,
+    }
+}
+
+/// Where the value of `key` came from: the environment variable, else the file.
+fn source_of(built: &config::Config, key: &str, file: &str) -> String {
+    let (section, field) = key.split_once('.').unwrap_or((key, ""));
+    let field = field.split(['.', '[']).next().unwrap_or_default();
+    let origin = built
+        .get_table(section)
+        .ok()
+        .and_then(|t| t.get(field).and_then(|v| v.origin().map(str::to_owned)));
+    match origin.as_deref() {
+        Some("the environment") => format!(
+            "environment QUANTRAC__{}__{}",
+            section.to_uppercase(),
+            field.to_uppercase()
+        ),
+        Some(_) => file.to_owned(),
+        None => format!("{file} (or QUANTRAC__* environment)"),
     }
 }
 
@@ -414,31 +493,39 @@ fn read_secret(
     Ok(())
 }
 
-/// Pulls the key out of a `config` error message ("… for key `mqtt.foo` …") when it has one.
-fn config_error_key(e: &config::ConfigError) -> String {
-    let msg = e.to_string();
-    if let Some(start) = msg.find("key `") {
-        if let Some(end) = msg[start + 5..].find('`') {
-            return msg[start + 5..start + 5 + end].to_owned();
-        }
-    }
-    if let Some(start) = msg.find("unknown field `") {
-        if let Some(end) = msg[start + 15..].find('`') {
-            return msg[start + 15..start + 15 + end].to_owned();
-        }
-    }
-    "(top level)".into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let p = dir.join(name);
         std::fs::write(&p, text).unwrap();
         p
+    }
+
+    /// Loads `text` as the file, with `env` as the whole environment.
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Settings, Error> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "q.toml", text);
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load(&path, true, Some(env))
+    }
+
+    fn v2(s: &Settings) -> &InfluxV2 {
+        match &s.influx.api {
+            InfluxApi::V2(v2) => v2,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn v1(s: &Settings) -> &InfluxV1 {
+        match &s.influx.api {
+            InfluxApi::V1(v1) => v1,
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -459,14 +546,139 @@ mod tests {
         ]);
         let s = Settings::load(&path, true, Some(env)).unwrap();
         assert_eq!(s.influx.batch_size, 20);
-        assert_eq!(s.influx.org, "007", "digits stay a string");
-        assert_eq!(s.influx.token.as_ref().unwrap().expose_secret(), "s3cret");
+        assert_eq!(v2(&s).org, "007", "digits stay a string");
+        assert_eq!(v2(&s).bucket, "quantrac");
+        assert_eq!(v2(&s).token.as_ref().unwrap().expose_secret(), "s3cret");
         assert_eq!(s.mqtt.topics, vec!["a/{park}/{site}/{station}"]);
         assert_eq!(s.mqtt.client_id, "quantrac");
         assert!(
             !format!("{s:?}").contains("s3cret"),
             "secrets never reach Debug"
         );
+    }
+
+    #[test]
+    fn values_are_parsed_into_their_types_once() {
+        let s = load(
+            "[mqtt]\nurl = \"mqtts://broker.example\"\nusername = \"\"\n\
+             [http]\nlisten = \"[::1]:0\"\n\
+             [influx]\nurl = \"https://influx.example/base\"\napi = \"v1\"\nretention_policy = \"\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(s.mqtt.url.to_string(), "mqtts://broker.example:8883");
+        assert_eq!(s.mqtt.username, None, "\"\" is none");
+        assert_eq!(s.http.listen, "[::1]:0".parse().unwrap());
+        let url = s.influx.url.as_ref().unwrap();
+        assert_eq!(url.as_url().path(), "/base");
+        assert_eq!(v1(&s).database, "quantrac");
+        assert_eq!(v1(&s).retention_policy, None, "\"\" is none");
+
+        let s = load("[influx]\nurl = \"\"\n", &[]).unwrap();
+        assert!(s.influx.url.is_none(), "no InfluxDB");
+        let s = load("", &[("QUANTRAC__INFLUX__URL", "")]).unwrap();
+        assert!(
+            s.influx.url.is_none(),
+            "the environment can turn InfluxDB off"
+        );
+    }
+
+    // Issue 8: a v1-only key under v2 is a config error, not ignored; and the other way round.
+    #[test]
+    fn a_key_of_the_other_api_version_is_an_error_naming_it() {
+        for (text, key, version) in [
+            ("api = \"v2\"\ndatabase = \"db\"\n", "influx.database", "v2"),
+            ("retention_policy = \"\"\n", "influx.retention_policy", "v2"),
+            ("username = \"u\"\n", "influx.username", "v2"),
+            ("password_file = \"/x\"\n", "influx.password_file", "v2"),
+            ("api = \"v1\"\norg = \"o\"\n", "influx.org", "v1"),
+            ("api = \"v1\"\ntoken = \"t0ken-9\"\n", "influx.token", "v1"),
+            ("api = \"v1\"\nbucket = \"b\"\n", "influx.bucket", "v1"),
+        ] {
+            let e = load(&format!("[influx]\n{text}"), &[]).unwrap_err();
+            assert_eq!(e.key(), Some(key), "{e}");
+            let e = e.to_string();
+            assert!(
+                e.contains(&format!("not a {version} setting (api = \"{version}\")")),
+                "{e}"
+            );
+            assert!(e.contains("q.toml") && !e.contains("t0ken-9"), "{e}");
+        }
+        // From the environment: the variable is named.
+        let e = load(
+            "[influx]\napi = \"v1\"\n",
+            &[("QUANTRAC__INFLUX__TOKEN", "t0ken-9")],
+        )
+        .unwrap_err();
+        assert_eq!(e.key(), Some("influx.token"));
+        let e = e.to_string();
+        assert!(
+            e.contains("QUANTRAC__INFLUX__TOKEN") && !e.contains("t0ken-9"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn credentials_in_a_url_are_refused_without_repeating_them() {
+        for (text, key) in [
+            (
+                "[mqtt]\nurl = \"mqtt://u:SECRET@broker:1883\"\n",
+                "mqtt.url",
+            ),
+            (
+                "[influx]\nurl = \"http://u:SECRET@influx:8086\"\n",
+                "influx.url",
+            ),
+        ] {
+            let e = load(text, &[]).unwrap_err();
+            assert_eq!(e.key(), Some(key), "{e}");
+            let e = e.to_string();
+            assert!(!e.contains("SECRET") && e.contains("q.toml"), "{e}");
+        }
+    }
+
+    #[test]
+    fn refused_values_name_their_key() {
+        for (text, key) in [
+            ("[mqtt]\nurl = \"tcp://broker\"\n", "mqtt.url"),
+            ("[mqtt]\ntopics = []\n", "mqtt.topics"),
+            (
+                "[mqtt]\ntopics = [\"env/{park}/{station}\"]\n",
+                "mqtt.topics",
+            ),
+            ("[mqtt]\nclient_id = \"\"\n", "mqtt.client_id"),
+            ("[mqtt]\nreceive_maximum = 0\n", "mqtt.receive_maximum"),
+            ("[mqtt]\nmax_payload_bytes = 0\n", "mqtt.max_payload_bytes"),
+            ("[mqtt]\nprotocol = \"v4\"\n", "mqtt.protocol"),
+            ("[influx]\nurl = \"ftp://h\"\n", "influx.url"),
+            ("[influx]\nbatch_size = 0\n", "influx.batch_size"),
+            ("[influx]\nbatch_size = \"many\"\n", "influx.batch_size"),
+            ("[influx]\nbucket = \"\"\n", "influx.bucket"),
+            (
+                "[influx]\napi = \"v1\"\ndatabase = \"\"\n",
+                "influx.database",
+            ),
+            ("[influx]\napi = \"v3\"\n", "influx.api"),
+            ("[http]\nlisten = \"localhost:9787\"\n", "http.listen"),
+            (
+                "[stations]\ntimezone = \"Mars/Olympus\"\n",
+                "stations.timezone",
+            ),
+            ("[journal]\nretention_days = 0\n", "journal.retention_days"),
+            (
+                "[compliance]\nmin_capture = 1.5\n",
+                "compliance.min_capture",
+            ),
+            ("[compliance]\nwindows = [\"7m\"]\n", "compliance.windows"),
+            ("[influx]\nbatchsize = 10\n", "influx"),
+        ] {
+            let e = load(text, &[]).unwrap_err();
+            assert_eq!(e.key(), Some(key), "{text}: {e}");
+            assert!(e.to_string().contains("q.toml"), "{e}");
+        }
+        let e = load("", &[("QUANTRAC__HTTP__LISTEN", "nowhere")]).unwrap_err();
+        assert_eq!(e.key(), Some("http.listen"));
+        assert!(e.to_string().contains("QUANTRAC__HTTP__LISTEN"), "{e}");
     }
 
     #[test]
@@ -478,6 +690,34 @@ mod tests {
             .to_string();
         assert!(e.contains("batchsize"), "{e}");
         assert!(e.contains("q.toml"), "{e}");
+    }
+
+    #[test]
+    fn empty_secrets_are_none_and_secret_files_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = write(dir.path(), "pw", "from-file\n");
+        let s = load(
+            &format!(
+                "[mqtt]\npassword = \"\"\n[influx]\napi = \"v1\"\nusername = \"w\"\npassword = \"inline\"\npassword_file = {:?}\n",
+                pw.display().to_string()
+            ),
+            &[],
+        )
+        .unwrap();
+        assert!(s.mqtt.password.is_none());
+        assert_eq!(v1(&s).username.as_deref(), Some("w"));
+        assert_eq!(
+            v1(&s).password.as_ref().unwrap().expose_secret(),
+            "from-file"
+        );
+        let e = load("[mqtt]\npassword_file = \"/nonexistent/pw\"\n", &[]).unwrap_err();
+        assert_eq!(e.key(), Some("mqtt.password_file"));
+        let e = load(
+            "[mqtt]\nurl = \"mqtts://b\"\nca_file = \"/nonexistent/ca.pem\"\n",
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.key(), Some("mqtt.ca_file"));
     }
 
     #[test]

@@ -21,7 +21,6 @@ mod json;
 mod run;
 mod text;
 mod time;
-mod topic;
 mod units;
 
 use std::collections::HashMap;
@@ -32,9 +31,10 @@ use chrono_tz::Tz;
 use crate::model::{Param, Reading, Reason, Rejection, StationKey, Status};
 use crate::pipeline::Decoded;
 
+use crate::model::topic;
+pub use crate::model::topic::TemplateError;
 pub use events::{Events, RejectionLog};
 pub use run::run;
-pub use topic::TemplateError;
 
 /// Topics remembered by [`Decoder`]. A park has at most a few hundred stations, so the bound
 /// only matters if something publishes on ever-new topics; then the cache starts over.

@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
-use crate::config::{MqttSettings, Protocol};
+use crate::config::{BrokerUrl, MqttSettings, Protocol};
 use crate::mqtt::{self, Incoming};
 use crate::shutdown::CancellationToken;
 
@@ -150,6 +150,10 @@ fn connect(
         Some(rest) => format!("mqtt://{rest}"),
         None => opts.url.clone(),
     };
+    let url = BrokerUrl::parse(&url).map_err(|reason| DemoError::Url {
+        url: opts.url.clone(),
+        reason,
+    })?;
     let settings = MqttSettings {
         url,
         protocol: opts.protocol,
@@ -158,11 +162,8 @@ fn connect(
         session_expiry_s: 3600,
         ..MqttSettings::default()
     };
-    let (client, mut events) =
-        mqtt::connect_publisher(&settings, opts.max_inflight).map_err(|e| DemoError::Url {
-            url: opts.url.clone(),
-            reason: e.to_string(),
-        })?;
+    let (client, mut events) = mqtt::connect_publisher(&settings, opts.max_inflight)
+        .map_err(|e| DemoError::Client(e.to_string()))?;
     let task = tokio::spawn(async move {
         let mut backoff = mqtt::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         loop {

@@ -26,8 +26,8 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 5)]
     pub interval_s: u64,
     /// Also write to this InfluxDB (e.g. http://127.0.0.1:8086); none by default.
-    #[arg(long, default_value = "")]
-    pub influx_url: String,
+    #[arg(long)]
+    pub influx_url: Option<crate::config::InfluxUrl>,
     /// InfluxDB API for --influx-url: v1 or v2.
     #[arg(long, default_value = "v1")]
     pub influx_api: String,
@@ -80,15 +80,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     std::fs::write(&stations, stations_toml())
         .with_context(|| format!("writing {}", stations.display()))?;
     let mut settings = Settings::default();
-    settings.mqtt.url = format!("mqtt://{broker}");
+    settings.mqtt.url = broker.into();
     settings.mqtt.client_id = "quantrac-demo".into();
     settings.stations.file = stations;
     settings.journal.path = args.dir.join("journal");
-    settings.http.listen = listen;
+    settings.http.listen = listen.parse().context("--listen")?;
     settings.influx.url = args.influx_url.clone();
     settings.influx.api = match args.influx_api.as_str() {
-        "v1" => crate::config::InfluxApi::V1,
-        "v2" => crate::config::InfluxApi::V2,
+        "v1" => crate::config::InfluxApi::V1(Default::default()),
+        "v2" => crate::config::InfluxApi::V2(Default::default()),
         other => bail!("--influx-api {other:?}: expected v1 or v2"),
     };
     let running = app::start(settings).await?;

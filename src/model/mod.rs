@@ -6,6 +6,7 @@
 
 mod param;
 mod reading;
+pub mod topic;
 
 pub use param::{Kind, Param};
 pub use reading::{

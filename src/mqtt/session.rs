@@ -54,8 +54,6 @@ pub enum EventLoop {
 /// Why a session cannot be set up from the settings (before any connection).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("mqtt.url {0:?}: expected mqtt://host:port or mqtts://host:port")]
-    Url(String),
     #[error("mqtt.ca_file: {0}")]
     CaFile(String),
 }
@@ -166,8 +164,7 @@ pub fn connect_publisher(s: &MqttSettings, inflight: u16) -> Result<(Client, Eve
 }
 
 fn open(s: &MqttSettings, publish_inflight: Option<u16>) -> Result<(Client, EventLoop), Error> {
-    let BrokerUrl { tls, host, port } =
-        BrokerUrl::parse(&s.url).map_err(|_| Error::Url(s.url.clone()))?;
+    let BrokerUrl { tls, host, port } = s.url.clone();
     let transport = transport(tls, s)?;
     // The request channel carries our PUBACKs: larger than the number of unacknowledged
     // messages the broker may send, so acking rarely waits. A publisher's carries its
@@ -194,8 +191,8 @@ fn open(s: &MqttSettings, publish_inflight: Option<u16>) -> Result<(Client, Even
             if let Some(n) = publish_inflight {
                 o.set_outgoing_inflight_upper_limit(n);
             }
-            if !s.username.is_empty() {
-                o.set_credentials(s.username.clone(), password);
+            if let Some(username) = &s.username {
+                o.set_credentials(username.clone(), password);
             }
             let (client, eventloop) = v5::AsyncClient::new(o, cap);
             Ok((Client::V5(client), EventLoop::V5(Box::new(eventloop))))
@@ -210,8 +207,8 @@ fn open(s: &MqttSettings, publish_inflight: Option<u16>) -> Result<(Client, Even
             if let Some(n) = publish_inflight {
                 o.set_inflight(n);
             }
-            if !s.username.is_empty() {
-                o.set_credentials(s.username.clone(), password);
+            if let Some(username) = &s.username {
+                o.set_credentials(username.clone(), password);
             }
             let (client, eventloop) = rumqttc::AsyncClient::new(o, cap);
             Ok((Client::V4(client), EventLoop::V4(Box::new(eventloop))))

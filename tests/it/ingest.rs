@@ -379,7 +379,7 @@ async fn sigterm_flushes_and_exits_zero_and_secrets_stay_out_of_logs() {
         dir.path(),
         &broker.url(),
         &format!(
-            "url = \"{}\"\napi = \"v1\"\ndatabase = \"{}\"\nusername = \"\"\npassword_file = \"{}\"\ntoken = \"tok-inline-77aa\"",
+            "url = \"{}\"\napi = \"v1\"\ndatabase = \"{}\"\nusername = \"\"\npassword_file = \"{}\"\npassword = \"tok-inline-77aa\"",
             influx.url(),
             influx.db,
             secret_file.display()

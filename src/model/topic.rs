@@ -1,8 +1,10 @@
 //! Topic templates (`mqtt.topics`): `env/{park}/{site}/{station}`, where `{name}` captures one
 //! topic level. A template is checked once, when the decoder is built, so that a typo in the
-//! configuration stops the service at start-up instead of rejecting every message later.
+//! configuration stops the service at start-up (and `check-config`) instead of rejecting every
+//! message later. Part of the vocabulary: the configuration checks templates with it, `decode`
+//! matches topics with it.
 
-use crate::model::StationKey;
+use super::StationKey;
 
 /// A topic template that cannot be used. Each variant names the template as configured.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,7 +35,7 @@ enum Level {
 
 /// A parsed template with the level positions of the three identifiers.
 #[derive(Debug, Clone)]
-pub(crate) struct Template {
+pub struct Template {
     source: String,
     levels: Vec<Level>,
     park: usize,
@@ -43,7 +45,7 @@ pub(crate) struct Template {
 
 /// Why a topic gave no station key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Mismatch {
+pub enum Mismatch {
     /// No template has the topic's shape.
     NoTemplate,
     /// A template has the shape, but a captured level is not an identifier (the detail says
@@ -52,7 +54,7 @@ pub(crate) enum Mismatch {
 }
 
 impl Template {
-    pub(crate) fn parse(template: &str) -> Result<Template, TemplateError> {
+    pub fn parse(template: &str) -> Result<Template, TemplateError> {
         let err_template = || template.to_owned();
         if template.contains(['+', '#']) {
             return Err(TemplateError::Wildcard {
@@ -105,12 +107,12 @@ impl Template {
         })
     }
 
-    pub(crate) fn source(&self) -> &str {
+    pub fn source(&self) -> &str {
         &self.source
     }
 
     /// The MQTT subscription filter: every capture becomes `+`.
-    pub(crate) fn filter(&self) -> String {
+    pub fn filter(&self) -> String {
         let parts: Vec<&str> = self
             .levels
             .iter()
@@ -124,7 +126,7 @@ impl Template {
 
     /// The captured `(park, site, station)` when the topic has this template's shape.
     /// Identifiers are not checked here.
-    pub(crate) fn captures<'t>(&self, topic: &'t str) -> Option<[&'t str; 3]> {
+    pub fn captures<'t>(&self, topic: &'t str) -> Option<[&'t str; 3]> {
         let mut out = [""; 3];
         let mut parts = topic.split('/');
         for (i, level) in self.levels.iter().enumerate() {
@@ -153,7 +155,7 @@ impl Template {
 }
 
 /// Parses every template; the list must not be empty.
-pub(crate) fn parse_all(templates: &[String]) -> Result<Vec<Template>, TemplateError> {
+pub fn parse_all(templates: &[String]) -> Result<Vec<Template>, TemplateError> {
     if templates.is_empty() {
         return Err(TemplateError::NoTemplates);
     }
@@ -162,7 +164,7 @@ pub(crate) fn parse_all(templates: &[String]) -> Result<Vec<Template>, TemplateE
 
 /// Tries the templates in configured order; the first whose shape matches and whose captures
 /// are identifiers wins.
-pub(crate) fn match_topic(templates: &[Template], topic: &str) -> Result<StationKey, Mismatch> {
+pub fn match_topic(templates: &[Template], topic: &str) -> Result<StationKey, Mismatch> {
     let mut bad = None;
     for t in templates {
         if let Some(caps) = t.captures(topic) {
