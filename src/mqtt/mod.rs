@@ -12,10 +12,11 @@
 //! waits on the pipeline in normal operation. A message whose ack is never resolved (shutdown,
 //! failed commit) is never acknowledged: the broker delivers it again.
 
+mod acker;
 mod backoff;
+mod events;
 mod session;
 
-use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,19 +29,13 @@ use crate::metrics::Metrics;
 use crate::pipeline::{Ack, AckEvent, Envelope};
 use crate::readiness::Readiness;
 
+use acker::{acker, Pending};
 pub use backoff::Backoff;
-use session::Packet;
+use events::Events;
 pub use session::{connect_publisher, Client, ClientClosed, ConnectionError, Error, Incoming};
 
 /// This stage's key in [`Readiness`].
 pub const COMPONENT: &str = "mqtt";
-
-/// A packet waiting for its ack, tagged with the connection it arrived on.
-struct Pending {
-    seq: u64,
-    epoch: u64,
-    packet: Packet,
-}
 
 /// Capacity of the channel from the source into the pipeline: above the most unacknowledged
 /// messages the broker may send, so the poll loop does not wait.
@@ -70,7 +65,8 @@ pub async fn run(
     stop: CancellationToken,
 ) -> Result<(), Error> {
     let (client, mut eventloop) = session::connect(settings)?;
-    readiness.not_ready(COMPONENT, format!("connecting to {}", settings.url));
+    let mut events = Events::new(&metrics, readiness, settings.url.clone());
+    events.connecting();
     let bound = acks_in_flight(settings);
     let (ack_tx, ack_rx) = mpsc::channel::<AckEvent>(bound);
     let (pending_tx, pending_rx) = mpsc::channel::<Pending>(bound);
@@ -80,8 +76,7 @@ pub async fn run(
         ack_rx,
         pending_rx,
         epoch.clone(),
-        metrics.clone(),
-        readiness.clone(),
+        events.clone(),
     ));
 
     // `Some` while taking messages; all three are dropped together when `stop` fires.
@@ -93,7 +88,6 @@ pub async fn run(
         Duration::from_millis(settings.reconnect_min_ms),
         Duration::from_millis(settings.reconnect_max_ms),
     );
-    let mut down_since: Option<tokio::time::Instant> = None;
 
     loop {
         let event = tokio::select! {
@@ -101,8 +95,7 @@ pub async fn run(
             // Shutdown: stop forwarding. Later publishes stay unacknowledged in the broker
             // session; the acker ends once every forwarded message was resolved or dropped.
             _ = stop.cancelled(), if intake.is_some() => {
-                tracing::info!("MQTT source stopping: no new messages taken");
-                readiness.not_ready(COMPONENT, "shutting down");
+                events.stopping();
                 intake = None;
                 continue;
             }
@@ -119,38 +112,21 @@ pub async fn run(
         match event {
             Ok(Incoming::Connected { session_present }) => {
                 let e = epoch.fetch_add(1, Ordering::SeqCst) + 1;
-                metrics.mqtt_connected.set(1);
                 backoff.reset();
-                if let Some(since) = down_since.take() {
-                    tracing::info!(
-                        down_s = since.elapsed().as_secs_f64(),
-                        session_present,
-                        "MQTT reconnected"
-                    );
-                } else {
-                    tracing::info!(url = %settings.url, session_present, epoch = e, "MQTT connected");
-                }
+                events.connected(session_present, e);
                 // Without a kept session the broker forgot our subscriptions; with one it
                 // keeps them, but subscribing again is harmless and covers changed topics.
                 subscribe_sent = intake.is_some() && client.try_subscribe(&filters);
                 if intake.is_some() && !subscribe_sent {
-                    tracing::warn!("MQTT request channel full; subscribing on the next event");
-                }
-                readiness.not_ready(COMPONENT, "waiting for the broker to grant subscriptions");
-            }
-            Ok(Incoming::Subscribed { ok }) => {
-                if ok {
-                    if intake.is_some() {
-                        readiness.ready(COMPONENT);
-                    }
-                    tracing::info!(filters = ?filters, "MQTT subscribed at QoS 1");
-                } else {
-                    readiness.not_ready(COMPONENT, "broker refused a subscription");
-                    tracing::error!(filters = ?filters, "the broker refused a subscription (check its ACL)");
+                    tracing::debug!("MQTT request channel full; subscribing on the next event");
                 }
             }
+            Ok(Incoming::Subscribed { ok: true }) => {
+                events.subscribed(&filters, intake.is_some());
+            }
+            Ok(Incoming::Subscribed { ok: false }) => events.subscription_refused(&filters),
             Ok(Incoming::Publish(msg)) => {
-                metrics.messages_received.inc();
+                events.received();
                 let Some((out, ack_tx, pending_tx)) = &intake else {
                     continue; // shutting down: leave it to the broker
                 };
@@ -185,30 +161,23 @@ pub async fn run(
                 }
             }
             Ok(Incoming::Other | Incoming::PubAck | Incoming::Closed) => {
-                if !subscribe_sent && intake.is_some() && metrics.mqtt_connected.get() == 1 {
+                if !subscribe_sent && intake.is_some() && events.is_connected() {
                     // A subscribe that did not fit the request channel earlier.
                     subscribe_sent = client.try_subscribe(&filters);
                 }
             }
             Err(e) => {
-                metrics.mqtt_connected.set(0);
                 if intake.is_none() {
                     break; // shutting down and the connection is gone: nothing left to flush
                 }
                 subscribe_sent = false;
                 if e.is_permanent() {
-                    refused(settings, &e, &readiness);
+                    events.refused(&e, &settings.client_id);
                     stop.cancelled().await;
                     break;
                 }
-                readiness.not_ready(COMPONENT, format!("not connected to {}: {e}", settings.url));
                 let delay = backoff.next_delay();
-                if down_since.is_none() {
-                    down_since = Some(tokio::time::Instant::now());
-                    tracing::warn!(error.message = %e, url = %settings.url, "MQTT connection lost; reconnecting with backoff");
-                } else {
-                    tracing::debug!(error.message = %e, retry_in_ms = delay.as_millis() as u64, "MQTT reconnect failed");
-                }
+                events.disconnected(&e, delay);
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = stop.cancelled() => {}
@@ -216,93 +185,7 @@ pub async fn run(
             }
         }
     }
-    metrics.mqtt_connected.set(0);
+    events.stopped();
     acker.abort();
     Ok(())
-}
-
-/// The broker refused this configuration: said once, in the log and on `/readyz`.
-fn refused(settings: &MqttSettings, e: &ConnectionError, readiness: &Readiness) {
-    tracing::error!(
-        error.message = %e,
-        url = %settings.url,
-        client_id = %settings.client_id,
-        "MQTT broker refused quantrac; not retrying: fix mqtt.username, mqtt.password (or password_file) or mqtt.client_id and restart"
-    );
-    readiness.not_ready(
-        COMPONENT,
-        format!("{e} ({}); not retrying until restarted", settings.url),
-    );
-}
-
-/// Sends PUBACKs in arrival order for durable messages. Ends when every `Ack` is gone (the
-/// source dropped its senders and the journal resolved or dropped the rest), then disconnects.
-///
-/// A dropped `Ack` stops acknowledging for good: the messages after it may be durable, but a
-/// PUBACK for them would let the broker forget them while the one before is lost. It is
-/// counted, logged and shown on `/readyz`; it only happens when a stage failed or the service
-/// stopped with messages queued, both of which end the run, and the broker redelivers.
-async fn acker(
-    client: Client,
-    mut events: mpsc::Receiver<AckEvent>,
-    mut pending: mpsc::Receiver<Pending>,
-    epoch: Arc<AtomicU64>,
-    metrics: Metrics,
-    readiness: Readiness,
-) {
-    let mut queue: VecDeque<Pending> = VecDeque::new();
-    let mut durable: BTreeSet<u64> = BTreeSet::new();
-    let mut pending_open = true;
-    let mut blocked_at: Option<u64> = None;
-    loop {
-        tokio::select! {
-            biased;
-            p = pending.recv(), if pending_open => match p {
-                Some(p) => queue.push_back(p),
-                None => pending_open = false,
-            },
-            event = events.recv() => match event {
-                Some(AckEvent::Durable(seq)) => { durable.insert(seq); }
-                Some(AckEvent::Dropped(seq)) => {
-                    metrics.acks_dropped.inc();
-                    if blocked_at.is_none() {
-                        tracing::error!(seq, "a message was dropped before it was durable; no more PUBACKs until restart (the broker redelivers)");
-                        readiness.not_ready(COMPONENT, format!("message #{seq} was dropped before it was durable; no more acknowledgements until restarted"));
-                        blocked_at = Some(seq);
-                    }
-                }
-                None => break,
-            },
-        }
-        if blocked_at.is_some() {
-            queue.clear();
-            durable.clear();
-            continue;
-        }
-        while let Some(head) = queue.front() {
-            if !durable.remove(&head.seq) {
-                break;
-            }
-            let head = queue.pop_front().expect("front exists");
-            if head.epoch != epoch.load(Ordering::SeqCst) {
-                // Arrived on a connection that is gone: the broker redelivers it (persistent
-                // session) and the journal makes the duplicate harmless. A PUBACK now could
-                // acknowledge a different message with the same packet id.
-                continue;
-            }
-            match client.ack(&head.packet).await {
-                Ok(()) => metrics.acks_sent.inc(),
-                Err(e) => {
-                    tracing::warn!(error.message = %e, "PUBACK not sent; the broker will redeliver")
-                }
-            }
-        }
-    }
-    if !queue.is_empty() {
-        tracing::info!(
-            unacknowledged = queue.len(),
-            "messages left unacknowledged for redelivery"
-        );
-    }
-    let _ = client.disconnect().await;
 }

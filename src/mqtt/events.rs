@@ -1,0 +1,162 @@
+//! What the MQTT source tells the outside world, one method per event: each writes its log
+//! line, its metrics and, where the event changes whether quantrac can take messages, its
+//! `/readyz` reason, together (see [`crate::metrics`] for the pattern).
+//!
+//! | event | log | metrics | readiness |
+//! |---|---|---|---|
+//! | [`Events::connected`] | info | `quantrac_mqtt_connected` 1 | `mqtt: waiting for the broker to grant subscriptions` |
+//! | [`Events::subscribed`] | info | — | ready |
+//! | [`Events::subscription_refused`] | error | — | `mqtt: broker refused a subscription` |
+//! | [`Events::received`] | — | `quantrac_messages_received_total` | — |
+//! | [`Events::disconnected`] | warn once per outage, then debug | `quantrac_mqtt_connected` 0 | `mqtt: not connected to …: why` |
+//! | [`Events::refused`] | error, once | `quantrac_mqtt_connected` 0 | `mqtt: the broker refused …; not retrying` |
+//! | [`Events::stopping`] | info | — | `mqtt: shutting down` |
+//! | [`Events::ack_sent`] | — | `quantrac_mqtt_acks_total` | — |
+//! | [`Events::ack_dropped`] | error, once | `quantrac_mqtt_acks_dropped_total` | `mqtt: message #n was dropped …` |
+
+use std::time::Duration;
+
+use prometheus::{IntCounter, IntGauge};
+use tokio::time::Instant;
+
+use super::{ClientClosed, ConnectionError, COMPONENT};
+use crate::config::BrokerUrl;
+use crate::metrics::Metrics;
+use crate::readiness::Readiness;
+
+/// The MQTT source's events, with the metric handles resolved once. Cloned into the acker.
+#[derive(Clone)]
+pub struct Events {
+    connected: IntGauge,
+    received: IntCounter,
+    acks_sent: IntCounter,
+    acks_dropped: IntCounter,
+    readiness: Readiness,
+    url: BrokerUrl,
+    /// Since when the connection is down (`None` while up, and before the first connection).
+    down_since: Option<Instant>,
+    /// An ack was dropped: said once.
+    dropped_said: bool,
+}
+
+impl Events {
+    pub fn new(m: &Metrics, readiness: Readiness, url: BrokerUrl) -> Events {
+        Events {
+            connected: m.mqtt_connected.clone(),
+            received: m.messages_received.clone(),
+            acks_sent: m.acks_sent.clone(),
+            acks_dropped: m.acks_dropped.clone(),
+            readiness,
+            url,
+            down_since: None,
+            dropped_said: false,
+        }
+    }
+
+    /// Before the first connection.
+    pub fn connecting(&self) {
+        self.readiness
+            .not_ready(COMPONENT, format!("connecting to {}", self.url));
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected.get() == 1
+    }
+
+    /// The broker accepted the connection (connection number `epoch`).
+    pub fn connected(&mut self, session_present: bool, epoch: u64) {
+        self.connected.set(1);
+        match self.down_since.take() {
+            Some(since) => tracing::info!(
+                down_s = since.elapsed().as_secs_f64(),
+                session_present,
+                "MQTT reconnected"
+            ),
+            None => {
+                tracing::info!(url = %self.url, session_present, epoch, "MQTT connected")
+            }
+        }
+        self.readiness
+            .not_ready(COMPONENT, "waiting for the broker to grant subscriptions");
+    }
+
+    /// The subscriptions were granted: messages can flow.
+    pub fn subscribed(&self, filters: &[String], taking_messages: bool) {
+        if taking_messages {
+            self.readiness.ready(COMPONENT);
+        }
+        tracing::info!(filters = ?filters, "MQTT subscribed at QoS 1");
+    }
+
+    pub fn subscription_refused(&self, filters: &[String]) {
+        self.readiness
+            .not_ready(COMPONENT, "broker refused a subscription");
+        tracing::error!(filters = ?filters, "the broker refused a subscription (check its ACL)");
+    }
+
+    pub fn received(&self) {
+        self.received.inc();
+    }
+
+    /// The connection is down for a reason that may pass; the next attempt is in `retry_in`.
+    pub fn disconnected(&mut self, e: &ConnectionError, retry_in: Duration) {
+        self.connected.set(0);
+        self.readiness
+            .not_ready(COMPONENT, format!("not connected to {}: {e}", self.url));
+        if self.down_since.is_none() {
+            self.down_since = Some(Instant::now());
+            tracing::warn!(error.message = %e, url = %self.url, "MQTT connection lost; reconnecting with backoff");
+        } else {
+            tracing::debug!(error.message = %e, retry_in_ms = retry_in.as_millis() as u64, "MQTT reconnect failed");
+        }
+    }
+
+    /// The broker refused this configuration (credentials, client id): retrying cannot help.
+    pub fn refused(&self, e: &ConnectionError, client_id: &str) {
+        self.connected.set(0);
+        tracing::error!(
+            error.message = %e,
+            url = %self.url,
+            client_id,
+            "MQTT broker refused quantrac; not retrying: fix mqtt.username, mqtt.password (or password_file) or mqtt.client_id and restart"
+        );
+        self.readiness.not_ready(
+            COMPONENT,
+            format!("{e} ({}); not retrying until restarted", self.url),
+        );
+    }
+
+    /// Shutdown: no new messages are taken.
+    pub fn stopping(&self) {
+        tracing::info!("MQTT source stopping: no new messages taken");
+        self.readiness.not_ready(COMPONENT, "shutting down");
+    }
+
+    /// The source ended (the connection is gone or closing).
+    pub fn stopped(&self) {
+        self.connected.set(0);
+    }
+
+    pub fn ack_sent(&self) {
+        self.acks_sent.inc();
+    }
+
+    /// A PUBACK could not be handed to the client (its event loop is gone).
+    pub fn ack_failed(&self, e: &ClientClosed) {
+        tracing::warn!(error.message = %e, "PUBACK not sent; the broker will redeliver");
+    }
+
+    /// Message `seq` was dropped before the journal made it durable. Counted every time;
+    /// said once, since every later message waits behind it.
+    pub fn ack_dropped(&mut self, seq: u64) {
+        self.acks_dropped.inc();
+        if !self.dropped_said {
+            self.dropped_said = true;
+            tracing::error!(seq, "a message was dropped before it was durable; no more PUBACKs until restart (the broker redelivers)");
+            self.readiness.not_ready(
+                COMPONENT,
+                format!("message #{seq} was dropped before it was durable; no more acknowledgements until restarted"),
+            );
+        }
+    }
+}
