@@ -50,8 +50,8 @@ pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(30);
 /// The sink's last flush: a third of the budget, leaving the rest for the drain before it.
 pub const SINK_FINAL_FLUSH: Duration = Duration::from_secs(SHUTDOWN_BUDGET.as_secs() / 3);
 
-/// The HTTP server's own graceful stop, after everything else.
-const HTTP_STOP: Duration = Duration::from_secs(2);
+/// The end of the budget kept for the HTTP server's own graceful stop, after the pipeline.
+const HTTP_STOP: Duration = Duration::from_secs(SHUTDOWN_BUDGET.as_secs() / 15);
 
 /// A running pipeline.
 pub struct Running {
@@ -293,7 +293,8 @@ impl Running {
         tracing::info!("shutting down: no new messages; draining the pipeline");
         self.readiness.not_ready("app", "shutting down");
         self.intake.cancel();
-        let deadline = tokio::time::Instant::now() + SHUTDOWN_BUDGET;
+        let end = tokio::time::Instant::now() + SHUTDOWN_BUDGET;
+        let deadline = end - HTTP_STOP;
         loop {
             match tokio::time::timeout_at(deadline, self.tasks.next_exit()).await {
                 Ok(Some(exit)) => {
@@ -321,7 +322,7 @@ impl Running {
             }
         }
         self.http_stop.cancel();
-        let _ = tokio::time::timeout(HTTP_STOP, self.http).await;
+        let _ = tokio::time::timeout_at(end, self.http).await;
         if !failed.is_empty() {
             bail!("stage failed: {}", failed.join("; "));
         }
