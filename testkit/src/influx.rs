@@ -222,7 +222,8 @@ impl Influx1 {
     }
 
     /// A minimal blocking HTTP/1.0 exchange (no chunked encoding to undo), for tests without
-    /// a runtime: status and body. `path` includes the query string, already encoded.
+    /// a runtime: status and body. `path` includes the query string, already encoded; no
+    /// credentials are sent.
     pub fn http(&self, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
         let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
         s.set_read_timeout(Some(Duration::from_secs(30)))?;
@@ -243,6 +244,15 @@ impl Influx1 {
             .map(|(_, b)| b.to_owned())
             .unwrap_or_default();
         Ok((status, body))
+    }
+
+    /// An InfluxQL query in `db` over [`Influx1::http`]: the JSON answer (times in RFC 3339).
+    pub fn query_blocking(&self, db: &str, q: &str) -> Value {
+        let (status, body) = self
+            .http("GET", &format!("/query?db={db}&q={}", url_encode(q)), "")
+            .unwrap();
+        serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("query {q}: HTTP {status}, not JSON ({e}): {body}"))
     }
 }
 
