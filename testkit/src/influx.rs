@@ -200,12 +200,16 @@ impl Influx1 {
             .unwrap_or(0)
     }
 
-    /// One InfluxQL request, in database `db` when given: POST for statements that change
-    /// something (`CREATE`, `DROP`), GET for queries. An answer other than 2xx is an error.
-    pub async fn request(&self, post: bool, db: Option<&str>, q: &str) -> anyhow::Result<Value> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()?;
+    /// One InfluxQL request with the caller's client, in database `db` when given: POST for
+    /// statements that change something (`CREATE`, `DROP`), GET for queries. An answer other
+    /// than 2xx is an error.
+    pub async fn request(
+        &self,
+        http: &reqwest::Client,
+        post: bool,
+        db: Option<&str>,
+        q: &str,
+    ) -> anyhow::Result<Value> {
         let url = format!("{}/query", self.url());
         let mut params = vec![("q", q)];
         if let Some(db) = db {

@@ -33,7 +33,8 @@ impl Default for BrokerOpts {
 }
 
 /// A mosquitto broker on a free loopback port; its files (configuration, persistence,
-/// `mosquitto.log`) in `<dir>/mosquitto`.
+/// `mosquitto.log`) in `<dir>/mosquitto`. Its log goes to that file as it happens (mosquitto
+/// buffers its standard output when that is a pipe).
 pub struct Broker {
     pub port: u16,
     pub proc: Proc,
@@ -58,15 +59,16 @@ impl Broker {
         }
         text.push_str(&format!(
             "max_queued_messages {}\nmax_inflight_messages 1000\n\
-             persistent_client_expiration 7d\nlog_dest stdout\nuser root\nlog_type error\nlog_type warning\nlog_type notice\n",
-            opts.max_queued_messages
+             persistent_client_expiration 7d\nlog_dest stdout\nlog_dest file {}\nuser root\nlog_type error\nlog_type warning\nlog_type notice\n",
+            opts.max_queued_messages,
+            data.join("mosquitto.log").display()
         ));
         if let Some(s) = opts.sys_interval {
             text.push_str(&format!("sys_interval {s}\n"));
         }
         std::fs::write(&conf, text).unwrap();
         let bin = program("mosquitto", "mosquitto");
-        let proc = Proc::build(
+        let proc = Proc::spawn(
             "mosquitto",
             &[
                 bin.display().to_string(),
@@ -75,9 +77,7 @@ impl Broker {
             ],
             &[],
             dir,
-        )
-        .log_file(&data.join("mosquitto.log"))
-        .start_now();
+        );
         let b = Broker { port, proc };
         wait_port(port, "mosquitto");
         b
