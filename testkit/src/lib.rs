@@ -17,7 +17,8 @@
 //!   broker + InfluxDB + quantrac.
 //! - [`publisher`] — [`Publisher`]: a QoS 1 MQTT client that counts PUBACKs.
 //! - [`metrics`] — [`parse_metric`]: one sample out of a Prometheus scrape.
-//! - [`fixtures`] — the contract's example stations and payloads.
+//! - [`fixtures`] — the contract's example stations ([`fixtures::CONTRACT_STATIONS`], which the
+//!   quantrac crate's unit tests use too, and [`STATIONS`] built from it) and payloads.
 //!
 //! Every server runs on loopback in a folder the caller owns, so a test can kill and restart
 //! any part; `TEST_LOG=1` streams every process's output live.
