@@ -8,9 +8,12 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 # Dependencies first, so editing quantrac's own code does not rebuild them.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src benches \
+# The test-support crate (a workspace member and dev-dependency): cargo reads its manifest,
+# never builds it for the image.
+COPY testkit/Cargo.toml ./testkit/
+RUN mkdir -p src benches testkit/src \
     && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs \
+    && touch src/lib.rs testkit/src/lib.rs \
     && echo 'fn main() {}' > benches/pipeline.rs \
     && cargo build --release --locked \
     && rm -rf src benches

@@ -3,7 +3,7 @@
 # InfluxDB 1.x on this machine. Prints figures; asserts nothing. Needs mosquitto and influxd 1.x
 # installed (not running: the benchmark starts its own on free loopback ports).
 #
-# Sizes (environment, defaults in benches/pipeline.rs):
+# Sizes (environment, defaults in benches/pipeline/sizes.rs):
 #   QUANTRAC_BENCH_STATIONS=200        stations (whole copies of the 6-station demo park)
 #   QUANTRAC_BENCH_CORE_MESSAGES=60000 per-core workload
 #   QUANTRAC_BENCH_LIVE_MESSAGES=50000 published while quantrac runs

@@ -23,6 +23,7 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-cargo fmt --check
-cargo clippy --all-targets --locked -- -D warnings
-cargo test --lib --bins --tests --locked
+# --workspace: quantrac and its test-support crate (testkit/).
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --lib --bins --tests --locked

@@ -411,9 +411,7 @@ mod due_tests {
             min_capture: 0.75,
             stuck_after_s: 0,
         };
-        let text =
-            "[[station]]\npark = \"p\"\nsite = \"s\"\nstation = \"o\"\nkind = \"wastewater\"\n\
-                    [station.limits]\nCOD = 100\n";
+        let text = quantrac_testkit::fixtures::CONTRACT_STATIONS;
         let stations = Stations::parse(text, "stations.toml", &defaults).unwrap();
         Engine::new(
             stations,
@@ -424,7 +422,7 @@ mod due_tests {
 
     fn cod(ts_ms: i64) -> Vec<Reading> {
         vec![Reading {
-            key: StationKey::parse("p", "s", "o").unwrap(),
+            key: StationKey::parse("nam-dinh-vu", "nd-textile", "outfall-1").unwrap(),
             param: Param::COD,
             ts_ms,
             value: 50.0,

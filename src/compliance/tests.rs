@@ -6,39 +6,13 @@ use crate::config::{StationDefaults, Stations, WindowSpec};
 use crate::model::LimitSource;
 use crate::model::{Reading, Status};
 use chrono_tz::Asia::Ho_Chi_Minh;
+// The contract's example stations.
+use quantrac_testkit::fixtures::CONTRACT_STATIONS as STATIONS;
 
 const MIN: i64 = 60_000;
 const HOUR: i64 = 60 * MIN;
 /// 2026-11-29T00:00:00Z = 07:00 in Hải Phòng.
 const T0: i64 = 1_795_910_400_000;
-
-/// The contract's example stations.
-const STATIONS: &str = r#"
-[[station]]
-park = "nam-dinh-vu"
-site = "nd-textile"
-station = "outfall-1"
-kind = "wastewater"
-regulation = "QCVN 40:2011/BTNMT"
-column = "B"
-kq = 0.9
-kf = 1.0
-expected_interval_s = 300
-
-[[station]]
-park = "dinh-vu"
-site = "dv-steel"
-station = "stack-1"
-kind = "emission"
-regulation = "QCVN 19:2009/BTNMT"
-column = "B"
-kp = 0.9
-kv = 1.0
-o2_ref = 7.0
-[station.limits]
-PM = 100
-SO2 = { max = 300 }
-"#;
 
 fn engine() -> Engine {
     let defaults = StationDefaults {

@@ -348,6 +348,7 @@ fn validate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use quantrac_testkit::fixtures::CONTRACT_STATIONS as CONTRACT_EXAMPLE;
 
     fn defaults() -> StationDefaults {
         StationDefaults {
@@ -359,33 +360,6 @@ mod tests {
             stuck_after_s: 3600,
         }
     }
-
-    const CONTRACT_EXAMPLE: &str = r#"
-[[station]]
-park = "nam-dinh-vu"
-site = "nd-textile"
-station = "outfall-1"
-kind = "wastewater"
-regulation = "QCVN 40:2011/BTNMT"
-column = "B"
-kq = 0.9
-kf = 1.0
-expected_interval_s = 300
-
-[[station]]
-park = "dinh-vu"
-site = "dv-steel"
-station = "stack-1"
-kind = "emission"
-regulation = "QCVN 19:2009/BTNMT"
-column = "B"
-kp = 0.9
-kv = 1.0
-o2_ref = 7.0
-[station.limits]
-PM = 100
-SO2 = { max = 300 }
-"#;
 
     #[test]
     fn the_contract_example_parses() {

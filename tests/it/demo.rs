@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::harness::*;
+use quantrac_testkit::*;
+
+use crate::QUANTRAC;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_shows_a_live_park_within_30_seconds() {
@@ -12,7 +14,7 @@ async fn the_demo_shows_a_live_park_within_30_seconds() {
     let mut demo = Proc::spawn(
         "quantrac demo",
         &[
-            env!("CARGO_BIN_EXE_quantrac").into(),
+            QUANTRAC.into(),
             "demo".into(),
             "--mqtt-port".into(),
             "0".into(),
@@ -24,16 +26,8 @@ async fn the_demo_shows_a_live_park_within_30_seconds() {
         &[],
         dir.path(),
     );
-    let line = demo.wait_for_log("HTTP listening on http://", Duration::from_secs(20));
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let url = format!("http://{addr}/metrics");
+    let http = announced_http(&demo, Duration::from_secs(20));
+    let url = format!("{http}/metrics");
     let stations = quantrac::demo::Simulator::new(1, Duration::from_secs(5)).station_keys();
     assert!(stations.len() >= 5);
 
@@ -73,8 +67,8 @@ async fn simulate_publishes_the_park_to_a_real_broker_and_quantrac_ingests_it() 
         influx,
         broker,
         dir: _dir,
-    } = Stack::start("").await;
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_quantrac"))
+    } = Stack::start(QUANTRAC, "").await;
+    let out = tokio::process::Command::new(QUANTRAC)
         .args([
             "simulate",
             "--url",

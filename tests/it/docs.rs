@@ -5,6 +5,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::QUANTRAC;
+
 const SECTIONS: [&str; 6] = [
     "mqtt",
     "influx",
@@ -89,7 +91,7 @@ fn the_readme_documents_every_station_key() {
 
 #[test]
 fn check_config_prints_the_limit_table_of_the_shipped_configuration() {
-    let out = Command::new(env!("CARGO_BIN_EXE_quantrac"))
+    let out = Command::new(QUANTRAC)
         .args(["check-config", "--config", "config/quantrac.toml"])
         .current_dir(root())
         .output()
@@ -131,7 +133,7 @@ fn check_config_names_file_key_and_reason() {
         format!("[stations]\nfile = {:?}\n", stations.display().to_string()),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_quantrac"))
+    let out = Command::new(QUANTRAC)
         .args(["check-config", "--config"])
         .arg(&cfg)
         .output()
@@ -146,7 +148,7 @@ fn check_config_names_file_key_and_reason() {
     );
 
     std::fs::write(&cfg, "[influx]\nbatch_sise = 10\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_quantrac"))
+    let out = Command::new(QUANTRAC)
         .args(["check-config", "--config"])
         .arg(&cfg)
         .output()
@@ -163,7 +165,7 @@ fn check_config_names_file_key_and_reason() {
 /// `Ok` once it serves HTTP (it is then stopped).
 fn run_outcome(config: &Path) -> Result<(), String> {
     let log = config.with_extension("log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_quantrac"))
+    let mut child = Command::new(QUANTRAC)
         .args(["run", "--config"])
         .arg(config)
         .stdout(Stdio::null())
@@ -192,7 +194,7 @@ fn run_outcome(config: &Path) -> Result<(), String> {
 }
 
 fn check_config_outcome(config: &Path) -> Result<(), String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_quantrac"))
+    let out = Command::new(QUANTRAC)
         .args(["check-config", "--config"])
         .arg(config)
         .output()
@@ -333,7 +335,7 @@ fn check_config_and_run_accept_and_refuse_the_same_configurations() {
 
 #[test]
 fn help_lists_the_commands_and_no_secret() {
-    let out = Command::new(env!("CARGO_BIN_EXE_quantrac"))
+    let out = Command::new(QUANTRAC)
         .arg("--help")
         .env("QUANTRAC__INFLUX__TOKEN", "tok-in-env-5521")
         .output()

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use chrono::{Local, Utc};
 
-use crate::harness::*;
+use quantrac_testkit::*;
+
+use crate::QUANTRAC;
 
 const OUTFALL: &str = "env/nam-dinh-vu/nd-textile/outfall-1";
 const STACK: &str = "env/dinh-vu/dv-steel/stack-1";
@@ -178,7 +180,7 @@ async fn v1_influxdb_gets_every_reading_with_limit_and_verdict() {
         influx,
         broker,
         dir: _dir,
-    } = Stack::start("[mqtt]\nmax_payload_bytes = 4096\n").await;
+    } = Stack::start(QUANTRAC, "[mqtt]\nmax_payload_bytes = 4096\n").await;
     let sent = publish_all(broker.port, 4096).await;
     check_metrics(&q).await;
 
@@ -266,7 +268,7 @@ async fn v2_write_api_gets_every_reading() {
         &format!("url = \"{}\"\napi = \"v2\"\norg = \"park\"\nbucket = \"quantrac\"\ntoken = \"{token}\"", vm.url()),
         "[mqtt]\nmax_payload_bytes = 4096\n",
     );
-    let q = Quantrac::start(dir.path(), &cfg, STATIONS);
+    let q = Quantrac::start(QUANTRAC, dir.path(), &cfg, STATIONS);
     q.wait_ready().await;
     publish_all(broker.port, 4096).await;
     check_metrics(&q).await;
@@ -302,7 +304,7 @@ async fn an_influxdb_outage_loses_nothing() {
         mut influx,
         broker,
         dir: _dir,
-    } = Stack::start("").await;
+    } = Stack::start(QUANTRAC, "").await;
     let p = Publisher::connect(broker.port).await;
     let base = Utc::now() - chrono::Duration::hours(3);
     let send = |i: i64| {
@@ -386,7 +388,7 @@ async fn sigterm_flushes_and_exits_zero_and_secrets_stay_out_of_logs() {
         ),
         "",
     );
-    let mut q = Quantrac::start(dir.path(), &cfg, STATIONS);
+    let mut q = Quantrac::start(QUANTRAC, dir.path(), &cfg, STATIONS);
     q.wait_ready().await;
     let p = Publisher::connect(broker.port).await;
     let ts = (Utc::now() - chrono::Duration::minutes(1))
@@ -425,7 +427,7 @@ async fn mqtt_v3_1_1_by_option() {
         influx,
         broker,
         dir: _dir,
-    } = Stack::start("[mqtt]\nprotocol = \"v3.1.1\"\n").await;
+    } = Stack::start(QUANTRAC, "[mqtt]\nprotocol = \"v3.1.1\"\n").await;
     let p = Publisher::connect(broker.port).await;
     let base = Utc::now() - chrono::Duration::minutes(30);
     for i in 0..50 {

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::harness::*;
+use quantrac_testkit::*;
+
+use crate::QUANTRAC;
 
 const STATION: &str = "env/nam-dinh-vu/nd-textile/outfall-1";
 
@@ -19,7 +21,7 @@ async fn readyz_answers_503_during_the_drain_and_the_http_server_stops_last() {
         black_hole.local_addr().unwrap()
     );
     let cfg = Quantrac::config_text(dir.path(), &broker.url(), &influx, "");
-    let mut q = Quantrac::start(dir.path(), &cfg, STATIONS);
+    let mut q = Quantrac::start(QUANTRAC, dir.path(), &cfg, STATIONS);
     q.wait_ready().await;
     let p = Publisher::connect(broker.port).await;
     let ts = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
@@ -96,7 +98,7 @@ async fn refused_mqtt_credentials_stop_the_retries_and_say_why() {
         "url = \"\"",
         "[mqtt]\nusername = \"quantrac\"\npassword = \"wrong-password-5e1f\"\n",
     );
-    let q = Quantrac::start(dir.path(), &cfg, STATIONS);
+    let q = Quantrac::start(QUANTRAC, dir.path(), &cfg, STATIONS);
     let body = eventually("refusal on /readyz", Duration::from_secs(15), || async {
         let r = reqwest::get(format!("{}/readyz", q.http)).await.ok()?;
         let body = r.text().await.ok()?;

@@ -1,8 +1,8 @@
-//! Integration tests: real mosquitto, InfluxDB 1.x, victoria-metrics and the quantrac binary.
+//! Integration tests: real mosquitto, InfluxDB 1.x, victoria-metrics and the quantrac binary,
+//! started by `quantrac-testkit` (the `testkit/` folder).
 
 mod demo;
 mod docs;
-mod harness;
 mod ingest;
 mod layering;
 mod lifecycle;
@@ -10,3 +10,6 @@ mod reliability;
 mod sink;
 mod tls;
 mod windows;
+
+/// The quantrac binary cargo built for these tests.
+const QUANTRAC: &str = env!("CARGO_BIN_EXE_quantrac");

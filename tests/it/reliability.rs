@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use crate::harness::*;
+use quantrac_testkit::*;
+
+use crate::QUANTRAC;
 
 const OUTFALL: &str = "env/nam-dinh-vu/nd-textile/outfall-1";
 
@@ -32,7 +34,7 @@ async fn repeated_kill9_and_an_influx_outage_lose_nothing_and_duplicate_nothing(
         mut influx,
         broker,
         dir: _dir,
-    } = Stack::start("").await;
+    } = Stack::start(QUANTRAC, "").await;
 
     const N: i64 = 3000;
     let base = Utc::now() - chrono::Duration::hours(6);
@@ -108,7 +110,7 @@ async fn a_broker_restart_mid_stream_loses_nothing() {
         influx,
         mut broker,
         dir: _dir,
-    } = Stack::start("").await;
+    } = Stack::start(QUANTRAC, "").await;
     let base = Utc::now() - chrono::Duration::hours(2);
     {
         let p = Publisher::connect(broker.port).await;
@@ -148,7 +150,7 @@ async fn a_full_journal_stops_acknowledging_and_loses_nothing() {
         &influx.v1_config(),
         "[journal]\nmax_bytes = 300000\n",
     );
-    let mut q = Quantrac::start(dir.path(), &small, STATIONS);
+    let mut q = Quantrac::start(QUANTRAC, dir.path(), &small, STATIONS);
     q.wait_ready().await;
     let base = Utc::now() - chrono::Duration::hours(3);
     let p = Publisher::connect(broker.port).await;
@@ -198,7 +200,7 @@ async fn verify_names_the_altered_missing_and_reordered_record() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(dir.path());
     let cfg = Quantrac::config_text(dir.path(), &broker.url(), "url = \"\"", "");
-    let mut q = Quantrac::start(dir.path(), &cfg, STATIONS);
+    let mut q = Quantrac::start(QUANTRAC, dir.path(), &cfg, STATIONS);
     q.wait_ready().await;
     let p = Publisher::connect(broker.port).await;
     let base = Utc::now() - chrono::Duration::hours(1);
@@ -230,7 +232,7 @@ async fn verify_names_the_altered_missing_and_reordered_record() {
         );
         let path = dir.path().join(format!("{name}.toml"));
         std::fs::write(&path, config).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_quantrac"))
+        let out = std::process::Command::new(QUANTRAC)
             .args(["verify", "--config"])
             .arg(&path)
             .output()
@@ -288,7 +290,7 @@ async fn dead_letters_are_listed_and_replayed_after_a_config_fix() {
         &influx.v1_config(),
         "[mqtt]\nmax_payload_bytes = 60\n",
     );
-    let mut q = Quantrac::start(dir.path(), &cfg, STATIONS);
+    let mut q = Quantrac::start(QUANTRAC, dir.path(), &cfg, STATIONS);
     q.wait_ready().await;
     let p = Publisher::connect(broker.port).await;
     let ts = (Utc::now() - chrono::Duration::minutes(30))

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use crate::harness::*;
+use quantrac_testkit::*;
+
+use crate::QUANTRAC;
 
 const OUTFALL: &str = "env/nam-dinh-vu/nd-textile/outfall-1";
 
@@ -31,7 +33,7 @@ async fn refused_credentials_keep_every_point_until_they_are_fixed() {
         influx.v1_config()
     );
     let cfg = Quantrac::config_text(dir.path(), &broker.url(), &wrong, "");
-    let mut q = Quantrac::start(dir.path(), &cfg, STATIONS);
+    let mut q = Quantrac::start(QUANTRAC, dir.path(), &cfg, STATIONS);
     q.wait_ready().await;
     let p = Publisher::connect(broker.port).await;
     for i in 0..20 {
@@ -84,7 +86,7 @@ async fn a_refused_point_is_isolated_and_the_rest_are_written() {
         influx,
         broker,
         dir: _dir,
-    } = Stack::start("").await;
+    } = Stack::start(QUANTRAC, "").await;
     // A `ratio` field of another type already in this shard: InfluxDB refuses every point that
     // carries a numeric ratio (COD, which has a limit) and accepts the others (Flow has no
     // limit, NH4 is calibrating).

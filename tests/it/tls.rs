@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use crate::harness::*;
+use quantrac_testkit::*;
+
+use crate::QUANTRAC;
 
 /// A CA and a server certificate for `localhost`, made with the openssl command.
 fn certificates(dir: &Path, name: &str) {
@@ -110,7 +112,7 @@ async fn mqtts_with_a_private_ca() {
         "url = \"\"",
         &format!("[mqtt]\nca_file = \"{}/park-ca.pem\"\n", d.display()),
     );
-    let q = Quantrac::start(d, &cfg, STATIONS);
+    let q = Quantrac::start(QUANTRAC, d, &cfg, STATIONS);
     q.wait_ready().await;
     let p = Publisher::connect(plain).await;
     let ts = (Utc::now() - chrono::Duration::minutes(1))
@@ -144,7 +146,7 @@ async fn mqtts_with_a_private_ca() {
             other.path().display()
         ),
     );
-    let mut q = Quantrac::start(d, &cfg, STATIONS);
+    let mut q = Quantrac::start(QUANTRAC, d, &cfg, STATIONS);
     let reason = eventually(
         "a TLS failure as the readiness reason",
         Duration::from_secs(10),

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use chrono::{DurationRound, Utc};
 
-use crate::harness::*;
+use quantrac_testkit::*;
+
+use crate::QUANTRAC;
 
 const OUTFALL: &str = "env/nam-dinh-vu/nd-textile/outfall-1";
 
@@ -39,7 +41,7 @@ async fn an_hour_of_old_readings_gives_the_hand_computed_average() {
         influx,
         broker,
         dir: _dir,
-    } = Stack::start("").await;
+    } = Stack::start(QUANTRAC, "").await;
     let hour = (Utc::now() - chrono::Duration::hours(3))
         .duration_trunc(chrono::Duration::hours(1))
         .unwrap();
@@ -100,7 +102,7 @@ async fn a_kill9_in_the_middle_of_an_hour_keeps_every_sample() {
         influx,
         broker,
         dir: _dir,
-    } = Stack::start("").await;
+    } = Stack::start(QUANTRAC, "").await;
     let hour = (Utc::now() - chrono::Duration::hours(5))
         .duration_trunc(chrono::Duration::hours(1))
         .unwrap();
@@ -153,7 +155,7 @@ async fn a_kill9_before_the_windows_are_written_still_writes_them() {
         influx,
         broker,
         dir: _dir,
-    } = Stack::start("").await;
+    } = Stack::start(QUANTRAC, "").await;
     let hour = (Utc::now() - chrono::Duration::hours(7))
         .duration_trunc(chrono::Duration::hours(1))
         .unwrap();
