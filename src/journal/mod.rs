@@ -50,7 +50,7 @@ use crate::model;
 
 pub use dead_letters::{dead_letters, mark_replayed, DeadLetter};
 pub use outbox::Outbox;
-pub use run::{run, spawn, RunParams};
+pub use run::{run, RunParams};
 pub use verify::{verify, Problem, VerifyReport};
 pub use writer::Journal;
 

@@ -9,7 +9,6 @@
 //! What the stage logs, counts and reports on `/readyz` is in [`Events`].
 
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, Notify};
@@ -77,22 +76,6 @@ pub fn run(
         params,
     };
     stage.run(rx)
-}
-
-/// [`run`] on a new thread named `journal`.
-pub fn spawn(
-    journal: Journal,
-    rx: mpsc::Receiver<Processed>,
-    render: Render,
-    metrics: Metrics,
-    wake_sink: Arc<Notify>,
-    params: RunParams,
-    not_ready: Readiness,
-) -> JoinHandle<Result<(), Error>> {
-    std::thread::Builder::new()
-        .name("journal".into())
-        .spawn(move || run(journal, rx, render, metrics, wake_sink, params, not_ready))
-        .expect("the OS can start one more thread at start-up")
 }
 
 struct Stage {

@@ -493,17 +493,20 @@ mod stage {
             tx.try_send(processed(i, Ack::new(i, permit))).unwrap();
         }
         drop(ack_tx);
-        let h = spawn(
-            j,
-            rx,
-            Box::new(|p: &Processed| {
-                vec![format!("reading value=1 {}", p.envelope.received_at_ms)]
-            }),
-            metrics.clone(),
-            wake.clone(),
-            params(u64::MAX),
-            not_ready.clone(),
-        );
+        let (m, w, r) = (metrics.clone(), wake.clone(), not_ready.clone());
+        let h = std::thread::spawn(move || {
+            run(
+                j,
+                rx,
+                Box::new(|p: &Processed| {
+                    vec![format!("reading value=1 {}", p.envelope.received_at_ms)]
+                }),
+                m,
+                w,
+                params(u64::MAX),
+                r,
+            )
+        });
         drop(tx);
         h.join().unwrap().unwrap();
         let mut acked = vec![];
@@ -544,15 +547,18 @@ mod stage {
         let not_ready = crate::readiness::Readiness::default();
         let permit = ack_tx.clone().try_reserve_owned().unwrap();
         tx.try_send(processed(1, Ack::new(1, permit))).unwrap();
-        let h = spawn(
-            j,
-            rx,
-            Box::new(|_: &Processed| vec![]),
-            metrics.clone(),
-            Arc::new(Notify::new()),
-            params(1),
-            not_ready.clone(),
-        );
+        let (m, r) = (metrics.clone(), not_ready.clone());
+        let h = std::thread::spawn(move || {
+            run(
+                j,
+                rx,
+                Box::new(|_: &Processed| vec![]),
+                m,
+                Arc::new(Notify::new()),
+                params(1),
+                r,
+            )
+        });
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while metrics.journal_full.get() != 1 {
             assert!(std::time::Instant::now() < deadline, "never reported full");
