@@ -19,14 +19,15 @@ pub fn engine(settings: &Settings, stations: Stations) -> Engine {
     Engine::new(stations, &Catalogue::builtin(), settings.stations.timezone)
 }
 
-/// The decoder for these settings.
-pub fn decoder(settings: &Settings) -> anyhow::Result<Decoder> {
-    Decoder::new(
+/// The decoder for these settings and the stations' parameter table.
+pub fn decoder(settings: &Settings, stations: &Stations) -> anyhow::Result<Decoder> {
+    Ok(Decoder::new(
         &settings.mqtt.topics,
         settings.stations.timezone,
         settings.mqtt.max_payload_bytes,
     )
-    .context("mqtt.topics")
+    .context("mqtt.topics")?
+    .with_params(stations.params.clone()))
 }
 
 /// Lines for the journal's outbox: one `reading` point per judged reading, one `average` point
@@ -102,8 +103,8 @@ pub fn rebuild_windows(
 pub fn replay_dead_letters(settings: &Settings) -> anyhow::Result<usize> {
     let _lock = JournalLock::acquire(&settings.journal.path)?;
     let stations = settings.load_stations()?;
+    let mut decoder = decoder(settings, &stations)?;
     let mut engine = engine(settings, stations);
-    let mut decoder = decoder(settings)?;
     let mut journal = Journal::open(&settings.journal.path, settings.journal.durable)?;
     rebuild_windows(&mut journal, &mut decoder, &mut engine)?;
     let letters: Vec<_> = journal::dead_letters(&settings.journal.path, usize::MAX)?

@@ -1,6 +1,7 @@
 //! The domain vocabulary shared by every stage: who reported ([`StationKey`]), what was
-//! measured ([`Param`], [`Status`], [`Reading`]), why something was refused ([`Reason`],
-//! [`Rejection`]) and what the limits said about it ([`Limit`], [`Judged`], [`WindowPoint`]).
+//! measured ([`Param`] and their table, [`Params`]; [`Status`], [`Reading`]), why something
+//! was refused ([`Reason`], [`Rejection`]) and what the limits said about it ([`Limit`],
+//! [`Judged`], [`WindowPoint`]).
 //!
 //! This module depends on nothing else in the crate, so every stage can speak it.
 
@@ -8,7 +9,7 @@ mod param;
 mod reading;
 pub mod topic;
 
-pub use param::{Kind, Param};
+pub use param::{Definition, DefinitionError, Kind, Param, Params, MOLAR_VOLUME_L};
 pub use reading::{
     Judged, Limit, LimitSource, Reading, Reason, Rejection, StationKey, Status, WindowPoint,
 };
