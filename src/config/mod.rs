@@ -1,11 +1,13 @@
 //! Configuration: `quantrac.toml` layered with the `config` crate (defaults ← file ←
-//! `QUANTRAC__SECTION__KEY` environment variables), `*_file` secrets, and `stations.toml`.
+//! `QUANTRAC__SECTION__KEY` environment variables), `*_file` secrets, `stations.toml`, and the
+//! optional parameters file of operator-defined parameters ([`params`]).
 //!
 //! Every struct denies unknown keys: a typo in a config file is an error that names the key,
 //! never a silently ignored setting. Defaults live once, in each `impl Default`.
 
 mod broker_url;
 mod influx;
+pub mod params;
 mod stations;
 
 use std::collections::HashMap;
@@ -16,6 +18,8 @@ use chrono_tz::Tz;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
+
+use crate::model::Params;
 
 pub use broker_url::BrokerUrl;
 pub use influx::{InfluxApi, InfluxSettings, InfluxUrl, InfluxV1, InfluxV2};
@@ -168,6 +172,9 @@ pub struct StationsSettings {
     /// IANA time zone for payload times without offset and for daily windows.
     #[serde(deserialize_with = "timezone")]
     pub timezone: Tz,
+    /// Parameters the operator defines (`[[param]]` entries); `None`: the built-in ones only.
+    #[serde(deserialize_with = "empty_path_as_none")]
+    pub params_file: Option<PathBuf>,
 }
 
 impl Default for StationsSettings {
@@ -175,6 +182,7 @@ impl Default for StationsSettings {
         StationsSettings {
             file: "config/stations.toml".into(),
             timezone: chrono_tz::Asia::Ho_Chi_Minh,
+            params_file: None,
         }
     }
 }
@@ -330,6 +338,10 @@ fn empty_as_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::E
     Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
 }
 
+fn empty_path_as_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    Ok(empty_as_none(d)?.map(PathBuf::from))
+}
+
 fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
     Ok(non_empty_secret(Option::<SecretString>::deserialize(d)?))
 }
@@ -389,9 +401,22 @@ impl Settings {
         })
     }
 
-    /// Loads `stations.file`, relative to the working directory.
+    /// Loads `stations.params_file` (when set) and `stations.file`, relative to the working
+    /// directory.
     pub fn load_stations(&self) -> Result<Stations, Error> {
-        Stations::load(&self.stations.file, &self.compliance.station_defaults())
+        Stations::load_with(
+            &self.stations.file,
+            &self.compliance.station_defaults(),
+            self.load_params()?,
+        )
+    }
+
+    /// The parameter table: built-in, plus `stations.params_file` when set.
+    pub fn load_params(&self) -> Result<Params, Error> {
+        match &self.stations.params_file {
+            Some(path) => params::load(path),
+            None => Ok(Params::builtin()),
+        }
     }
 }
 
@@ -420,7 +445,7 @@ impl RawSettings {
         }
         Ok(Settings {
             mqtt,
-            influx: influx.parse(bad)?,
+            influx: influx.parse(&bad)?,
             http,
             stations,
             journal,
