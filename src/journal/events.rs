@@ -11,6 +11,7 @@
 //! | [`Events::prune_failed`] | error, once per run of failures | — | — |
 //! | [`Events::stopped`] | error | — | `journal: journal failed: …` |
 //! | [`Events::chain_head`] | info (for anchoring) | — | — |
+//! | [`Events::files_already_recorded`] | info | — | — |
 //!
 //! `full`, `has_room`, `pruned` and `prune_failed` are called on every turn of the loop; they
 //! log only when the state changes, so a journal that stays full logs once, not every second.
@@ -63,6 +64,15 @@ impl Events {
     /// Points committed and not yet accepted by InfluxDB.
     pub fn backlog(&self, points: u64) {
         self.backlog.set(i64::try_from(points).unwrap_or(i64::MAX));
+    }
+
+    /// `n` inbox files of a batch were already in the journal (taken again after a restart,
+    /// or uploaded twice) and were not recorded again.
+    pub fn files_already_recorded(&self, n: u64) {
+        tracing::info!(
+            files = n,
+            "inbox files already in the journal; not recorded twice"
+        );
     }
 
     /// A batch was committed: the chain now ends at record `head_id` with `head_hash`.

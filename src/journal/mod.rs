@@ -1,8 +1,9 @@
-//! The journal: the local SQLite store where an MQTT message becomes durable, and the only
-//! SQLite code in quantrac.
+//! The journal: the local SQLite store where a message (an MQTT publish, or a file from the
+//! inbox) becomes durable, and the only SQLite code in quantrac.
 //!
 //! # Design
-//! Every message is committed here — raw payload bytes exactly as received, topic, receive time,
+//! Every message is committed here — raw payload bytes exactly as received, topic (for a file,
+//! `$inbox/` and its path), receive time,
 //! station, the InfluxDB points rendered for it (the *outbox*) and its rejections (the *dead
 //! letters*) — in one transaction per batch (group commit), and only then is its MQTT
 //! acknowledgement resolved. A crash before the commit means no PUBACK, so the broker delivers
@@ -29,6 +30,13 @@
 //!    taking messages (they stay unacknowledged in the broker) until pruning makes room.
 //! 5. **The head is recorded with every commit** (`meta`), so truncating the newest records is
 //!    detected too; the head is also logged periodically for third-party anchoring.
+//! 6. **A file is recorded once.** For an inbox file the `files` table holds its name and the
+//!    SHA-256 of its bytes, with the id of its message, written in the same transaction as that
+//!    message; [`Journal::append`] skips a file already there. So a file taken again after a
+//!    crash (journaled, not yet moved out of the inbox), or uploaded twice, is neither lost nor
+//!    recorded twice. The table is an index, not evidence: the message record (in the chain)
+//!    holds the name and the bytes the hash is computed from. Its rows are pruned with their
+//!    messages.
 //!
 //! # Files
 //! [`schema`] (tables and connection settings), [`chain`] (the record hash, pure), `writer`
@@ -115,11 +123,12 @@ impl Error {
     }
 }
 
-/// One MQTT message as the journal commits it.
+/// One message as the journal commits it.
 #[derive(Debug, Clone)]
 pub struct Entry<'a> {
     /// Receive time, Unix epoch milliseconds.
     pub received_at_ms: i64,
+    /// The MQTT topic, or `$inbox/<path>` for a file from the inbox.
     pub topic: &'a str,
     /// The payload bytes exactly as received.
     pub payload: &'a [u8],
@@ -150,7 +159,10 @@ impl<'a> Entry<'a> {
 pub struct Committed {
     /// Id of the batch's first message (messages get `first_id .. first_id + count`).
     pub first_id: u64,
+    /// Messages recorded.
     pub count: u64,
+    /// Inbox files of the batch that were already recorded, hence not recorded again.
+    pub skipped: u64,
     /// The chain head after the commit: last message id and its hash.
     pub head_id: u64,
     pub head_hash: [u8; 32],

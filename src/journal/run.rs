@@ -1,5 +1,6 @@
 //! The journal stage: a dedicated OS thread (SQLite blocks) that group-commits whatever the
-//! pipeline has queued, then resolves those messages' acks, in order.
+//! pipeline has queued, then resolves those messages' acks, in order (as refused when nothing
+//! of a message was accepted: the inbox keeps such a file apart).
 //!
 //! Each turn: wait for one message, take whatever else is already queued (up to
 //! `max_batch`), commit them in one transaction, resolve their acks, update the metrics, wake
@@ -162,8 +163,16 @@ impl Stage {
             .collect();
         let committed = self.journal.append(&entries)?;
         drop(entries);
+        if committed.skipped > 0 {
+            self.events.files_already_recorded(committed.skipped);
+        }
         for p in batch {
-            p.envelope.ack.resolve();
+            // Nothing accepted: the message is in the journal as a dead letter only.
+            if p.readings.is_empty() && !p.rejections.is_empty() {
+                p.envelope.ack.resolve_refused();
+            } else {
+                p.envelope.ack.resolve();
+            }
         }
         let backlog = committed
             .last_point_id

@@ -14,7 +14,9 @@ use super::Error;
 /// The database file inside the journal folder.
 pub const FILE_NAME: &str = "journal.sqlite";
 
-/// Bumped whenever a table or the hash layout changes.
+/// Bumped whenever a table or the hash layout changes in a way older code cannot read. Adding
+/// a table that older code never looks at (`files`) is not such a change: `CREATE TABLE IF NOT
+/// EXISTS` adds it to an existing journal when it is opened for writing.
 pub const VERSION: i64 = 1;
 
 /// How long a connection waits for the other one's write lock before failing.
@@ -55,6 +57,12 @@ CREATE TABLE IF NOT EXISTS replays (
     msg_id INTEGER PRIMARY KEY,
     at_ms  INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS files (
+    name   TEXT NOT NULL,
+    sha256 BLOB NOT NULL,
+    msg_id INTEGER NOT NULL,
+    PRIMARY KEY (name, sha256)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value

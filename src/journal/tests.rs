@@ -124,6 +124,62 @@ fn append_then_read_back_messages_points_and_ids() {
 }
 
 #[test]
+fn an_inbox_file_is_recorded_once_by_name_and_content() {
+    // Issue #14: exactly once per file across restarts (file name + SHA-256 in the journal).
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    let file = |topic: &'static str, payload: &'static [u8]| Entry {
+        received_at_ms: T0,
+        topic,
+        payload,
+        station: Some("p/s/k1".into()),
+        rejections: &[],
+        points: lines(1, 1),
+    };
+    let a = file(
+        "$inbox/HP_DV_K1_20261129140500.txt",
+        b"COD\t48.2\tmg/L\t20261129140500\t00",
+    );
+    // The same file twice in one batch: recorded once.
+    let c = j.append(&[a.clone(), a.clone()]).unwrap();
+    assert_eq!((c.count, c.skipped), (1, 1));
+    // Taken again after a restart (journaled, not moved yet): skipped.
+    drop(j);
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    let c = j.append(std::slice::from_ref(&a)).unwrap();
+    assert_eq!((c.count, c.skipped, c.head_id), (0, 1, 1));
+    // Same name, other content (a corrected file), or the same content under another name
+    // (in another folder: the name is the key): recorded.
+    let b = file(
+        "$inbox/HP_DV_K1_20261129140500.txt",
+        b"COD\t48.3\tmg/L\t20261129140500\t00",
+    );
+    let moved = file(
+        "$inbox/2026/11/29/HP_DV_K1_20261129140500.txt",
+        b"COD\t48.2\tmg/L\t20261129140500\t00",
+    );
+    let other = file(
+        "$inbox/HP_DV_K1_20261129141000.txt",
+        b"COD\t48.2\tmg/L\t20261129140500\t00",
+    );
+    let c = j.append(&[b, moved, other]).unwrap();
+    assert_eq!(
+        (c.count, c.skipped),
+        (2, 1),
+        "the same name and bytes from a subfolder is the same file"
+    );
+    // MQTT messages are never deduplicated here (their duplicates overwrite in InfluxDB).
+    let m = file("env/p/s/k1", b"{}");
+    let c = j.append(&[m.clone(), m]).unwrap();
+    assert_eq!((c.count, c.skipped), (2, 0));
+    let files: i64 = raw(dir.path())
+        .query_row("SELECT count(*) FROM files", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(files, 3);
+    assert!(verify(dir.path()).unwrap().ok());
+}
+
+#[test]
 fn outbox_cursor_survives_reopen_and_resumes_at_the_unwritten_tail() {
     let dir = tempfile::tempdir().unwrap();
     let mut j = Journal::open(dir.path(), true).unwrap();

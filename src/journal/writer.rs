@@ -2,7 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use sha2::{Digest, Sha256};
 
 use super::chain::{RecordHasher, RecordRef};
 use super::schema::{self, key, to_i64, Mode};
@@ -45,14 +46,20 @@ impl Journal {
 
     /// Commits a batch in one transaction (group commit) and returns the ids and the new head.
     /// Nothing of the batch is visible or durable unless the whole batch is.
+    ///
+    /// An inbox file (`$inbox/…` topic) is recorded once: its name and SHA-256 go to the
+    /// `files` table in the same transaction as its message, and a file already there (the
+    /// same name and content, taken again after a crash before it was moved away, or uploaded
+    /// twice) is skipped, counted in [`Committed::skipped`].
     pub fn append(&mut self, batch: &[Entry<'_>]) -> Result<Committed, Error> {
         let first_id = self.head_id + 1;
         if batch.is_empty() {
-            return Ok(self.committed(first_id, 0));
+            return Ok(self.committed(first_id, 0, 0));
         }
         let mut id = self.head_id;
         let mut hash = self.head_hash;
         let mut point = self.last_point;
+        let mut skipped = 0;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -67,7 +74,22 @@ impl Journal {
                 "INSERT INTO rejections (msg_id, seq, reading, reason, detail)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
+            let mut seen_file =
+                tx.prepare_cached("SELECT msg_id FROM files WHERE name = ?1 AND sha256 = ?2")?;
+            let mut ins_file =
+                tx.prepare_cached("INSERT INTO files (name, sha256, msg_id) VALUES (?1, ?2, ?3)")?;
             for e in batch {
+                let file = crate::pipeline::inbox_file_name(e.topic)
+                    .map(|name| (name, Sha256::digest(e.payload)));
+                if let Some((name, sha)) = &file {
+                    let known: Option<i64> = seen_file
+                        .query_row((name, &sha[..]), |r| r.get(0))
+                        .optional()?;
+                    if known.is_some() {
+                        skipped += 1;
+                        continue;
+                    }
+                }
                 id += 1;
                 let id_sql = to_i64(id)?;
                 let mut h = RecordHasher::new(
@@ -112,6 +134,9 @@ impl Journal {
                     e.rejections.len() as i64,
                     &hash[..],
                 ))?;
+                if let Some((name, sha)) = &file {
+                    ins_file.execute((name, &sha[..], id_sql))?;
+                }
             }
             schema::set_u64(&tx, key::HEAD_ID, id)?;
             schema::set_hash(&tx, key::HEAD_HASH, &hash)?;
@@ -123,13 +148,14 @@ impl Journal {
         self.head_id = id;
         self.head_hash = hash;
         self.last_point = point;
-        Ok(self.committed(first_id, batch.len() as u64))
+        Ok(self.committed(first_id, batch.len() as u64 - skipped, skipped))
     }
 
-    fn committed(&self, first_id: u64, count: u64) -> Committed {
+    fn committed(&self, first_id: u64, count: u64, skipped: u64) -> Committed {
         Committed {
             first_id,
             count,
+            skipped,
             head_id: self.head_id,
             head_hash: self.head_hash,
             last_point_id: self.last_point,
@@ -245,6 +271,8 @@ impl Journal {
             .execute([id_sql])?;
         tx.prepare_cached("DELETE FROM refused WHERE point_id <= ?1")?
             .execute([pt_sql])?;
+        tx.prepare_cached("DELETE FROM files WHERE msg_id <= ?1")?
+            .execute([id_sql])?;
         schema::set_u64(&tx, key::BASE_ID, id)?;
         schema::set_hash(&tx, key::BASE_HASH, &hash)?;
         tx.commit()?;
