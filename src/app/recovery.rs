@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use crate::compliance::{self, Catalogue, Engine};
 use crate::config::{Settings, Stations};
-use crate::decode::Decoder;
+use crate::decode::{Decoder, FileNames};
 use crate::journal::{self, Journal};
 use crate::pipeline::{Ack, Envelope, Processed};
 use crate::sink;
@@ -19,15 +19,31 @@ pub fn engine(settings: &Settings, stations: Stations) -> Engine {
     Engine::new(stations, &Catalogue::builtin(), settings.stations.timezone)
 }
 
-/// The decoder for these settings and the stations' parameter table.
+/// The decoder for these settings: the topic templates, the stations' parameter table and,
+/// with `[inbox]`, how file names name the stations.
 pub fn decoder(settings: &Settings, stations: &Stations) -> anyhow::Result<Decoder> {
-    Ok(Decoder::new(
+    let mut decoder = Decoder::new(
         &settings.mqtt.topics,
         settings.stations.timezone,
         settings.mqtt.max_payload_bytes,
     )
     .context("mqtt.topics")?
-    .with_params(stations.params.clone()))
+    .with_params(stations.params.clone());
+    if let Some(inbox) = &settings.inbox {
+        let codes = stations
+            .iter()
+            .map(|s| (s.uplink_code.clone(), s.key.clone()));
+        let files = FileNames::new(
+            &inbox.pattern,
+            inbox.province.as_deref(),
+            inbox.facility.as_deref(),
+            codes,
+        )
+        .map_err(anyhow::Error::msg)
+        .context("[inbox]")?;
+        decoder = decoder.with_files(files);
+    }
+    Ok(decoder)
 }
 
 /// Lines for the journal's outbox: one `reading` point per judged reading, one `average` point
@@ -62,7 +78,9 @@ pub fn rebuild_windows(
     let mut messages = 0usize;
     journal.each_message_since(since, |m| {
         messages += 1;
-        if m.topic.starts_with('$') {
+        // quantrac's own records (windows); inbox files (`$inbox/…`) are decoded like MQTT
+        // messages.
+        if m.topic.starts_with('$') && crate::pipeline::inbox_file_name(&m.topic).is_none() {
             return;
         }
         let readings = decoder

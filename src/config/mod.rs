@@ -19,6 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
+use crate::model::file_name::FilePattern;
 use crate::model::Params;
 
 pub use broker_url::BrokerUrl;
@@ -65,6 +66,8 @@ pub struct Settings {
     pub stations: StationsSettings,
     pub journal: JournalSettings,
     pub compliance: ComplianceSettings,
+    /// `[inbox]`: Circular 10/2021 files pushed by dataloggers; `None` (no section) = off.
+    pub inbox: Option<InboxSettings>,
 }
 
 /// The configuration as the layers give it, before `[influx]` is split by API version and
@@ -78,6 +81,7 @@ struct RawSettings {
     stations: StationsSettings,
     journal: JournalSettings,
     compliance: ComplianceSettings,
+    inbox: Option<InboxSettings>,
 }
 
 /// MQTT protocol version spoken to the broker.
@@ -184,6 +188,83 @@ impl Default for StationsSettings {
             timezone: chrono_tz::Asia::Ho_Chi_Minh,
             params_file: None,
         }
+    }
+}
+
+/// `[inbox]`: a folder where an FTP server (run by the operator) drops the Circular 10/2021
+/// files dataloggers push. Each complete file is journaled whole, like an MQTT message, then
+/// moved to `done_dir`, or to `rejected_dir` when nothing in it could be accepted.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(default, deny_unknown_fields)]
+pub struct InboxSettings {
+    /// Where uploads land (the FTP user's home). Required.
+    pub dir: PathBuf,
+    /// The file name, naming the station by its `uplink_code` (see
+    /// [`FilePattern`]); checked at load.
+    pub pattern: String,
+    /// When set, a file's `{province}` / `{facility}` must be this (ignoring case).
+    #[serde(deserialize_with = "empty_as_none")]
+    pub province: Option<String>,
+    #[serde(deserialize_with = "empty_as_none")]
+    pub facility: Option<String>,
+    /// How often the folder is scanned; at least 1.
+    #[serde(deserialize_with = "at_least_one")]
+    pub poll_ms: u64,
+    /// A file is taken once its size and modification time have not changed for this long
+    /// (an upload in progress keeps changing them; a file renamed into place after its upload
+    /// is complete at once, and waits only this long).
+    pub settle_ms: u64,
+    /// Where journaled files go; `<dir>/done` unless set.
+    pub done_dir: PathBuf,
+    /// Where files with nothing accepted go (they are dead letters too); `<dir>/rejected`
+    /// unless set.
+    pub rejected_dir: PathBuf,
+}
+
+impl Default for InboxSettings {
+    fn default() -> Self {
+        InboxSettings {
+            dir: PathBuf::new(),
+            pattern: FilePattern::DEFAULT.to_owned(),
+            province: None,
+            facility: None,
+            poll_ms: 1000,
+            settle_ms: 10_000,
+            done_dir: PathBuf::new(),
+            rejected_dir: PathBuf::new(),
+        }
+    }
+}
+
+impl InboxSettings {
+    /// Fills in the folders left to their defaults and checks the rest.
+    fn resolve(mut self, bad: &impl Fn(&'static str, String) -> Error) -> Result<Self, Error> {
+        if self.dir.as_os_str().is_empty() {
+            return Err(bad(
+                "inbox.dir",
+                "is required: the folder uploads land in".into(),
+            ));
+        }
+        FilePattern::parse(&self.pattern).map_err(|e| bad("inbox.pattern", e))?;
+        if self.done_dir.as_os_str().is_empty() {
+            self.done_dir = self.dir.join("done");
+        }
+        if self.rejected_dir.as_os_str().is_empty() {
+            self.rejected_dir = self.dir.join("rejected");
+        }
+        if self.done_dir == self.dir || self.rejected_dir == self.dir {
+            return Err(bad(
+                "inbox.done_dir",
+                "done_dir and rejected_dir must differ from dir".into(),
+            ));
+        }
+        if self.done_dir == self.rejected_dir {
+            return Err(bad(
+                "inbox.rejected_dir",
+                "rejected_dir must differ from done_dir".into(),
+            ));
+        }
+        Ok(self)
     }
 }
 
@@ -430,6 +511,7 @@ impl RawSettings {
             stations,
             journal,
             compliance,
+            inbox,
         } = self;
         read_secret(
             &mut mqtt.password,
@@ -443,6 +525,7 @@ impl RawSettings {
                 reason: format!("cannot read the CA file: {e}"),
             })?;
         }
+        let inbox = inbox.map(|i| i.resolve(&bad)).transpose()?;
         Ok(Settings {
             mqtt,
             influx: influx.parse(&bad)?,
@@ -450,6 +533,7 @@ impl RawSettings {
             stations,
             journal,
             compliance,
+            inbox,
         })
     }
 }

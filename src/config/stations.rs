@@ -1,5 +1,6 @@
 //! `stations.toml`: every station with its permit (regulation, column, coefficients, limits,
-//! averaging windows). Parsed into [`Station`] values that cannot be invalid, against a parameter table ([`Params`]: the
+//! averaging windows) and its code in the department's system (`uplink_code`). Parsed into
+//! [`Station`] values that cannot be invalid, against a parameter table ([`Params`]: the
 //! built-in parameters and those of the parameters file, see [`super::params`]).
 
 use std::collections::BTreeMap;
@@ -25,6 +26,8 @@ struct RawStation {
     site: String,
     station: String,
     kind: Kind,
+    #[serde(default)]
+    uplink_code: Option<String>,
     #[serde(default)]
     regulation: Option<String>,
     #[serde(default)]
@@ -124,6 +127,10 @@ impl WindowSpec {
 pub struct Station {
     pub key: StationKey,
     pub kind: Kind,
+    /// The station's code in the department's system (the `{station}` of Circular 10/2021
+    /// file names); the station id unless set. Station ids repeat across sites, so with
+    /// `[inbox]` the codes must tell the stations apart (checked where files are matched).
+    pub uplink_code: String,
     /// E.g. `QCVN 40:2011/BTNMT`; `None` when only permit limits apply.
     pub regulation: Option<String>,
     pub column: Option<String>,
@@ -267,6 +274,22 @@ fn validate(
     params: &Params,
     bad: &dyn Fn(&str, String) -> Error,
 ) -> Result<Station, Error> {
+    let uplink_code = match raw.uplink_code {
+        None => key.station().to_owned(),
+        Some(code) => {
+            let ok = (1..=64).contains(&code.len())
+                && !code
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == '/');
+            if !ok {
+                return Err(bad(
+                    "uplink_code",
+                    format!("{code:?} must be 1 to 64 characters, without spaces or '/'"),
+                ));
+            }
+            code
+        }
+    };
     if raw.expected_interval_s == 0 || raw.expected_interval_s > 86_400 {
         return Err(bad(
             "expected_interval_s",
@@ -354,6 +377,7 @@ fn validate(
     Ok(Station {
         key,
         kind: raw.kind,
+        uplink_code,
         regulation: raw.regulation,
         column: raw.column,
         kq,
@@ -425,6 +449,37 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("station[0].station"), "{e}");
+    }
+
+    #[test]
+    fn the_uplink_code_defaults_to_the_station_id() {
+        let s = Stations::parse(CONTRACT_EXAMPLE, "stations.toml", &defaults()).unwrap();
+        let outfall = s
+            .get(&StationKey::parse("nam-dinh-vu", "nd-textile", "outfall-1").unwrap())
+            .unwrap();
+        assert_eq!(outfall.uplink_code, "outfall-1");
+
+        let text = CONTRACT_EXAMPLE.replace(
+            "kind = \"wastewater\"",
+            "kind = \"wastewater\"\nuplink_code = \"HP_NUO01\"",
+        );
+        let s = Stations::parse(&text, "stations.toml", &defaults()).unwrap();
+        assert_eq!(
+            s.iter()
+                .find(|st| st.kind == Kind::Wastewater)
+                .unwrap()
+                .uplink_code,
+            "HP_NUO01"
+        );
+
+        let text = CONTRACT_EXAMPLE.replace(
+            "kind = \"wastewater\"",
+            "kind = \"wastewater\"\nuplink_code = \"a b\"",
+        );
+        let e = Stations::parse(&text, "stations.toml", &defaults())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("station[0].uplink_code"), "{e}");
     }
 
     #[test]

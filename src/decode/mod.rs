@@ -1,8 +1,10 @@
 //! Bytes to readings: `(topic, payload, received_at)` → [`Decoded`].
 //!
-//! The topic names the station (through the `mqtt.topics` templates, [`topic`]); the payload is
-//! either JSON ([`json`]) or the TAB-separated text that Circular 10/2021 dataloggers produce
-//! ([`text`]), told apart by its first non-blank character. Symbols are looked up in the parameter table, built-in and operator-defined
+//! The topic names the station: through the `mqtt.topics` templates ([`topic`]), or, for a file
+//! taken from the inbox (an `$inbox/…` topic), through `inbox.pattern` and the stations'
+//! `uplink_code`s ([`FileNames`]). The payload is either JSON ([`json`]) or the TAB-separated
+//! text that Circular 10/2021 dataloggers produce ([`text`]), told apart by its first non-blank
+//! character. Symbols are looked up in the parameter table, built-in and operator-defined
 //! ([`Params`]). Both formats end in the same checks ([`Ctx::finish`]): the unit converts to the
 //! parameter's canonical unit ([`units`]), the value is finite and physically possible, and the
 //! time ([`time`]) is believable.
@@ -23,6 +25,7 @@
 //! 5 million readings/s, the same readings as Circular 10/2021 text at about 6.8 million.
 
 mod events;
+mod files;
 mod json;
 mod run;
 mod text;
@@ -35,11 +38,12 @@ use std::fmt;
 use chrono_tz::Tz;
 
 use crate::model::{Param, Params, Reading, Reason, Rejection, StationKey, Status};
-use crate::pipeline::Decoded;
+use crate::pipeline::{self, Decoded};
 
 use crate::model::topic;
 pub use crate::model::topic::TemplateError;
 pub use events::{Events, RejectionLog};
+pub use files::FileNames;
 pub use run::run;
 
 /// Topics remembered by [`Decoder`]. A park has at most a few hundred stations, so the bound
@@ -58,6 +62,8 @@ pub struct Decoder {
     max_payload_bytes: usize,
     keys: HashMap<String, StationKey>,
     params: Params,
+    /// How inbox file names name stations; `None` without `[inbox]`.
+    files: Option<FileNames>,
 }
 
 impl Decoder {
@@ -75,6 +81,7 @@ impl Decoder {
             max_payload_bytes,
             keys: HashMap::new(),
             params: Params::builtin(),
+            files: None,
         })
     }
 
@@ -82,6 +89,13 @@ impl Decoder {
     /// of the built-in one.
     pub fn with_params(mut self, params: Params) -> Decoder {
         self.params = params;
+        self
+    }
+
+    /// Names the stations of inbox files (`$inbox/…` topics) with `files`. Without it such a
+    /// message is rejected (`topic`).
+    pub fn with_files(mut self, files: FileNames) -> Decoder {
+        self.files = Some(files);
         self
     }
 
@@ -132,8 +146,18 @@ impl Decoder {
         out
     }
 
-    /// The station a topic names, from the cache when seen before.
+    /// The station a topic names, from the cache when seen before. An inbox file is named by
+    /// its file name (never cached: every file has a new one).
     fn station_key(&mut self, topic: &str) -> Result<StationKey, String> {
+        if let Some(name) = pipeline::inbox_file_name(topic) {
+            return match &self.files {
+                Some(files) => files.station(name),
+                None => Err(format!(
+                    "file {}: no [inbox] is configured to tell its station",
+                    Quoted(name)
+                )),
+            };
+        }
         if let Some(key) = self.keys.get(topic) {
             return Ok(key.clone());
         }

@@ -1,6 +1,7 @@
 //! What real dataloggers send (issue #14): status without a value, the text-format variants
-//! seen in the field, the symbols of Circular 10/2021 Table 34 and their field spellings, and
-//! operator-defined parameters. Each test says what it stands for.
+//! seen in the field, the symbols of Circular 10/2021 Table 34 and their field spellings,
+//! operator-defined parameters, and inbox files named by their file name. Each test says what
+//! it stands for.
 
 use super::*;
 
@@ -266,4 +267,62 @@ fn an_operator_defined_parameter_decodes_converts_and_is_bounded() {
         &decode("Benzene-d\t1\tmg/Nm3\t20261129140500\t00"),
         Reason::UnknownParam,
     );
+}
+
+// ---- 4. Files from the inbox: the file name names the station.
+
+fn inbox_decoder() -> Decoder {
+    decoder().with_files(
+        FileNames::new(
+            crate::model::file_name::FilePattern::DEFAULT,
+            Some("HP"),
+            None,
+            [("NUO01".to_owned(), key())],
+        )
+        .unwrap(),
+    )
+}
+
+#[test]
+fn an_inbox_file_names_its_station_by_uplink_code() {
+    let d = inbox_decoder().decode(
+        "$inbox/HP_NDTEXTILE_NUO01_20261129140500.txt",
+        DATALOGGER_FILE.as_bytes(),
+        RECV,
+    );
+    assert_eq!(d.key, Some(key()));
+    assert_eq!(d.readings.len(), 5, "{:?}", d.rejections);
+    // In a subfolder (a department's station/yyyy/MM/dd layout): the same.
+    let d = inbox_decoder().decode(
+        "$inbox/NUO01/2026/11/29/HP_NDTEXTILE_NUO01_20261129140500.txt",
+        DATALOGGER_FILE.as_bytes(),
+        RECV,
+    );
+    assert_eq!(d.key, Some(key()));
+}
+
+#[test]
+fn an_unmatched_file_name_is_a_topic_rejection_of_the_whole_file() {
+    for topic in [
+        "$inbox/notes.txt",
+        "$inbox/HP_NDTEXTILE_NUO99_20261129140500.txt",
+        "$inbox/HN_NDTEXTILE_NUO01_20261129140500.txt",
+    ] {
+        let d = inbox_decoder().decode(topic, DATALOGGER_FILE.as_bytes(), RECV);
+        assert_eq!(d.key, None, "{topic}");
+        assert!(d.readings.is_empty());
+        let r = only_rejection(&d, Reason::Topic);
+        assert_eq!(r.index, None);
+        assert!(r.detail.starts_with("file name"), "{}", r.detail);
+    }
+    // No [inbox] configured: a file record cannot be placed either (a replay, say).
+    let d = decode_on(
+        "$inbox/HP_NDTEXTILE_NUO01_20261129140500.txt",
+        DATALOGGER_FILE,
+    );
+    only_rejection(&d, Reason::Topic);
+}
+
+fn decode_on(topic: &str, payload: &str) -> Decoded {
+    decoder().decode(topic, payload.as_bytes(), RECV)
 }
