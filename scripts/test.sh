@@ -13,6 +13,8 @@ have victoria-metrics || need+=(victoria-metrics)
 have promtool || need+=(prometheus)
 have amtool || need+=(prometheus-alertmanager)
 have openssl || need+=(openssl)
+have vsftpd || need+=(vsftpd)
+have python3 || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing: ${need[*]} — run as root, or: sudo apt-get install ${need[*]}" >&2

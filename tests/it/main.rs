@@ -3,6 +3,7 @@
 
 mod demo;
 mod docs;
+mod inbox;
 mod ingest;
 mod layering;
 mod lifecycle;
