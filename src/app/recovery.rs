@@ -162,7 +162,7 @@ pub fn replay_dead_letters(settings: &Settings) -> anyhow::Result<usize> {
         .map(|p| journal::Entry::of(p, render_points(p)))
         .collect();
     if !entries.is_empty() {
-        journal.append(&entries)?;
+        journal.append_replayed(&entries)?;
         let ids: Vec<u64> = letters.iter().map(|d| d.id).collect();
         journal::mark_replayed(&settings.journal.path, &ids, now)?;
     }

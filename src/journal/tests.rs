@@ -172,6 +172,9 @@ fn an_inbox_file_is_recorded_once_by_name_and_content() {
     let m = file("env/p/s/k1", b"{}");
     let c = j.append(&[m.clone(), m]).unwrap();
     assert_eq!((c.count, c.skipped), (2, 0));
+    // A dead letter replayed after a configuration fix: its new outcome is recorded.
+    let c = j.append_replayed(std::slice::from_ref(&a)).unwrap();
+    assert_eq!((c.count, c.skipped), (1, 0));
     let files: i64 = raw(dir.path())
         .query_row("SELECT count(*) FROM files", [], |r| r.get(0))
         .unwrap();

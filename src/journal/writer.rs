@@ -52,6 +52,16 @@ impl Journal {
     /// same name and content, taken again after a crash before it was moved away, or uploaded
     /// twice) is skipped, counted in [`Committed::skipped`].
     pub fn append(&mut self, batch: &[Entry<'_>]) -> Result<Committed, Error> {
+        self.append_batch(batch, true)
+    }
+
+    /// [`Journal::append`] for records made from journaled messages (`dead-letters replay`): a
+    /// file's new outcome is recorded although the file itself is already known.
+    pub fn append_replayed(&mut self, batch: &[Entry<'_>]) -> Result<Committed, Error> {
+        self.append_batch(batch, false)
+    }
+
+    fn append_batch(&mut self, batch: &[Entry<'_>], once: bool) -> Result<Committed, Error> {
         let first_id = self.head_id + 1;
         if batch.is_empty() {
             return Ok(self.committed(first_id, 0, 0));
@@ -80,6 +90,7 @@ impl Journal {
                 tx.prepare_cached("INSERT INTO files (name, sha256, msg_id) VALUES (?1, ?2, ?3)")?;
             for e in batch {
                 let file = crate::pipeline::inbox_file_name(e.topic)
+                    .filter(|_| once)
                     .map(|name| (name, Sha256::digest(e.payload)));
                 if let Some((name, sha)) = &file {
                     let known: Option<i64> = seen_file

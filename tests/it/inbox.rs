@@ -159,6 +159,29 @@ async fn files_pushed_over_ftp_get_the_same_verdicts_journal_and_rejections_as_m
     );
     let (ok, out) = q.command(&["verify"]);
     assert!(ok, "{out}");
+
+    // The operator gives the unknown code to its station; a replay takes the file's readings.
+    let mut q = q;
+    q.proc.sigterm(Duration::from_secs(30)).expect("stops");
+    let stations = q.dir.join("stations.toml");
+    let text = std::fs::read_to_string(&stations).unwrap().replacen(
+        "kind = \"wastewater\"",
+        "kind = \"wastewater\"\nuplink_code = \"NUO99\"",
+        1,
+    );
+    std::fs::write(&stations, text).unwrap();
+    let (ok, out) = q.command(&["dead-letters", "replay"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "$inbox/{unknown}: 4 readings accepted, 0 still rejected"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("$inbox/notes.txt: 0 readings accepted"),
+        "{out}"
+    );
 }
 
 /// Messages the journal holds for inbox files.
