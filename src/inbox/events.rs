@@ -7,6 +7,7 @@
 //! | [`Events::taken`] | debug | `quantrac_messages_received_total` | — |
 //! | [`Events::moved`] | info (done) / warn (rejected) | `quantrac_inbox_files_total{outcome}` | — |
 //! | [`Events::dropped`] | warn | — | — |
+//! | [`Events::changed`] | warn | — | — |
 //! | [`Events::unreadable_file`] | warn | — | — |
 //! | [`Events::folder_trouble`] | error, once per kind of trouble | — | `inbox: …` |
 //! | [`Events::folders_ok`] | info after trouble | — | cleared |
@@ -93,6 +94,15 @@ impl Events {
         tracing::warn!(
             file,
             "inbox file not journaled (stopping); it stays in the inbox"
+        );
+    }
+
+    /// A journaled file was written again before it could be moved: the new content stays
+    /// in the inbox and is taken again.
+    pub fn changed(&self, file: &str) {
+        tracing::warn!(
+            file,
+            "inbox file changed after it was journaled; the new content is taken again"
         );
     }
 

@@ -90,6 +90,20 @@ pub fn move_out(from: &Path, to_dir: &Path, relative: &Path) -> io::Result<PathB
     }
 }
 
+/// Whether the file at `l.path` still has the size and modification time it was listed with
+/// (the content that was read and journaled). A missing file has not.
+pub fn unchanged(l: &Listed) -> bool {
+    let Ok(meta) = fs::metadata(&l.path) else {
+        return false;
+    };
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i128);
+    meta.len() == l.size && mtime_ns == l.mtime_ns
+}
+
 /// `path` relative to `dir`, with `/` between components (the topic's form).
 pub fn relative(dir: &Path, path: &Path) -> (PathBuf, String) {
     let rel = path.strip_prefix(dir).unwrap_or(path).to_path_buf();

@@ -43,7 +43,7 @@ use crate::shutdown::CancellationToken;
 
 pub use events::COMPONENT;
 use events::{Events, Outcome};
-use watch::Watch;
+use watch::{Listed, Watch};
 
 /// Files between the inbox and the journal, at most.
 pub const IN_FLIGHT: usize = 64;
@@ -52,6 +52,8 @@ pub const IN_FLIGHT: usize = 64;
 #[derive(Debug)]
 struct Taken {
     path: PathBuf,
+    /// Size and modification time when it was taken: the content journaled.
+    listed: Listed,
     relative: PathBuf,
     /// For the log: the path relative to the inbox.
     name: String,
@@ -160,10 +162,11 @@ impl Inbox {
             .filter(|l| !busy.contains(l.path.as_path()))
             .collect();
         let now = chrono::Utc::now().timestamp_millis();
-        for path in self.watch.scan(listed, now) {
+        for listed in self.watch.scan(listed, now) {
             let Ok(permit) = ack_tx.clone().try_reserve_owned() else {
                 break; // enough in flight; the rest settles again and comes later
             };
+            let path = listed.path.clone();
             let (relative, name) = folder::relative(&self.settings.dir, &path);
             let limit = self.max_bytes;
             let read_path = path.clone();
@@ -186,6 +189,7 @@ impl Inbox {
                 self.seq,
                 Taken {
                     path,
+                    listed,
                     relative,
                     name,
                 },
@@ -221,15 +225,25 @@ impl Inbox {
     }
 
     /// Moves a journaled file to the folder its outcome says; on failure it waits in
-    /// `unmoved` for the next poll.
+    /// `unmoved` for the next poll. A file written again since it was taken (a datalogger
+    /// uploading it anew under the same name) is not what was journaled: it stays, and is
+    /// taken again.
     async fn move_out(&mut self, t: Taken, outcome: Outcome) {
         let to_dir = match outcome {
             Outcome::Done => self.settings.done_dir.clone(),
             Outcome::Rejected => self.settings.rejected_dir.clone(),
         };
-        let (from, relative) = (t.path.clone(), t.relative.clone());
-        match blocking(move || folder::move_out(&from, &to_dir, &relative)).await {
-            Ok(to) => self.events.moved(&t.name, outcome, &to),
+        let (listed, relative) = (t.listed.clone(), t.relative.clone());
+        let moved = blocking(move || {
+            if !folder::unchanged(&listed) {
+                return Ok(None);
+            }
+            folder::move_out(&listed.path, &to_dir, &relative).map(Some)
+        })
+        .await;
+        match moved {
+            Ok(Some(to)) => self.events.moved(&t.name, outcome, &to),
+            Ok(None) => self.events.changed(&t.name),
             Err(e) => {
                 self.events
                     .folder_trouble(format!("cannot move {} out of the inbox: {e}", t.name));

@@ -133,6 +133,33 @@ async fn a_dropped_file_stays_and_is_taken_again_at_the_next_start() {
 }
 
 #[tokio::test]
+async fn a_file_uploaded_again_before_its_move_stays_and_is_taken_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(dir.path());
+    std::fs::create_dir_all(&s.dir).unwrap();
+    std::fs::write(s.dir.join(NAME), "COD\t1\tmg/L\t20261129140500\t00").unwrap();
+    let mut r = start(s.clone(), 1000);
+    let first = next(&mut r).await;
+    // The datalogger sends the file again, corrected, while the first is being journaled.
+    std::fs::write(s.dir.join(NAME), "COD\t2.5\tmg/L\t20261129140500\t00").unwrap();
+    first.ack.resolve();
+    let second = next(&mut r).await;
+    assert_eq!(second.payload, b"COD\t2.5\tmg/L\t20261129140500\t00");
+    assert!(
+        !s.done_dir.join(NAME).exists(),
+        "the first content was not moved in its place"
+    );
+    second.ack.resolve();
+    until("moved", || s.done_dir.join(NAME).exists()).await;
+    assert_eq!(
+        std::fs::read(s.done_dir.join(NAME)).unwrap(),
+        b"COD\t2.5\tmg/L\t20261129140500\t00"
+    );
+    r.stop.cancel();
+    r.task.await.unwrap();
+}
+
+#[tokio::test]
 async fn stopping_waits_for_the_files_in_flight_to_be_journaled_and_moved() {
     let dir = tempfile::tempdir().unwrap();
     let s = settings(dir.path());

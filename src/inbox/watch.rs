@@ -50,7 +50,7 @@ impl Watch {
     /// same size and modification time for at least `settle_ms`. Files no longer listed are
     /// forgotten. A file returned is forgotten too (the caller takes it): should it come back
     /// (the caller could not take it), it settles again.
-    pub fn scan(&mut self, listed: Vec<Listed>, now_ms: i64) -> Vec<PathBuf> {
+    pub fn scan(&mut self, listed: Vec<Listed>, now_ms: i64) -> Vec<Listed> {
         let mut next = HashMap::with_capacity(listed.len());
         let mut ready = Vec::new();
         for f in listed {
@@ -65,13 +65,13 @@ impl Watch {
             if now_ms.saturating_sub(observed.since_ms) >= self.settle_ms
                 && observed.since_ms < now_ms
             {
-                ready.push(f.path);
+                ready.push(f);
             } else {
                 next.insert(f.path, observed);
             }
         }
         self.seen = next;
-        ready.sort();
+        ready.sort_by(|a, b| a.path.cmp(&b.path));
         ready
     }
 }
@@ -118,7 +118,7 @@ mod tests {
         assert!(w.scan(vec![file("a.txt", 10, 1)], 1_000).is_empty());
         assert_eq!(
             w.scan(vec![file("a.txt", 10, 1)], 2_000),
-            [PathBuf::from("a.txt")]
+            [file("a.txt", 10, 1)]
         );
         assert!(w.scan(vec![], 3_000).is_empty());
     }
