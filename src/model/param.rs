@@ -253,7 +253,13 @@ impl Param {
     /// [`Params::parse`].
     pub fn parse(s: &str) -> Option<Param> {
         let s = s.trim();
-        Param::ALL.iter().copied().find(|p| p.is_named(s))
+        // Symbols first: nearly every line of a file uses one, so the aliases are rarely read.
+        let by_symbol = Param::ALL
+            .iter()
+            .find(|p| p.0.symbol.eq_ignore_ascii_case(s));
+        by_symbol
+            .or_else(|| Param::ALL.iter().find(|p| p.is_named(s)))
+            .copied()
     }
 
     /// Whether `s` (trimmed) is this parameter's symbol or one of its aliases.
