@@ -85,11 +85,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             .with_label_values(&Metrics::station_labels(&s.key))
             .set(s.expected_interval_s as f64);
     }
+    let mut decoder = recovery::decoder(&settings, &stations)?;
     let mut engine = recovery::engine(&settings, stations);
     for w in engine.warnings() {
         tracing::warn!("{w}");
     }
-    let mut decoder = recovery::decoder(&settings)?;
 
     let lock = JournalLock::acquire(&settings.journal.path)?;
     let (path, durable) = (settings.journal.path.clone(), settings.journal.durable);

@@ -7,9 +7,9 @@ use anyhow::Context;
 
 use crate::compliance::{self, Catalogue, Engine};
 use crate::config::{Settings, Stations};
-use crate::decode::Decoder;
+use crate::decode::{Decoder, StationFilter, TRUNCATED};
 use crate::journal::{self, Journal};
-use crate::pipeline::{Ack, Envelope, Processed};
+use crate::pipeline::{Envelope, Processed};
 use crate::sink;
 
 use super::lock::JournalLock;
@@ -19,14 +19,21 @@ pub fn engine(settings: &Settings, stations: Stations) -> Engine {
     Engine::new(stations, &Catalogue::builtin(), settings.stations.timezone)
 }
 
-/// The decoder for these settings.
-pub fn decoder(settings: &Settings) -> anyhow::Result<Decoder> {
-    Decoder::new(
+/// The decoder for these settings, taking the readings of `stations` and of unknown stations
+/// as `[stations] unknown` says.
+pub fn decoder(settings: &Settings, stations: &Stations) -> anyhow::Result<Decoder> {
+    let filter = StationFilter::new(
+        stations.iter().map(|s| s.key.clone()),
+        settings.stations.unknown,
+        settings.stations.max_unknown_stations,
+    );
+    Ok(Decoder::new(
         &settings.mqtt.topics,
         settings.stations.timezone,
         settings.mqtt.max_payload_bytes,
     )
-    .context("mqtt.topics")
+    .context("mqtt.topics")?
+    .with_stations(filter))
 }
 
 /// Lines for the journal's outbox: one `reading` point per judged reading, one `average` point
@@ -102,14 +109,26 @@ pub fn rebuild_windows(
 pub fn replay_dead_letters(settings: &Settings) -> anyhow::Result<usize> {
     let _lock = JournalLock::acquire(&settings.journal.path)?;
     let stations = settings.load_stations()?;
+    let mut decoder = decoder(settings, &stations)?;
     let mut engine = engine(settings, stations);
-    let mut decoder = decoder(settings)?;
     let mut journal = Journal::open(&settings.journal.path, settings.journal.durable)?;
     rebuild_windows(&mut journal, &mut decoder, &mut engine)?;
-    let letters: Vec<_> = journal::dead_letters(&settings.journal.path, usize::MAX)?
-        .into_iter()
-        .filter(|d| !d.replayed)
-        .collect();
+    let (letters, excerpts): (Vec<_>, Vec<_>) =
+        journal::dead_letters(&settings.journal.path, usize::MAX)?
+            .into_iter()
+            .filter(|d| !d.replayed)
+            .partition(|d| {
+                !d.reasons
+                    .iter()
+                    .any(|(reason, detail)| reason == "too_large" && detail.contains(TRUNCATED))
+            });
+    // Only an excerpt of an oversized payload was kept: there is nothing whole to replay.
+    for d in &excerpts {
+        println!(
+            "#{} {}: too large when received; only an excerpt was kept, not replayed",
+            d.id, d.topic
+        );
+    }
     let now = chrono::Utc::now().timestamp_millis();
     let mut processed = Vec::new();
     for d in &letters {
@@ -126,12 +145,7 @@ pub fn replay_dead_letters(settings: &Settings) -> anyhow::Result<usize> {
             println!("  {}: {}", r.reason.as_label(), r.detail);
         }
         processed.push(Processed {
-            envelope: Envelope {
-                topic: d.topic.clone(),
-                payload: d.payload.clone(),
-                received_at_ms: now,
-                ack: Ack::none(),
-            },
+            envelope: Envelope::internal(d.topic.clone(), d.payload.clone(), now),
             key: decoded.key,
             readings,
             rejections: decoded.rejections,

@@ -168,6 +168,12 @@ pub struct StationsSettings {
     /// IANA time zone for payload times without offset and for daily windows.
     #[serde(deserialize_with = "timezone")]
     pub timezone: Tz,
+    /// What to do with readings of a station that is not in the stations file.
+    pub unknown: UnknownStations,
+    /// With `unknown = "accept"`: at most this many different unknown stations are accepted;
+    /// readings of further ones are rejected, so memory and `/metrics` stay bounded whatever a
+    /// publisher sends.
+    pub max_unknown_stations: usize,
 }
 
 impl Default for StationsSettings {
@@ -175,8 +181,21 @@ impl Default for StationsSettings {
         StationsSettings {
             file: "config/stations.toml".into(),
             timezone: chrono_tz::Asia::Ho_Chi_Minh,
+            unknown: UnknownStations::Reject,
+            max_unknown_stations: 100,
         }
     }
+}
+
+/// `stations.unknown`.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownStations {
+    /// Rejected with reason `unknown_station`, kept as a dead letter (replayable once the
+    /// station is added), no per-station series anywhere.
+    Reject,
+    /// Stored and counted with no verdict, up to `max_unknown_stations` stations.
+    Accept,
 }
 
 #[derive(Debug, Deserialize)]

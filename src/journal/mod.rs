@@ -113,6 +113,18 @@ impl Error {
             | Error::Worker(_) => false,
         }
     }
+
+    /// Whether the disk (or the file system) has no room for the write: the same batch can be
+    /// committed once space returns.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            Error::Sqlite(e) => {
+                matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DiskFull))
+            }
+            Error::Io { source, .. } => source.raw_os_error() == Some(28), // ENOSPC
+            _ => false,
+        }
+    }
 }
 
 /// One MQTT message as the journal commits it.
@@ -129,6 +141,10 @@ pub struct Entry<'a> {
     pub rejections: &'a [model::Rejection],
     /// InfluxDB line protocol, one point per string (the outbox).
     pub points: Vec<String>,
+    /// A message from outside that may arrive again (an MQTT redelivery): journaled once,
+    /// skipped when a record with the same topic and payload is already in the journal.
+    /// Records quantrac makes itself (windows, replays) are never skipped.
+    pub once: bool,
 }
 
 impl<'a> Entry<'a> {
@@ -141,6 +157,7 @@ impl<'a> Entry<'a> {
             station: p.key.as_ref().map(ToString::to_string),
             rejections: &p.rejections,
             points,
+            once: p.envelope.ack.from_source(),
         }
     }
 }
@@ -151,6 +168,9 @@ pub struct Committed {
     /// Id of the batch's first message (messages get `first_id .. first_id + count`).
     pub first_id: u64,
     pub count: u64,
+    /// Entries of the batch not journaled because the journal already held them (redelivered
+    /// messages; see [`Entry::once`]).
+    pub duplicates: u64,
     /// The chain head after the commit: last message id and its hash.
     pub head_id: u64,
     pub head_hash: [u8; 32],

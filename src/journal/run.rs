@@ -74,6 +74,7 @@ pub fn run(
         events: Events::new(&metrics, not_ready),
         wake_sink,
         params,
+        held: None,
     };
     stage.run(rx)
 }
@@ -84,6 +85,8 @@ struct Stage {
     events: Events,
     wake_sink: Arc<Notify>,
     params: RunParams,
+    /// A batch whose commit found the disk full: tried again before anything else is taken.
+    held: Option<Vec<Processed>>,
 }
 
 impl Stage {
@@ -112,8 +115,25 @@ impl Stage {
         self.log_head();
         let mut last_log = Instant::now();
         let mut last_prune: Option<Instant> = None;
+        let mut last_file_check = Instant::now();
         let mut size = self.journal.size_bytes()?;
         loop {
+            if last_file_check.elapsed() >= TICK {
+                last_file_check = Instant::now();
+                if let Some(why) = self.journal.file_changed() {
+                    return self.gone(&why, rx);
+                }
+            }
+            if let Some(batch) = self.held.take() {
+                // The disk was full: the same batch again, once a second, nothing new meanwhile.
+                if !self.commit(batch)? {
+                    if rx.is_closed() {
+                        return Ok(()); // stopping: the held messages stay with the broker
+                    }
+                    std::thread::sleep(TICK);
+                }
+                continue;
+            }
             let full = size >= self.params.max_bytes;
             if full || last_prune.is_none_or(|t| t.elapsed() >= self.params.prune_interval) {
                 self.prune(full);
@@ -155,22 +175,44 @@ impl Stage {
     }
 
     /// One transaction for the batch, then its acks in order, then metrics and the sink.
-    fn commit(&mut self, batch: Vec<Processed>) -> Result<(), Error> {
+    /// `Ok(false)`: the disk is full; the batch is held (acks unresolved) for the next try.
+    fn commit(&mut self, batch: Vec<Processed>) -> Result<bool, Error> {
         let entries: Vec<Entry<'_>> = batch
             .iter()
             .map(|p| Entry::of(p, (self.render)(p)))
             .collect();
-        let committed = self.journal.append(&entries)?;
+        let committed = match self.journal.append(&entries) {
+            Ok(c) => c,
+            Err(e) if e.is_storage_full() => {
+                drop(entries);
+                self.events.disk_full(&e);
+                self.held = Some(batch);
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
         drop(entries);
         for p in batch {
             p.envelope.ack.resolve();
         }
+        self.events.disk_has_room();
+        self.events.duplicates(committed.duplicates);
         let backlog = committed
             .last_point_id
             .saturating_sub(self.journal.outbox_cursor()?);
         self.events
             .committed(committed.head_id, &committed.head_hash, backlog);
         self.wake_sink.notify_one();
+        Ok(true)
+    }
+
+    /// The database file was deleted or replaced: take and acknowledge nothing more (the
+    /// broker keeps the messages) and say so until the service is stopped.
+    fn gone(&mut self, why: &str, rx: &mut mpsc::Receiver<Processed>) -> Result<(), Error> {
+        self.events.file_gone(why);
+        while !rx.is_closed() {
+            std::thread::sleep(TICK);
+        }
         Ok(())
     }
 

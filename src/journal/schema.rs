@@ -3,6 +3,12 @@
 //! Only primary keys are indexed, plus two indexes that queries need: receive time (windows are
 //! rebuilt from the messages of the last day) and a partial index over messages with rejections
 //! (dead-letter listing), which costs nothing for the messages that have none.
+//!
+//! `digests` maps the SHA-256 of a message's topic and payload to its record, for as long as
+//! the record is kept: a message the broker delivers again (after a reconnect, its PUBACK lost)
+//! is recognised and journaled once. It is an index of the records, not evidence: the hash
+//! chain does not cover it. Added without a version bump: `CREATE TABLE IF NOT EXISTS` gives an
+//! older journal the (empty) table when it is next opened for writing.
 
 use std::path::Path;
 use std::time::Duration;
@@ -55,6 +61,10 @@ CREATE TABLE IF NOT EXISTS replays (
     msg_id INTEGER PRIMARY KEY,
     at_ms  INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS digests (
+    digest BLOB    PRIMARY KEY,
+    msg_id INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value

@@ -45,6 +45,7 @@ fn fill(j: &mut Journal, n: u64, points: usize, per_batch: u64) {
                 station: Some("dinh-vu/dv-steel/stack-1".into()),
                 rejections: if i % 3 == 0 { &rej } else { &[] },
                 points: lines(start + i, points),
+                once: false,
             })
             .collect();
         j.append(&batch).unwrap();
@@ -75,6 +76,7 @@ fn append_then_read_back_messages_points_and_ids() {
                 station: Some("a/b/c".into()),
                 rejections: &[],
                 points: lines(1, 2),
+                once: false,
             },
             Entry {
                 received_at_ms: T0 + 1,
@@ -83,6 +85,7 @@ fn append_then_read_back_messages_points_and_ids() {
                 station: None,
                 rejections: &rej,
                 points: vec![],
+                once: false,
             },
         ])
         .unwrap();
@@ -117,6 +120,7 @@ fn append_then_read_back_messages_points_and_ids() {
             station: None,
             rejections: &[],
             points: lines(3, 1),
+            once: false,
         }])
         .unwrap();
     assert_eq!((c2.first_id, c2.last_point_id), (3, 3));
@@ -459,6 +463,7 @@ mod stage {
             envelope: Envelope {
                 topic: format!("env/p/s/st{i}"),
                 payload: payload(i),
+                oversize: None,
                 received_at_ms: T0 + i as i64,
                 ack,
             },
@@ -638,6 +643,7 @@ fn measure_commit_time_and_bytes_per_reading() {
                         station: Some("dinh-vu/dv-steel/stack-1".into()),
                         rejections: &[],
                         points: (0..8).map(|k| line(m, k)).collect(),
+                        once: false,
                     }
                 })
                 .collect();
@@ -661,4 +667,39 @@ fn measure_commit_time_and_bytes_per_reading() {
             file as f64 / (batches * 8000) as f64
         );
     }
+}
+
+#[test]
+fn a_redelivered_message_is_journaled_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    let entry = |payload: &'static [u8], once| Entry {
+        received_at_ms: T0,
+        topic: "env/a/b/c",
+        payload,
+        station: Some("a/b/c".into()),
+        rejections: &[],
+        points: lines(1, 1),
+        once,
+    };
+    let c = j
+        .append(&[entry(b"{\"ts\":1}", true), entry(b"{\"ts\":1}", true)])
+        .unwrap();
+    assert_eq!((c.count, c.duplicates, c.head_id), (1, 1, 1), "same batch");
+    let c = j
+        .append(&[entry(b"{\"ts\":1}", true), entry(b"{\"ts\":2}", true)])
+        .unwrap();
+    assert_eq!(
+        (c.count, c.duplicates, c.ids()),
+        (1, 1, 2..3),
+        "later batch"
+    );
+    let c = j.append(&[entry(b"{\"ts\":1}", false)]).unwrap();
+    assert_eq!(
+        (c.count, c.duplicates),
+        (1, 0),
+        "records quantrac makes itself (a replay) are never skipped"
+    );
+    assert_eq!(j.messages_since(0).unwrap().len(), 3);
+    assert!(verify(dir.path()).unwrap().ok());
 }

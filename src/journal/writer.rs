@@ -17,6 +17,8 @@ pub struct Journal {
     head_hash: [u8; 32],
     /// Id of the last point ever committed.
     last_point: u64,
+    /// Device and inode of the database file when it was opened.
+    file_id: Option<(u64, u64)>,
 }
 
 /// How many messages one pruning transaction deletes at most, so a large backlog of expired
@@ -34,13 +36,37 @@ impl Journal {
         let head_id = schema::get_u64(&conn, key::HEAD_ID)?;
         let head_hash = schema::get_hash(&conn, key::HEAD_HASH)?;
         let last_point = schema::get_u64(&conn, key::LAST_POINT)?;
+        let file_id = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(super::db_path(dir))
+                .ok()
+                .map(|m| (m.dev(), m.ino()))
+        };
         Ok(Journal {
             conn,
             dir: dir.to_path_buf(),
             head_id,
             head_hash,
             last_point,
+            file_id,
         })
+    }
+
+    /// Why the database file this journal writes is no longer the one at its path (deleted,
+    /// or replaced by another file), or `None` while it is. A stat, cheap enough for every
+    /// second: SQLite keeps writing to a deleted file's open descriptor, so without this check
+    /// commits would go on into a file nobody can read.
+    pub fn file_changed(&self) -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        let path = super::db_path(&self.dir);
+        match std::fs::metadata(&path) {
+            Ok(m) if Some((m.dev(), m.ino())) == self.file_id => None,
+            Ok(_) => Some(format!("journal file {} was replaced", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Some(format!("journal file {} was deleted", path.display()))
+            }
+            Err(e) => Some(format!("journal file {}: {e}", path.display())),
+        }
     }
 
     /// Commits a batch in one transaction (group commit) and returns the ids and the new head.
@@ -53,6 +79,7 @@ impl Journal {
         let mut id = self.head_id;
         let mut hash = self.head_hash;
         let mut point = self.last_point;
+        let mut duplicates = 0u64;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -67,7 +94,19 @@ impl Journal {
                 "INSERT INTO rejections (msg_id, seq, reading, reason, detail)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
+            let mut ins_digest = tx
+                .prepare_cached("INSERT OR IGNORE INTO digests (digest, msg_id) VALUES (?1, ?2)")?;
             for e in batch {
+                if e.once {
+                    // Recorded under the id this entry is about to get; a digest already there
+                    // (the same message journaled before, in an earlier batch or this one)
+                    // means a redelivery: skip it.
+                    let digest = message_digest(e.topic, e.payload);
+                    if ins_digest.execute((&digest[..], to_i64(id + 1)?))? == 0 {
+                        duplicates += 1;
+                        continue;
+                    }
+                }
                 id += 1;
                 let id_sql = to_i64(id)?;
                 let mut h = RecordHasher::new(
@@ -123,13 +162,18 @@ impl Journal {
         self.head_id = id;
         self.head_hash = hash;
         self.last_point = point;
-        Ok(self.committed(first_id, batch.len() as u64))
+        let count = batch.len() as u64 - duplicates;
+        Ok(Committed {
+            duplicates,
+            ..self.committed(first_id, count)
+        })
     }
 
     fn committed(&self, first_id: u64, count: u64) -> Committed {
         Committed {
             first_id,
             count,
+            duplicates: 0,
             head_id: self.head_id,
             head_hash: self.head_hash,
             last_point_id: self.last_point,
@@ -243,6 +287,8 @@ impl Journal {
             .execute([id_sql])?;
         tx.prepare_cached("DELETE FROM replays WHERE msg_id <= ?1")?
             .execute([id_sql])?;
+        tx.prepare_cached("DELETE FROM digests WHERE msg_id <= ?1")?
+            .execute([id_sql])?;
         tx.prepare_cached("DELETE FROM refused WHERE point_id <= ?1")?
             .execute([pt_sql])?;
         schema::set_u64(&tx, key::BASE_ID, id)?;
@@ -299,4 +345,15 @@ impl Journal {
         self.each_message_since(since_ms, |m| all.push(m))?;
         Ok(all)
     }
+}
+
+/// What identifies a message for [`Entry::once`]: SHA-256 over the topic, a NUL (which a topic
+/// cannot contain) and the payload.
+fn message_digest(topic: &str, payload: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(topic.as_bytes());
+    h.update([0u8]);
+    h.update(payload);
+    h.finalize().into()
 }
