@@ -192,12 +192,13 @@ impl Stage {
     /// (or nothing more can go) while full. A failure is logged when it starts and when it
     /// ends; intake continues, since a failed prune loses nothing.
     fn prune(&mut self, full: bool) {
-        let cutoff =
-            now_ms() - i64::try_from(self.params.retention.as_millis()).unwrap_or(i64::MAX);
+        let now = now_ms();
         let result = (|| -> Result<u64, Error> {
             let mut total = 0;
             loop {
-                let n = self.journal.prune_some(cutoff, PRUNE_CHUNK)?;
+                let n = self
+                    .journal
+                    .prune_some(now, self.params.retention, PRUNE_CHUNK)?;
                 total += n;
                 if n < PRUNE_CHUNK || !full || self.journal.size_bytes()? < self.params.max_bytes {
                     return Ok(total);
