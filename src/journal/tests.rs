@@ -482,6 +482,7 @@ mod stage {
             chain_log_interval: Duration::from_secs(3600),
             prune_interval: Duration::from_secs(60),
             max_batch: 2_000,
+            checkpoints: None,
         }
     }
 

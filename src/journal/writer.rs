@@ -170,6 +170,11 @@ impl Journal {
         Ok(db + wal)
     }
 
+    /// The writer's connection, for the signed checkpoints written on the same thread.
+    pub(super) fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     /// The last committed message id and its hash (`0` and zeros for an empty journal).
     pub fn chain_head(&self) -> Result<(u64, [u8; 32]), Error> {
         Ok((self.head_id, self.head_hash))
