@@ -60,7 +60,7 @@ use crate::model;
 pub use dead_letters::{dead_letters, mark_replayed, DeadLetter};
 pub use outbox::Outbox;
 pub use run::{run, RunParams};
-pub use verify::{verify, Problem, VerifyReport};
+pub use verify::{verify, verify_with, Anchor, Finding, Mismatch, Options, Problem, VerifyReport};
 pub use writer::{Journal, MIN_RETENTION};
 
 /// What can go wrong in the journal, by what the caller does next.

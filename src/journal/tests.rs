@@ -10,6 +10,9 @@ use tokio::sync::{mpsc, Notify};
 use super::*;
 use crate::model::{Reason, Rejection};
 
+/// Read-only opening, anchors, signed checkpoints, retention.
+mod evidence;
+
 const T0: i64 = 1_795_935_900_000; // 2026-11-29T07:05:00Z
 
 /// The Circular 10/2021 retention (regulations.md §3), and a time by which everything
