@@ -3,6 +3,7 @@
 
 mod demo;
 mod docs;
+mod evidence;
 mod ingest;
 mod layering;
 mod lifecycle;
