@@ -229,11 +229,22 @@ fn unprivileged(bin_dir: &Path, args: &[&str]) -> Command {
         cmd.args(args);
         return cmd;
     }
-    // The build folder may be out of that user's reach: run a copy from a folder it can read.
-    let bin = bin_dir.join("quantrac");
-    if !bin.exists() {
-        std::fs::copy(QUANTRAC, &bin).unwrap();
-    }
+    // The build folder may be out of that user's reach: then run a copy from one it can read.
+    let reachable = Command::new(QUANTRAC)
+        .arg("--version")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let bin = if reachable {
+        PathBuf::from(QUANTRAC)
+    } else {
+        let bin = bin_dir.join("quantrac");
+        if !bin.exists() {
+            std::fs::copy(QUANTRAC, &bin).unwrap();
+        }
+        bin
+    };
     let mut cmd = Command::new(bin);
     cmd.args(args).uid(65534).gid(65534);
     cmd
