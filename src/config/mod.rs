@@ -6,6 +6,7 @@
 
 mod broker_url;
 mod influx;
+mod signing_key;
 mod stations;
 
 use std::collections::HashMap;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Deserializer};
 
 pub use broker_url::BrokerUrl;
 pub use influx::{InfluxApi, InfluxSettings, InfluxUrl, InfluxV1, InfluxV2};
+pub use signing_key::{pem, SigningKey};
 pub use stations::{PermitLimit, Station, StationDefaults, Stations, WindowSpec};
 
 /// Configuration errors. Each names where the value came from (a file, or the environment
@@ -211,6 +213,17 @@ pub struct JournalSettings {
     pub durable: bool,
     /// How often the chain head is logged for third-party anchoring.
     pub chain_log_interval_s: u64,
+    /// Ed25519 private key (PKCS#8 PEM) that signs checkpoints of the chain; none: no
+    /// checkpoints are written (`""` too).
+    #[serde(deserialize_with = "empty_path_as_none")]
+    pub signing_key_file: Option<PathBuf>,
+    /// The key read from `signing_key_file` at load.
+    #[serde(skip)]
+    pub signing_key: Option<std::sync::Arc<SigningKey>>,
+    /// How often a signed checkpoint is written while records arrive (also at start, at
+    /// shutdown and after pruning); at least 1.
+    #[serde(deserialize_with = "at_least_one")]
+    pub checkpoint_interval_s: u64,
 }
 
 impl Default for JournalSettings {
@@ -221,6 +234,9 @@ impl Default for JournalSettings {
             retention_days: 60,
             durable: true,
             chain_log_interval_s: 3600,
+            signing_key_file: None,
+            signing_key: None,
+            checkpoint_interval_s: 300,
         }
     }
 }
@@ -349,6 +365,10 @@ fn empty_as_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::E
     Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
 }
 
+fn empty_path_as_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    Ok(empty_as_none(d)?.map(PathBuf::from))
+}
+
 fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
     Ok(non_empty_secret(Option::<SecretString>::deserialize(d)?))
 }
@@ -422,9 +442,17 @@ impl RawSettings {
             influx,
             http,
             stations,
-            journal,
+            mut journal,
             compliance,
         } = self;
+        if let Some(path) = &journal.signing_key_file {
+            let key = SigningKey::load(path).map_err(|reason| Error::Invalid {
+                file: path.display().to_string(),
+                key: "journal.signing_key_file".into(),
+                reason,
+            })?;
+            journal.signing_key = Some(std::sync::Arc::new(key));
+        }
         read_secret(
             &mut mqtt.password,
             &mqtt.password_file,

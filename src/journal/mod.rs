@@ -25,17 +25,26 @@
 //!    moves forward, and only the sink moves it. [`Journal::prune`] deletes a *prefix* of the
 //!    chain: messages older than the retention cutoff whose points are all at or below the
 //!    cursor, and records the last pruned hash as the new chain base so the rest still verifies.
+//!    The writer, not its caller, enforces the retention: it is told the time and the period,
+//!    never a cutoff, and records the base's receive time and when it was pruned, which
+//!    `verify` checks against the retention period.
 //! 4. **Block when full, never drop.** When the journal reaches its size limit the stage stops
 //!    taking messages (they stay unacknowledged in the broker) until pruning makes room.
 //! 5. **The head is recorded with every commit** (`meta`), so truncating the newest records is
 //!    detected too; the head is also logged periodically for third-party anchoring.
+//! 6. **Evidence outside the file.** Whoever can write the file can recompute the whole chain,
+//!    so `verify` also checks what the file cannot forge: anchors (record id and hash)
+//!    published to a third party, and [`checkpoint`]s of the chain signed with the operator's
+//!    Ed25519 key.
 //!
 //! # Files
 //! [`schema`] (tables and connection settings), [`chain`] (the record hash, pure), `writer`
-//! ([`Journal`]), [`outbox`] ([`Outbox`]), [`dead_letters`], [`verify`], [`run`] (the stage
-//! loop), `events` (what the stage logs, counts and reports on `/readyz`).
+//! ([`Journal`]), [`outbox`] ([`Outbox`]), [`dead_letters`], [`verify`], [`checkpoint`]
+//! (signed checkpoints), [`run`] (the stage loop), `events` (what the stage logs, counts and
+//! reports on `/readyz`).
 
 pub mod chain;
+pub mod checkpoint;
 pub mod dead_letters;
 mod events;
 pub mod outbox;
@@ -51,8 +60,8 @@ use crate::model;
 pub use dead_letters::{dead_letters, mark_replayed, DeadLetter};
 pub use outbox::Outbox;
 pub use run::{run, RunParams};
-pub use verify::{verify, Problem, VerifyReport};
-pub use writer::Journal;
+pub use verify::{verify, verify_with, Anchor, Finding, Mismatch, Options, Problem, VerifyReport};
+pub use writer::{Journal, MIN_RETENTION};
 
 /// What can go wrong in the journal, by what the caller does next.
 #[derive(Debug, thiserror::Error)]

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, Notify};
 
+use super::checkpoint::Checkpointer;
 use super::events::Events;
 use super::writer::PRUNE_CHUNK;
 use super::{Entry, Error, Journal};
@@ -38,6 +39,8 @@ pub struct RunParams {
     pub prune_interval: Duration,
     /// Most messages in one transaction.
     pub max_batch: usize,
+    /// Signs checkpoints of the chain, when `journal.signing_key_file` is set.
+    pub checkpoints: Option<Checkpointer>,
 }
 
 impl RunParams {
@@ -48,6 +51,9 @@ impl RunParams {
             chain_log_interval: Duration::from_secs(s.chain_log_interval_s.max(1)),
             prune_interval: Duration::from_secs(60),
             max_batch: 2_000,
+            checkpoints: s.signing_key.clone().map(|key| {
+                Checkpointer::new(key, Duration::from_secs(s.checkpoint_interval_s.max(1)))
+            }),
         }
     }
 }
@@ -100,8 +106,9 @@ impl Stage {
                 source,
             })?;
         let result = self.turns(&rt, &mut rx);
-        if let Err(e) = &result {
-            self.events.stopped(e);
+        match &result {
+            Ok(()) => self.checkpoint(true), // the final head, signed at shutdown
+            Err(e) => self.events.stopped(e),
         }
         result
     }
@@ -113,6 +120,7 @@ impl Stage {
     ) -> Result<(), Error> {
         self.publish_metrics()?;
         self.log_head();
+        self.checkpoint(true);
         let mut last_log = Instant::now();
         let mut last_prune: Option<Instant> = None;
         let mut last_file_check = Instant::now();
@@ -135,12 +143,14 @@ impl Stage {
                 continue;
             }
             let full = size >= self.params.max_bytes;
+            let mut pruned = 0;
             if full || last_prune.is_none_or(|t| t.elapsed() >= self.params.prune_interval) {
-                self.prune(full);
+                pruned = self.prune(full);
                 last_prune = Some(Instant::now());
                 size = self.journal.size_bytes()?;
                 self.events.size(size);
             }
+            self.checkpoint(pruned > 0);
             if last_log.elapsed() >= self.params.chain_log_interval {
                 self.log_head();
                 last_log = Instant::now();
@@ -232,14 +242,16 @@ impl Stage {
 
     /// Deletes expired, delivered records: one chunk per call normally, until below the limit
     /// (or nothing more can go) while full. A failure is logged when it starts and when it
-    /// ends; intake continues, since a failed prune loses nothing.
-    fn prune(&mut self, full: bool) {
-        let cutoff =
-            now_ms() - i64::try_from(self.params.retention.as_millis()).unwrap_or(i64::MAX);
+    /// ends; intake continues, since a failed prune loses nothing. Returns how many records
+    /// went.
+    fn prune(&mut self, full: bool) -> u64 {
+        let now = now_ms();
         let result = (|| -> Result<u64, Error> {
             let mut total = 0;
             loop {
-                let n = self.journal.prune_some(cutoff, PRUNE_CHUNK)?;
+                let n = self
+                    .journal
+                    .prune_some(now, self.params.retention, PRUNE_CHUNK)?;
                 total += n;
                 if n < PRUNE_CHUNK || !full || self.journal.size_bytes()? < self.params.max_bytes {
                     return Ok(total);
@@ -247,8 +259,21 @@ impl Stage {
             }
         })();
         match result {
-            Ok(n) => self.events.pruned(n),
-            Err(e) => self.events.prune_failed(&e),
+            Ok(n) => {
+                self.events.pruned(n);
+                n
+            }
+            Err(e) => {
+                self.events.prune_failed(&e);
+                0
+            }
+        }
+    }
+
+    /// Signs a checkpoint when one is due, or at once (`now`); see [`Checkpointer::tick`].
+    fn checkpoint(&mut self, now: bool) {
+        if let Some(c) = &mut self.params.checkpoints {
+            c.tick(&self.journal, now);
         }
     }
 }

@@ -10,7 +10,16 @@ use tokio::sync::{mpsc, Notify};
 use super::*;
 use crate::model::{Reason, Rejection};
 
+/// Read-only opening, anchors, signed checkpoints, retention.
+mod evidence;
+
 const T0: i64 = 1_795_935_900_000; // 2026-11-29T07:05:00Z
+
+/// The Circular 10/2021 retention (regulations.md §3), and a time by which everything
+/// received around [`T0`] has passed it.
+const RETENTION: Duration = Duration::from_secs(60 * 86_400);
+const DAY_MS: i64 = 86_400_000;
+const LATER: i64 = T0 + 100 * DAY_MS;
 
 fn payload(i: u64) -> Vec<u8> {
     format!(
@@ -372,11 +381,11 @@ fn prune_keeps_verify_passing_and_never_deletes_unwritten_points() {
     let mut o = Outbox::open(dir.path()).unwrap();
 
     // Nothing written yet: nothing goes, however old.
-    assert_eq!(j.prune(i64::MAX).unwrap(), 0);
+    assert_eq!(j.prune(LATER, RETENTION).unwrap(), 0);
 
     // Points up to 9 written: message 5 (points 9, 10) is only half written and stays.
     o.written(9).unwrap();
-    assert_eq!(j.prune(i64::MAX).unwrap(), 4);
+    assert_eq!(j.prune(LATER, RETENTION).unwrap(), 4);
     let r = verify(dir.path()).unwrap();
     assert!(r.ok(), "{r}");
     assert_eq!((r.base_id, r.records), (4, 6));
@@ -389,7 +398,7 @@ fn prune_keeps_verify_passing_and_never_deletes_unwritten_points() {
 
     // Everything written, but the cutoff (age) keeps messages 7.. (received at T0 + 7 s).
     o.written(20).unwrap();
-    assert_eq!(j.prune(T0 + 7000).unwrap(), 2);
+    assert_eq!(j.prune(T0 + 7000 + 60 * DAY_MS, RETENTION).unwrap(), 2);
     assert_eq!(j.messages_since(0).unwrap()[0].id, 7);
     assert!(verify(dir.path()).unwrap().ok());
 
@@ -400,7 +409,7 @@ fn prune_keeps_verify_passing_and_never_deletes_unwritten_points() {
     assert!(r.ok(), "{r}");
     assert_eq!((r.base_id, r.records, r.head.0), (6, 7, 13));
     let mut j = Journal::open(dir.path(), true).unwrap();
-    assert_eq!(j.prune(i64::MAX).unwrap(), 4); // 7..=10 written; 11.. not
+    assert_eq!(j.prune(LATER, RETENTION).unwrap(), 4); // 7..=10 written; 11.. not
     assert!(verify(dir.path()).unwrap().ok());
     // Removing a record just above the chain base is still a gap.
     raw(dir.path())
@@ -481,6 +490,7 @@ mod stage {
             chain_log_interval: Duration::from_secs(3600),
             prune_interval: Duration::from_secs(60),
             max_batch: 2_000,
+            checkpoints: None,
         }
     }
 

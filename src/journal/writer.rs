@@ -1,6 +1,7 @@
 //! [`Journal`]: the writer connection — group-committed appends, the chain head, size, pruning.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -24,6 +25,10 @@ pub struct Journal {
 /// How many messages one pruning transaction deletes at most, so a large backlog of expired
 /// data never holds the write lock (and the acks behind it) for long.
 pub(crate) const PRUNE_CHUNK: u64 = 10_000;
+
+/// The shortest retention pruning accepts, whatever it is asked: a record is never deleted
+/// on the day it was received (`journal.retention_days` is at least 1 for the same reason).
+pub const MIN_RETENTION: Duration = Duration::from_secs(86_400);
 
 impl Journal {
     /// Opens (creating if needed) `dir/journal.sqlite` in WAL mode. `durable`: every commit is
@@ -209,6 +214,11 @@ impl Journal {
         Ok(db + wal)
     }
 
+    /// The writer's connection, for the signed checkpoints written on the same thread.
+    pub(super) fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     /// The last committed message id and its hash (`0` and zeros for an empty journal).
     pub fn chain_head(&self) -> Result<(u64, [u8; 32]), Error> {
         Ok((self.head_id, self.head_hash))
@@ -229,15 +239,18 @@ impl Journal {
         Ok(self.last_point.saturating_sub(self.outbox_cursor()?))
     }
 
-    /// Deletes messages received before `cutoff_ms` whose points are all written (≤ the outbox
-    /// cursor), oldest first, and stops at the first message that must stay: pruning removes a
-    /// prefix of the chain, so the hash of the last pruned record becomes the new chain base
-    /// and the rest still verifies. Dead letters (messages without points) go by age alone.
+    /// Deletes messages older than `retention` at `now_ms` (received before `now_ms −
+    /// retention`) whose points are all written (≤ the outbox cursor), oldest first, and
+    /// stops at the first message that must stay: pruning removes a prefix of the chain, so
+    /// the hash of the last pruned record becomes the new chain base and the rest still
+    /// verifies. Dead letters (messages without points) go by age alone. A retention below
+    /// [`MIN_RETENTION`] is raised to it. The base's receive time and the time of pruning are
+    /// recorded with it, so `verify` can tell a base moved by pruning from one moved by hand.
     /// Returns the number of messages deleted.
-    pub fn prune(&mut self, cutoff_ms: i64) -> Result<u64, Error> {
+    pub fn prune(&mut self, now_ms: i64, retention: Duration) -> Result<u64, Error> {
         let mut total = 0;
         loop {
-            let n = self.prune_some(cutoff_ms, PRUNE_CHUNK)?;
+            let n = self.prune_some(now_ms, retention, PRUNE_CHUNK)?;
             total += n;
             if n < PRUNE_CHUNK {
                 return Ok(total);
@@ -246,12 +259,20 @@ impl Journal {
     }
 
     /// [`Journal::prune`], at most `max` messages, in one transaction.
-    pub(crate) fn prune_some(&mut self, cutoff_ms: i64, max: u64) -> Result<u64, Error> {
+    pub(crate) fn prune_some(
+        &mut self,
+        now_ms: i64,
+        retention: Duration,
+        max: u64,
+    ) -> Result<u64, Error> {
+        let keep_ms = i64::try_from(retention.max(MIN_RETENTION).as_millis()).unwrap_or(i64::MAX);
+        let cutoff_ms = now_ms.saturating_sub(keep_ms);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let cursor = schema::get_u64(&tx, key::CURSOR)?;
-        let mut last: Option<(u64, Vec<u8>, u64)> = None; // (id, hash, last point id)
+        // (id, hash, last point id, receive time) of the last message to delete
+        let mut last: Option<(u64, Vec<u8>, u64, i64)> = None;
         let mut count = 0;
         {
             let mut stmt = tx.prepare_cached(
@@ -268,11 +289,11 @@ impl Journal {
                     break;
                 }
                 let id: i64 = row.get(0)?;
-                last = Some((id as u64, row.get(4)?, last_point));
+                last = Some((id as u64, row.get(4)?, last_point, received_at_ms));
                 count += 1;
             }
         }
-        let Some((id, hash, last_point)) = last else {
+        let Some((id, hash, last_point, received_at_ms)) = last else {
             return Ok(0);
         };
         let hash = schema::to_hash(&hash)
@@ -293,6 +314,9 @@ impl Journal {
             .execute([pt_sql])?;
         schema::set_u64(&tx, key::BASE_ID, id)?;
         schema::set_hash(&tx, key::BASE_HASH, &hash)?;
+        // Receive times before 1970 do not occur; a clock that says so records 0.
+        schema::set_u64(&tx, key::BASE_RECEIVED_AT, received_at_ms.max(0) as u64)?;
+        schema::set_u64(&tx, key::BASE_PRUNED_AT, now_ms.max(0) as u64)?;
         tx.commit()?;
         Ok(count)
     }

@@ -3,6 +3,7 @@
 
 mod demo;
 mod docs;
+mod evidence;
 mod hostile;
 mod ingest;
 mod layering;
