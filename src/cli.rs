@@ -1,13 +1,16 @@
 //! One function per subcommand. No pipeline logic here: `run` calls [`crate::app`], `demo` and
 //! `simulate` call [`crate::demo`], the others read the configuration and the journal.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
+use crate::journal::checkpoint::PublicKey;
+use crate::journal::Anchor;
 
 const DEFAULT_CONFIG: &str = "config/quantrac.toml";
 
@@ -39,13 +42,42 @@ pub enum Command {
     Demo(crate::demo::DemoArgs),
     /// Publish the simulated park to a real MQTT broker.
     Simulate(crate::demo::SimulateArgs),
-    /// Walk the journal's hash chain; exit 0 only when the whole chain holds.
-    Verify(ConfigArg),
+    /// Walk the journal's hash chain and check it against published anchors and signed
+    /// checkpoints; exit 0 only when everything holds. Opens the journal read-only.
+    Verify(VerifyArgs),
+    /// Make an Ed25519 key pair that signs journal checkpoints (`journal.signing_key_file`).
+    Keygen {
+        /// Where to write the private key (PKCS#8 PEM, mode 0600); the public key goes to
+        /// FILE.pub. Existing files are never overwritten.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
     /// Rejected payloads kept in the journal.
     DeadLetters {
         #[command(subcommand)]
         action: DeadLetterAction,
     },
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The journal folder to verify (a copy, for instance); default: `journal.path`. With
+    /// --journal and no --config, no configuration file is read.
+    #[arg(long, value_name = "DIR")]
+    pub journal: Option<PathBuf>,
+    /// A published chain hash, RECORD_ID:HASH, that the journal must contain (repeatable).
+    #[arg(long = "anchor", value_name = "ID:HASH")]
+    pub anchors: Vec<Anchor>,
+    /// The operator's public key (PEM, or 64 hex digits): every checkpoint must carry a valid
+    /// signature by it, and the newest must cover the chain (repeatable, after a key change).
+    #[arg(long = "public-key", value_name = "FILE")]
+    pub public_keys: Vec<PathBuf>,
+    /// The retention period deleted records must have respected; default: the configured
+    /// `journal.retention_days`.
+    #[arg(long, value_name = "DAYS")]
+    pub retention_days: Option<u32>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -106,7 +138,8 @@ fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(crate::demo::simulate(s))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify(c) => verify(&c),
+        Command::Verify(v) => verify(&v),
+        Command::Keygen { out } => keygen(&out),
         Command::DeadLetters { action } => match action {
             DeadLetterAction::List { config, limit } => dead_letters_list(&config, limit),
             DeadLetterAction::Replay(c) => {
@@ -135,20 +168,76 @@ fn check_config(c: &ConfigArg) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify(c: &ConfigArg) -> anyhow::Result<ExitCode> {
-    let settings = load(c)?;
-    let report = crate::journal::verify(&settings.journal.path).with_context(|| {
-        format!(
-            "verifying the journal in {}",
-            settings.journal.path.display()
-        )
-    })?;
+fn verify(v: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    // A regulator verifying a copy has no configuration: --journal alone is enough.
+    let settings = match (&v.journal, &v.config.config) {
+        (Some(_), None) => crate::config::JournalSettings::default(),
+        _ => load(&v.config)?.journal,
+    };
+    let dir = v.journal.clone().unwrap_or(settings.path);
+    let days = v.retention_days.unwrap_or(settings.retention_days);
+    let mut opts = crate::journal::Options {
+        anchors: v.anchors.clone(),
+        public_keys: Vec::new(),
+        retention: Duration::from_secs(u64::from(days) * 86_400),
+    };
+    for path in &v.public_keys {
+        opts.public_keys.push(PublicKey::load(path)?);
+    }
+    let report = crate::journal::verify_with(&dir, &opts)
+        .with_context(|| format!("verifying the journal in {}", dir.display()))?;
     println!("{report}");
-    Ok(if report.problem.is_none() {
+    Ok(if report.ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Writes a new private key to `out` (only the owner may read it) and its public key to
+/// `out.pub`, and prints the public key.
+fn keygen(out: &Path) -> anyhow::Result<ExitCode> {
+    use secrecy::ExposeSecret as _;
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+
+    let (key, pem) = crate::config::SigningKey::generate().map_err(anyhow::Error::msg)?;
+    let public = PublicKey(key.public_key());
+    let mut pub_path = out.as_os_str().to_owned();
+    pub_path.push(".pub");
+    let pub_path = PathBuf::from(pub_path);
+    let create = |path: &Path, mode: u32| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path)
+            .with_context(|| {
+                format!(
+                    "creating {} (an existing file is never replaced)",
+                    path.display()
+                )
+            })
+    };
+    let mut private = create(out, 0o600)?;
+    let mut public_file = create(&pub_path, 0o644)?;
+    private
+        .write_all(pem.expose_secret().as_bytes())
+        .and_then(|()| private.sync_all())
+        .with_context(|| format!("writing {}", out.display()))?;
+    public_file
+        .write_all(public.to_pem().as_bytes())
+        .with_context(|| format!("writing {}", pub_path.display()))?;
+    println!(
+        "private key: {} (keep it secret; set journal.signing_key_file to it)",
+        out.display()
+    );
+    println!(
+        "public key: {} (give it to whoever verifies the journal)",
+        pub_path.display()
+    );
+    println!("public key (hex): {public}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn dead_letters_list(c: &ConfigArg, limit: usize) -> anyhow::Result<ExitCode> {

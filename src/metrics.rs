@@ -79,6 +79,7 @@ pub struct Metrics {
     pub journal_bytes: IntGauge,
     pub journal_full: IntGauge,
     pub journal_commits: IntCounter,
+    pub journal_duplicates: IntCounter,
     pub journal_chain_head: IntGaugeVec,
     pub acks_sent: IntCounter,
     pub acks_dropped: IntCounter,
@@ -232,12 +233,17 @@ impl Metrics {
             journal_full: int_gauge(
                 &r,
                 "quantrac_journal_full",
-                "1 while the journal is at journal.max_bytes and intake is paused.",
+                "1 while intake is paused because the journal is at journal.max_bytes or the disk is full.",
             ),
             journal_commits: counter(
                 &r,
                 "quantrac_journal_commits_total",
                 "Journal transactions committed.",
+            ),
+            journal_duplicates: counter(
+                &r,
+                "quantrac_journal_duplicates_total",
+                "Messages delivered again by the broker (same topic and payload as a record in the journal) and journaled once.",
             ),
             journal_chain_head: int_gauge_vec(
                 &r,

@@ -82,6 +82,11 @@ impl Ack {
         self.seq
     }
 
+    /// Whether a source waits for this ack (the message came from outside, and may come again).
+    pub fn from_source(&self) -> bool {
+        self.permit.is_some()
+    }
+
     /// Tells the source that the message is durable.
     pub fn resolve(mut self) {
         if let Some(permit) = self.permit.take() {
@@ -107,15 +112,74 @@ impl Drop for Ack {
     }
 }
 
+/// How much of an oversized payload is kept, as evidence of what was sent.
+pub const EXCERPT_BYTES: usize = 4096;
+
+/// A payload larger than `mqtt.max_payload_bytes`: its whole size and SHA-256. Only its first
+/// [`EXCERPT_BYTES`] travel on (in [`Envelope::payload`]) and are journaled, so a publisher
+/// sending megabytes cannot fill the journal or the memory of the pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Oversize {
+    pub bytes: usize,
+    pub sha256: [u8; 32],
+}
+
 /// One message as received: an MQTT publish, or a file from the inbox.
 #[derive(Debug)]
 pub struct Envelope {
     /// The MQTT topic, or [`inbox_topic`] for a file.
     pub topic: String,
+    /// The payload, or only its first [`EXCERPT_BYTES`] when `oversize` is set.
     pub payload: Vec<u8>,
+    /// Set when the payload was over the limit and cut to an excerpt on arrival.
+    pub oversize: Option<Oversize>,
     /// Receive time, Unix epoch milliseconds.
     pub received_at_ms: i64,
     pub ack: Ack,
+}
+
+impl Envelope {
+    /// A message as it arrives from a source. A payload over `max_payload_bytes` is cut to its
+    /// first [`EXCERPT_BYTES`] here, at once, with its size and SHA-256 kept beside it.
+    pub fn received(
+        topic: String,
+        payload: &[u8],
+        received_at_ms: i64,
+        ack: Ack,
+        max_payload_bytes: usize,
+    ) -> Envelope {
+        let (payload, oversize) = if payload.len() > max_payload_bytes {
+            use sha2::Digest;
+            let oversize = Oversize {
+                bytes: payload.len(),
+                sha256: sha2::Sha256::digest(payload).into(),
+            };
+            (
+                payload[..EXCERPT_BYTES.min(payload.len())].to_vec(),
+                Some(oversize),
+            )
+        } else {
+            (payload.to_vec(), None)
+        };
+        Envelope {
+            topic,
+            payload,
+            oversize,
+            received_at_ms,
+            ack,
+        }
+    }
+
+    /// A message quantrac makes itself or takes from the journal (nobody to acknowledge).
+    pub fn internal(topic: String, payload: Vec<u8>, received_at_ms: i64) -> Envelope {
+        Envelope {
+            topic,
+            payload,
+            oversize: None,
+            received_at_ms,
+            ack: Ack::none(),
+        }
+    }
 }
 
 /// What `decode` made of a message: the station it came from (when the topic said), the

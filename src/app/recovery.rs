@@ -7,9 +7,9 @@ use anyhow::Context;
 
 use crate::compliance::{self, Catalogue, Engine};
 use crate::config::{Settings, Stations};
-use crate::decode::{Decoder, FileNames};
+use crate::decode::{Decoder, FileNames, StationFilter, TRUNCATED};
 use crate::journal::{self, Journal};
-use crate::pipeline::{Ack, Envelope, Processed};
+use crate::pipeline::{Envelope, Processed};
 use crate::sink;
 
 use super::lock::JournalLock;
@@ -19,16 +19,23 @@ pub fn engine(settings: &Settings, stations: Stations) -> Engine {
     Engine::new(stations, &Catalogue::builtin(), settings.stations.timezone)
 }
 
-/// The decoder for these settings: the topic templates, the stations' parameter table and,
-/// with `[inbox]`, how file names name the stations.
+/// The decoder for these settings: the topic templates, the stations' parameter table,
+/// taking the readings of `stations` and of unknown stations as `[stations] unknown` says,
+/// and, with `[inbox]`, how file names name the stations.
 pub fn decoder(settings: &Settings, stations: &Stations) -> anyhow::Result<Decoder> {
+    let filter = StationFilter::new(
+        stations.iter().map(|s| s.key.clone()),
+        settings.stations.unknown,
+        settings.stations.max_unknown_stations,
+    );
     let mut decoder = Decoder::new(
         &settings.mqtt.topics,
         settings.stations.timezone,
         settings.mqtt.max_payload_bytes,
     )
     .context("mqtt.topics")?
-    .with_params(stations.params.clone());
+    .with_params(stations.params.clone())
+    .with_stations(filter);
     if let Some(inbox) = &settings.inbox {
         let codes = stations
             .iter()
@@ -125,10 +132,22 @@ pub fn replay_dead_letters(settings: &Settings) -> anyhow::Result<usize> {
     let mut engine = engine(settings, stations);
     let mut journal = Journal::open(&settings.journal.path, settings.journal.durable)?;
     rebuild_windows(&mut journal, &mut decoder, &mut engine)?;
-    let letters: Vec<_> = journal::dead_letters(&settings.journal.path, usize::MAX)?
-        .into_iter()
-        .filter(|d| !d.replayed)
-        .collect();
+    let (letters, excerpts): (Vec<_>, Vec<_>) =
+        journal::dead_letters(&settings.journal.path, usize::MAX)?
+            .into_iter()
+            .filter(|d| !d.replayed)
+            .partition(|d| {
+                !d.reasons
+                    .iter()
+                    .any(|(reason, detail)| reason == "too_large" && detail.contains(TRUNCATED))
+            });
+    // Only an excerpt of an oversized payload was kept: there is nothing whole to replay.
+    for d in &excerpts {
+        println!(
+            "#{} {}: too large when received; only an excerpt was kept, not replayed",
+            d.id, d.topic
+        );
+    }
     let now = chrono::Utc::now().timestamp_millis();
     let mut processed = Vec::new();
     for d in &letters {
@@ -145,12 +164,7 @@ pub fn replay_dead_letters(settings: &Settings) -> anyhow::Result<usize> {
             println!("  {}: {}", r.reason.as_label(), r.detail);
         }
         processed.push(Processed {
-            envelope: Envelope {
-                topic: d.topic.clone(),
-                payload: d.payload.clone(),
-                received_at_ms: now,
-                ack: Ack::none(),
-            },
+            envelope: Envelope::internal(d.topic.clone(), d.payload.clone(), now),
             key: decoded.key,
             readings,
             rejections: decoded.rejections,
@@ -162,7 +176,7 @@ pub fn replay_dead_letters(settings: &Settings) -> anyhow::Result<usize> {
         .map(|p| journal::Entry::of(p, render_points(p)))
         .collect();
     if !entries.is_empty() {
-        journal.append_replayed(&entries)?;
+        journal.append(&entries)?;
         let ids: Vec<u64> = letters.iter().map(|d| d.id).collect();
         journal::mark_replayed(&settings.journal.path, &ids, now)?;
     }

@@ -21,7 +21,7 @@ use super::events::Events;
 use super::Engine;
 use crate::metrics::Metrics;
 use crate::model::{Param, StationKey, WindowPoint};
-use crate::pipeline::{Ack, Decoded, Envelope, Processed};
+use crate::pipeline::{Decoded, Envelope, Processed};
 
 /// Topic of the journal records that hold windows closed by the clock (not by a message).
 pub const WINDOWS_TOPIC: &str = "$quantrac/windows";
@@ -122,12 +122,11 @@ pub fn windows_record(points: Vec<WindowPoint>, now_ms: i64) -> Processed {
         })
         .collect();
     Processed {
-        envelope: Envelope {
-            topic: WINDOWS_TOPIC.to_owned(),
-            payload: serde_json::to_vec(&summary).expect("JSON values always serialise"),
-            received_at_ms: now_ms,
-            ack: Ack::none(),
-        },
+        envelope: Envelope::internal(
+            WINDOWS_TOPIC.to_owned(),
+            serde_json::to_vec(&summary).expect("JSON values always serialise"),
+            now_ms,
+        ),
         key: None,
         readings: Vec::new(),
         rejections: Vec::new(),

@@ -8,6 +8,7 @@
 mod broker_url;
 mod influx;
 pub mod params;
+mod signing_key;
 mod stations;
 
 use std::collections::HashMap;
@@ -24,6 +25,7 @@ use crate::model::Params;
 
 pub use broker_url::BrokerUrl;
 pub use influx::{InfluxApi, InfluxSettings, InfluxUrl, InfluxV1, InfluxV2};
+pub use signing_key::{pem, SigningKey};
 pub use stations::{PermitLimit, Station, StationDefaults, Stations, WindowSpec};
 
 /// Configuration errors. Each names where the value came from (a file, or the environment
@@ -179,6 +181,12 @@ pub struct StationsSettings {
     /// Parameters the operator defines (`[[param]]` entries); `None`: the built-in ones only.
     #[serde(deserialize_with = "empty_path_as_none")]
     pub params_file: Option<PathBuf>,
+    /// What to do with readings of a station that is not in the stations file.
+    pub unknown: UnknownStations,
+    /// With `unknown = "accept"`: at most this many different unknown stations are accepted;
+    /// readings of further ones are rejected, so memory and `/metrics` stay bounded whatever a
+    /// publisher sends.
+    pub max_unknown_stations: usize,
 }
 
 impl Default for StationsSettings {
@@ -187,6 +195,8 @@ impl Default for StationsSettings {
             file: "config/stations.toml".into(),
             timezone: chrono_tz::Asia::Ho_Chi_Minh,
             params_file: None,
+            unknown: UnknownStations::Reject,
+            max_unknown_stations: 100,
         }
     }
 }
@@ -268,6 +278,17 @@ impl InboxSettings {
     }
 }
 
+/// `stations.unknown`.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownStations {
+    /// Rejected with reason `unknown_station`, kept as a dead letter (replayable once the
+    /// station is added), no per-station series anywhere.
+    Reject,
+    /// Stored and counted with no verdict, up to `max_unknown_stations` stations.
+    Accept,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JournalSettings {
@@ -281,6 +302,17 @@ pub struct JournalSettings {
     pub durable: bool,
     /// How often the chain head is logged for third-party anchoring.
     pub chain_log_interval_s: u64,
+    /// Ed25519 private key (PKCS#8 PEM) that signs checkpoints of the chain; none: no
+    /// checkpoints are written (`""` too).
+    #[serde(deserialize_with = "empty_path_as_none")]
+    pub signing_key_file: Option<PathBuf>,
+    /// The key read from `signing_key_file` at load.
+    #[serde(skip)]
+    pub signing_key: Option<std::sync::Arc<SigningKey>>,
+    /// How often a signed checkpoint is written while records arrive (also at start, at
+    /// shutdown and after pruning); at least 1.
+    #[serde(deserialize_with = "at_least_one")]
+    pub checkpoint_interval_s: u64,
 }
 
 impl Default for JournalSettings {
@@ -291,6 +323,9 @@ impl Default for JournalSettings {
             retention_days: 60,
             durable: true,
             chain_log_interval_s: 3600,
+            signing_key_file: None,
+            signing_key: None,
+            checkpoint_interval_s: 300,
         }
     }
 }
@@ -509,10 +544,18 @@ impl RawSettings {
             influx,
             http,
             stations,
-            journal,
+            mut journal,
             compliance,
             inbox,
         } = self;
+        if let Some(path) = &journal.signing_key_file {
+            let key = SigningKey::load(path).map_err(|reason| Error::Invalid {
+                file: path.display().to_string(),
+                key: "journal.signing_key_file".into(),
+                reason,
+            })?;
+            journal.signing_key = Some(std::sync::Arc::new(key));
+        }
         read_secret(
             &mut mqtt.password,
             &mqtt.password_file,

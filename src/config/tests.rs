@@ -234,6 +234,43 @@ fn a_missing_named_file_is_an_error() {
 }
 
 #[test]
+fn the_signing_key_is_read_at_load_and_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, pem) = SigningKey::generate().unwrap();
+    let file = write(dir.path(), "signing.pem", pem.expose_secret());
+    let s = load(
+        &format!("[journal]\nsigning_key_file = {file:?}\ncheckpoint_interval_s = 60\n"),
+        &[],
+    )
+    .unwrap();
+    let loaded = s.journal.signing_key.as_ref().unwrap();
+    assert_eq!(loaded.public_key(), key.public_key());
+    assert_eq!(s.journal.checkpoint_interval_s, 60);
+    let shown = format!("{s:?}");
+    let body = pem.expose_secret().lines().nth(1).unwrap();
+    assert!(!shown.contains(body), "the private key never reaches Debug");
+
+    // No file, or not a key: refused, naming the key and the file.
+    for text in ["", "not a key"] {
+        let missing = dir.path().join(format!("k{}.pem", text.len()));
+        if !text.is_empty() {
+            std::fs::write(&missing, text).unwrap();
+        }
+        let e = load(&format!("[journal]\nsigning_key_file = {missing:?}\n"), &[]).unwrap_err();
+        assert_eq!(e.key(), Some("journal.signing_key_file"), "{e}");
+        assert!(
+            e.to_string().contains(&missing.display().to_string()),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("not a key"), "{e}");
+    }
+    // "" is none, as for the other optional keys.
+    let s = load("[journal]\nsigning_key_file = \"\"\n", &[]).unwrap();
+    assert!(s.journal.signing_key.is_none());
+    assert!(load("[journal]\ncheckpoint_interval_s = 0\n", &[]).is_err());
+}
+
+#[test]
 fn the_inbox_is_off_without_its_section_and_fills_in_its_folders() {
     assert!(load("", &[]).unwrap().inbox.is_none());
     let s = load("[inbox]\ndir = \"/srv/ftp/quantrac\"\n", &[]).unwrap();

@@ -28,6 +28,7 @@ mod events;
 mod files;
 mod json;
 mod run;
+mod stations;
 mod text;
 mod time;
 mod units;
@@ -45,10 +46,15 @@ pub use crate::model::topic::TemplateError;
 pub use events::{Events, RejectionLog};
 pub use files::FileNames;
 pub use run::run;
+pub use stations::StationFilter;
 
 /// Topics remembered by [`Decoder`]. A park has at most a few hundred stations, so the bound
 /// only matters if something publishes on ever-new topics; then the cache starts over.
 const KEY_CACHE_LIMIT: usize = 10_000;
+
+/// Said in the `too_large` detail of a payload of which only an excerpt was kept (a replay has
+/// nothing whole to decode then).
+pub const TRUNCATED: &str = "only its first";
 
 /// The longest user-supplied text (topic, symbol, unit) quoted in a rejection detail.
 const QUOTE_LIMIT: usize = 48;
@@ -64,6 +70,7 @@ pub struct Decoder {
     params: Params,
     /// How inbox file names name stations; `None` without `[inbox]`.
     files: Option<FileNames>,
+    stations: StationFilter,
 }
 
 impl Decoder {
@@ -82,6 +89,7 @@ impl Decoder {
             keys: HashMap::new(),
             params: Params::builtin(),
             files: None,
+            stations: StationFilter::default(),
         })
     }
 
@@ -99,6 +107,12 @@ impl Decoder {
         self
     }
 
+    /// Takes readings only of the stations `filter` admits (by default, every station).
+    pub fn with_stations(mut self, filter: StationFilter) -> Decoder {
+        self.stations = filter;
+        self
+    }
+
     /// MQTT subscription filters, one per template (`{x}` → `+`), without duplicates.
     pub fn filters(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::with_capacity(self.templates.len());
@@ -108,6 +122,32 @@ impl Decoder {
             }
         }
         out
+    }
+
+    /// The rejection of a payload that arrived over the limit and was cut to an excerpt
+    /// ([`crate::pipeline::Envelope::received`]): `too_large`, with its size and SHA-256.
+    pub fn oversized(&mut self, topic: &str, oversize: &crate::pipeline::Oversize) -> Decoded {
+        Decoded {
+            key: self.station_key(topic).ok(),
+            readings: Vec::new(),
+            rejections: vec![whole(
+                Reason::TooLarge,
+                format!(
+                    "payload of {} bytes exceeds mqtt.max_payload_bytes ({}); SHA-256 {}{}",
+                    oversize.bytes,
+                    self.max_payload_bytes,
+                    hex::encode(oversize.sha256),
+                    if oversize.bytes > crate::pipeline::EXCERPT_BYTES {
+                        format!(
+                            "; {TRUNCATED} {} bytes are kept",
+                            crate::pipeline::EXCERPT_BYTES
+                        )
+                    } else {
+                        String::new()
+                    }
+                ),
+            )],
+        }
     }
 
     /// Decodes one message. `received_at_ms` (Unix epoch milliseconds) bounds how far in the
@@ -135,6 +175,11 @@ impl Decoder {
                 return out;
             }
         };
+        if let Err(detail) = self.stations.admit(&key) {
+            out.rejections.push(whole(Reason::UnknownStation, detail));
+            out.key = Some(key);
+            return out;
+        }
         let ctx = Ctx {
             key: &key,
             tz: self.tz,

@@ -17,7 +17,10 @@ pub async fn run(
 ) {
     let mut events = Events::new(&metrics);
     while let Some(envelope) = rx.recv().await {
-        let decoded = decoder.decode(&envelope.topic, &envelope.payload, envelope.received_at_ms);
+        let decoded = match &envelope.oversize {
+            Some(oversize) => decoder.oversized(&envelope.topic, oversize),
+            None => decoder.decode(&envelope.topic, &envelope.payload, envelope.received_at_ms),
+        };
         events.accepted(decoded.readings.len());
         for r in &decoded.rejections {
             events.rejected(&envelope.topic, r);

@@ -6,7 +6,10 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
+use sha2::{Digest, Sha256};
+
 use super::watch::{is_upload_name, Listed};
+use crate::pipeline::{Oversize, EXCERPT_BYTES};
 
 /// Subfolders deeper than this are not looked into (departments use `station/yyyy/MM/dd`).
 const MAX_DEPTH: usize = 6;
@@ -52,14 +55,36 @@ fn walk(dir: &Path, skip: &[PathBuf], depth: usize, out: &mut Vec<Listed>) -> io
     Ok(())
 }
 
-/// The file's bytes, at most `limit + 1` of them: a file larger than the limit is read only
-/// far enough for decode to reject it as too large (it is kept whole in the rejected folder).
-pub fn read(path: &Path, limit: usize) -> io::Result<Vec<u8>> {
+/// The file's bytes, as an MQTT source keeps a payload: whole up to `limit`; above it only the
+/// first [`EXCERPT_BYTES`], with the whole file's size and SHA-256 (read through, never held:
+/// decode rejects it as too large, and the file itself is kept in the rejected folder).
+pub fn read(path: &Path, limit: usize) -> io::Result<(Vec<u8>, Option<Oversize>)> {
+    let mut file = fs::File::open(path)?;
     let mut bytes = Vec::new();
-    fs::File::open(path)?
-        .take(limit as u64 + 1)
-        .read_to_end(&mut bytes)?;
-    Ok(bytes)
+    // Enough for the whole file within the limit, or for the excerpt of a larger one.
+    let head = limit.max(EXCERPT_BYTES) as u64 + 1;
+    (&mut file).take(head).read_to_end(&mut bytes)?;
+    if bytes.len() <= limit {
+        return Ok((bytes, None));
+    }
+    let mut sha = Sha256::new();
+    sha.update(&bytes);
+    let mut size = bytes.len();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        sha.update(&chunk[..n]);
+        size += n;
+    }
+    bytes.truncate(EXCERPT_BYTES);
+    let oversize = Oversize {
+        bytes: size,
+        sha256: sha.finalize().into(),
+    };
+    Ok((bytes, Some(oversize)))
 }
 
 /// Moves `from` to `to_dir/relative` (creating folders), never over an existing file: a name
@@ -173,11 +198,17 @@ mod tests {
     }
 
     #[test]
-    fn reading_stops_past_the_limit() {
+    fn a_file_over_the_limit_is_kept_as_an_excerpt_with_its_size_and_sha256() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("big.txt");
-        fs::write(&p, vec![b'x'; 100]).unwrap();
-        assert_eq!(read(&p, 10).unwrap().len(), 11);
-        assert_eq!(read(&p, 1000).unwrap().len(), 100);
+        let content: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        fs::write(&p, &content).unwrap();
+        let (bytes, oversize) = read(&p, 1000).unwrap();
+        assert_eq!(bytes, content[..EXCERPT_BYTES]);
+        let oversize = oversize.unwrap();
+        assert_eq!(oversize.bytes, 200_000);
+        assert_eq!(oversize.sha256, <[u8; 32]>::from(Sha256::digest(&content)));
+        let (bytes, oversize) = read(&p, 200_000).unwrap();
+        assert_eq!((bytes.len(), oversize), (200_000, None));
     }
 }

@@ -170,8 +170,9 @@ impl Inbox {
             let (relative, name) = folder::relative(&self.settings.dir, &path);
             let limit = self.max_bytes;
             let read_path = path.clone();
-            let payload = match blocking(move || folder::read(&read_path, limit)).await {
-                Ok(bytes) => bytes,
+            let (payload, oversize) = match blocking(move || folder::read(&read_path, limit)).await
+            {
+                Ok(read) => read,
                 Err(e) => {
                     self.events.unreadable_file(&name, &e);
                     continue;
@@ -183,6 +184,7 @@ impl Inbox {
                 received_at_ms: chrono::Utc::now().timestamp_millis(),
                 ack: Ack::new(self.seq, permit),
                 payload,
+                oversize,
             };
             self.events.taken(&name, envelope.payload.len());
             self.in_flight.insert(

@@ -182,14 +182,19 @@ async fn stopping_waits_for_the_files_in_flight_to_be_journaled_and_moved() {
 }
 
 #[tokio::test]
-async fn a_file_larger_than_the_payload_limit_is_read_only_past_the_limit() {
+async fn a_file_larger_than_the_payload_limit_travels_as_an_excerpt() {
     let dir = tempfile::tempdir().unwrap();
     let s = settings(dir.path());
     std::fs::create_dir_all(&s.dir).unwrap();
     std::fs::write(s.dir.join(NAME), vec![b'x'; 5000]).unwrap();
     let mut r = start(s.clone(), 100);
     let e = next(&mut r).await;
-    assert_eq!(e.payload.len(), 101, "decode rejects it as too large");
+    assert_eq!(e.payload.len(), crate::pipeline::EXCERPT_BYTES);
+    assert_eq!(
+        e.oversize.as_ref().map(|o| o.bytes),
+        Some(5000),
+        "decode rejects it as too large"
+    );
     e.ack.resolve_refused();
     until("kept whole", || s.rejected_dir.join(NAME).exists()).await;
     assert_eq!(

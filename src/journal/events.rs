@@ -10,8 +10,11 @@
 //! | [`Events::pruned`] | debug; info once after failures | — | — |
 //! | [`Events::prune_failed`] | error, once per run of failures | — | — |
 //! | [`Events::stopped`] | error | — | `journal: journal failed: …` |
+//! | [`Events::duplicates`] | debug | `quantrac_journal_duplicates_total` | — |
+//! | [`Events::disk_full`] | error, once | `quantrac_journal_full` 1 | `journal: disk full, cannot commit …` |
+//! | [`Events::disk_has_room`] | info, once after disk full | `quantrac_journal_full` 0 | cleared |
+//! | [`Events::file_gone`] | error | — | `journal: journal file … deleted/replaced …` |
 //! | [`Events::chain_head`] | info (for anchoring) | — | — |
-//! | [`Events::files_already_recorded`] | info | — | — |
 //!
 //! `full`, `has_room`, `pruned` and `prune_failed` are called on every turn of the loop; they
 //! log only when the state changes, so a journal that stays full logs once, not every second.
@@ -39,6 +42,9 @@ pub struct Events {
     is_full: bool,
     /// Whether the last prune failed.
     prune_failing: bool,
+    /// Whether the disk had no room for the last commit.
+    disk_full: bool,
+    duplicates: IntCounter,
 }
 
 impl Events {
@@ -53,6 +59,8 @@ impl Events {
             head_label: None,
             is_full: false,
             prune_failing: false,
+            disk_full: false,
+            duplicates: m.journal_duplicates.clone(),
         }
     }
 
@@ -64,15 +72,6 @@ impl Events {
     /// Points committed and not yet accepted by InfluxDB.
     pub fn backlog(&self, points: u64) {
         self.backlog.set(i64::try_from(points).unwrap_or(i64::MAX));
-    }
-
-    /// `n` inbox files of a batch were already in the journal (taken again after a restart,
-    /// or uploaded twice) and were not recorded again.
-    pub fn files_already_recorded(&self, n: u64) {
-        tracing::info!(
-            files = n,
-            "inbox files already in the journal; not recorded twice"
-        );
     }
 
     /// A batch was committed: the chain now ends at record `head_id` with `head_hash`.
@@ -128,8 +127,60 @@ impl Events {
         }
         self.is_full = false;
         tracing::info!("journal has room again: intake resumed");
-        self.full.set(0);
-        self.readiness.ready(COMPONENT);
+        if !self.disk_full {
+            self.full.set(0);
+            self.readiness.ready(COMPONENT);
+        }
+    }
+
+    /// `n` messages of a batch were already in the journal (redelivered) and were not
+    /// journaled again; their acks are resolved all the same.
+    pub fn duplicates(&self, n: u64) {
+        if n > 0 {
+            self.duplicates.inc_by(n);
+            tracing::debug!(
+                messages = n,
+                "redelivered messages recognised; journaled once"
+            );
+        }
+    }
+
+    /// The disk has no room for a commit: the batch is held, nothing more is acknowledged, and
+    /// the commit is tried again every second (the broker keeps the messages meanwhile).
+    pub fn disk_full(&mut self, e: &Error) {
+        if self.disk_full {
+            return;
+        }
+        self.disk_full = true;
+        tracing::error!(error.message = %e, "journal: the disk is full; acknowledgements paused until space returns (the broker keeps the messages)");
+        self.full.set(1);
+        self.readiness.not_ready(
+            COMPONENT,
+            format!("disk full, cannot commit ({e}); acknowledgements paused until space returns"),
+        );
+    }
+
+    /// A commit went through after the disk was full.
+    pub fn disk_has_room(&mut self) {
+        if !self.disk_full {
+            return;
+        }
+        self.disk_full = false;
+        tracing::info!("journal: the disk has room again; intake resumed");
+        if !self.is_full {
+            self.full.set(0);
+            self.readiness.ready(COMPONENT);
+        }
+    }
+
+    /// The journal file was deleted or replaced under the running service: what is committed
+    /// now goes nowhere anyone can read, so nothing more is taken or acknowledged.
+    pub fn file_gone(&self, why: &str) {
+        tracing::error!(why, "journal file is gone from under the service; nothing more is acknowledged: restore it, or stop quantrac, move the folder aside and start afresh");
+        self.readiness.not_ready(
+            COMPONENT,
+            format!("{why}; nothing more is acknowledged until restarted"),
+        );
     }
 
     /// Pruning deleted `messages` expired, delivered records (maybe none).

@@ -3,7 +3,7 @@
 //!
 //! # Design
 //! Every message is committed here — raw payload bytes exactly as received, topic (for a file,
-//! `$inbox/` and its path), receive time,
+//! `$inbox/` and its path, so a file taken again is recognised like a redelivery), receive time,
 //! station, the InfluxDB points rendered for it (the *outbox*) and its rejections (the *dead
 //! letters*) — in one transaction per batch (group commit), and only then is its MQTT
 //! acknowledgement resolved. A crash before the commit means no PUBACK, so the broker delivers
@@ -26,24 +26,26 @@
 //!    moves forward, and only the sink moves it. [`Journal::prune`] deletes a *prefix* of the
 //!    chain: messages older than the retention cutoff whose points are all at or below the
 //!    cursor, and records the last pruned hash as the new chain base so the rest still verifies.
+//!    The writer, not its caller, enforces the retention: it is told the time and the period,
+//!    never a cutoff, and records the base's receive time and when it was pruned, which
+//!    `verify` checks against the retention period.
 //! 4. **Block when full, never drop.** When the journal reaches its size limit the stage stops
 //!    taking messages (they stay unacknowledged in the broker) until pruning makes room.
 //! 5. **The head is recorded with every commit** (`meta`), so truncating the newest records is
 //!    detected too; the head is also logged periodically for third-party anchoring.
-//! 6. **A file is recorded once.** For an inbox file the `files` table holds its name and the
-//!    SHA-256 of its bytes, with the id of its message, written in the same transaction as that
-//!    message; [`Journal::append`] skips a file already there. So a file taken again after a
-//!    crash (journaled, not yet moved out of the inbox), or uploaded twice, is neither lost nor
-//!    recorded twice. The table is an index, not evidence: the message record (in the chain)
-//!    holds the name and the bytes the hash is computed from. Its rows are pruned with their
-//!    messages.
+//! 6. **Evidence outside the file.** Whoever can write the file can recompute the whole chain,
+//!    so `verify` also checks what the file cannot forge: anchors (record id and hash)
+//!    published to a third party, and [`checkpoint`]s of the chain signed with the operator's
+//!    Ed25519 key.
 //!
 //! # Files
 //! [`schema`] (tables and connection settings), [`chain`] (the record hash, pure), `writer`
-//! ([`Journal`]), [`outbox`] ([`Outbox`]), [`dead_letters`], [`verify`], [`run`] (the stage
-//! loop), `events` (what the stage logs, counts and reports on `/readyz`).
+//! ([`Journal`]), [`outbox`] ([`Outbox`]), [`dead_letters`], [`verify`], [`checkpoint`]
+//! (signed checkpoints), [`run`] (the stage loop), `events` (what the stage logs, counts and
+//! reports on `/readyz`).
 
 pub mod chain;
+pub mod checkpoint;
 pub mod dead_letters;
 mod events;
 pub mod outbox;
@@ -59,8 +61,8 @@ use crate::model;
 pub use dead_letters::{dead_letters, mark_replayed, DeadLetter};
 pub use outbox::Outbox;
 pub use run::{run, RunParams};
-pub use verify::{verify, Problem, VerifyReport};
-pub use writer::Journal;
+pub use verify::{verify, verify_with, Anchor, Finding, Mismatch, Options, Problem, VerifyReport};
+pub use writer::{Journal, MIN_RETENTION};
 
 /// What can go wrong in the journal, by what the caller does next.
 #[derive(Debug, thiserror::Error)]
@@ -121,9 +123,21 @@ impl Error {
             | Error::Worker(_) => false,
         }
     }
+
+    /// Whether the disk (or the file system) has no room for the write: the same batch can be
+    /// committed once space returns.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            Error::Sqlite(e) => {
+                matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DiskFull))
+            }
+            Error::Io { source, .. } => source.raw_os_error() == Some(28), // ENOSPC
+            _ => false,
+        }
+    }
 }
 
-/// One message as the journal commits it.
+/// One MQTT message as the journal commits it.
 #[derive(Debug, Clone)]
 pub struct Entry<'a> {
     /// Receive time, Unix epoch milliseconds.
@@ -138,6 +152,10 @@ pub struct Entry<'a> {
     pub rejections: &'a [model::Rejection],
     /// InfluxDB line protocol, one point per string (the outbox).
     pub points: Vec<String>,
+    /// A message from outside that may arrive again (an MQTT redelivery): journaled once,
+    /// skipped when a record with the same topic and payload is already in the journal.
+    /// Records quantrac makes itself (windows, replays) are never skipped.
+    pub once: bool,
 }
 
 impl<'a> Entry<'a> {
@@ -150,6 +168,7 @@ impl<'a> Entry<'a> {
             station: p.key.as_ref().map(ToString::to_string),
             rejections: &p.rejections,
             points,
+            once: p.envelope.ack.from_source(),
         }
     }
 }
@@ -159,10 +178,10 @@ impl<'a> Entry<'a> {
 pub struct Committed {
     /// Id of the batch's first message (messages get `first_id .. first_id + count`).
     pub first_id: u64,
-    /// Messages recorded.
     pub count: u64,
-    /// Inbox files of the batch that were already recorded, hence not recorded again.
-    pub skipped: u64,
+    /// Entries of the batch not journaled because the journal already held them (redelivered
+    /// messages; see [`Entry::once`]).
+    pub duplicates: u64,
     /// The chain head after the commit: last message id and its hash.
     pub head_id: u64,
     pub head_hash: [u8; 32],

@@ -197,6 +197,7 @@ mod tests {
                 station: None,
                 rejections: &[],
                 points: vec![format!("reading,param=COD value={i} {i}")],
+                once: false,
             })
             .collect();
         j.append(&entries).unwrap();

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, Notify};
 
+use super::checkpoint::Checkpointer;
 use super::events::Events;
 use super::writer::PRUNE_CHUNK;
 use super::{Entry, Error, Journal};
@@ -39,6 +40,8 @@ pub struct RunParams {
     pub prune_interval: Duration,
     /// Most messages in one transaction.
     pub max_batch: usize,
+    /// Signs checkpoints of the chain, when `journal.signing_key_file` is set.
+    pub checkpoints: Option<Checkpointer>,
 }
 
 impl RunParams {
@@ -49,6 +52,9 @@ impl RunParams {
             chain_log_interval: Duration::from_secs(s.chain_log_interval_s.max(1)),
             prune_interval: Duration::from_secs(60),
             max_batch: 2_000,
+            checkpoints: s.signing_key.clone().map(|key| {
+                Checkpointer::new(key, Duration::from_secs(s.checkpoint_interval_s.max(1)))
+            }),
         }
     }
 }
@@ -75,6 +81,7 @@ pub fn run(
         events: Events::new(&metrics, not_ready),
         wake_sink,
         params,
+        held: None,
     };
     stage.run(rx)
 }
@@ -85,6 +92,8 @@ struct Stage {
     events: Events,
     wake_sink: Arc<Notify>,
     params: RunParams,
+    /// A batch whose commit found the disk full: tried again before anything else is taken.
+    held: Option<Vec<Processed>>,
 }
 
 impl Stage {
@@ -98,8 +107,9 @@ impl Stage {
                 source,
             })?;
         let result = self.turns(&rt, &mut rx);
-        if let Err(e) = &result {
-            self.events.stopped(e);
+        match &result {
+            Ok(()) => self.checkpoint(true), // the final head, signed at shutdown
+            Err(e) => self.events.stopped(e),
         }
         result
     }
@@ -111,17 +121,37 @@ impl Stage {
     ) -> Result<(), Error> {
         self.publish_metrics()?;
         self.log_head();
+        self.checkpoint(true);
         let mut last_log = Instant::now();
         let mut last_prune: Option<Instant> = None;
+        let mut last_file_check = Instant::now();
         let mut size = self.journal.size_bytes()?;
         loop {
+            if last_file_check.elapsed() >= TICK {
+                last_file_check = Instant::now();
+                if let Some(why) = self.journal.file_changed() {
+                    return self.gone(&why, rx);
+                }
+            }
+            if let Some(batch) = self.held.take() {
+                // The disk was full: the same batch again, once a second, nothing new meanwhile.
+                if !self.commit(batch)? {
+                    if rx.is_closed() {
+                        return Ok(()); // stopping: the held messages stay with the broker
+                    }
+                    std::thread::sleep(TICK);
+                }
+                continue;
+            }
             let full = size >= self.params.max_bytes;
+            let mut pruned = 0;
             if full || last_prune.is_none_or(|t| t.elapsed() >= self.params.prune_interval) {
-                self.prune(full);
+                pruned = self.prune(full);
                 last_prune = Some(Instant::now());
                 size = self.journal.size_bytes()?;
                 self.events.size(size);
             }
+            self.checkpoint(pruned > 0);
             if last_log.elapsed() >= self.params.chain_log_interval {
                 self.log_head();
                 last_log = Instant::now();
@@ -156,16 +186,23 @@ impl Stage {
     }
 
     /// One transaction for the batch, then its acks in order, then metrics and the sink.
-    fn commit(&mut self, batch: Vec<Processed>) -> Result<(), Error> {
+    /// `Ok(false)`: the disk is full; the batch is held (acks unresolved) for the next try.
+    fn commit(&mut self, batch: Vec<Processed>) -> Result<bool, Error> {
         let entries: Vec<Entry<'_>> = batch
             .iter()
             .map(|p| Entry::of(p, (self.render)(p)))
             .collect();
-        let committed = self.journal.append(&entries)?;
+        let committed = match self.journal.append(&entries) {
+            Ok(c) => c,
+            Err(e) if e.is_storage_full() => {
+                drop(entries);
+                self.events.disk_full(&e);
+                self.held = Some(batch);
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
         drop(entries);
-        if committed.skipped > 0 {
-            self.events.files_already_recorded(committed.skipped);
-        }
         for p in batch {
             // Nothing accepted: the message is in the journal as a dead letter only.
             if p.readings.is_empty() && !p.rejections.is_empty() {
@@ -174,12 +211,24 @@ impl Stage {
                 p.envelope.ack.resolve();
             }
         }
+        self.events.disk_has_room();
+        self.events.duplicates(committed.duplicates);
         let backlog = committed
             .last_point_id
             .saturating_sub(self.journal.outbox_cursor()?);
         self.events
             .committed(committed.head_id, &committed.head_hash, backlog);
         self.wake_sink.notify_one();
+        Ok(true)
+    }
+
+    /// The database file was deleted or replaced: take and acknowledge nothing more (the
+    /// broker keeps the messages) and say so until the service is stopped.
+    fn gone(&mut self, why: &str, rx: &mut mpsc::Receiver<Processed>) -> Result<(), Error> {
+        self.events.file_gone(why);
+        while !rx.is_closed() {
+            std::thread::sleep(TICK);
+        }
         Ok(())
     }
 
@@ -199,14 +248,16 @@ impl Stage {
 
     /// Deletes expired, delivered records: one chunk per call normally, until below the limit
     /// (or nothing more can go) while full. A failure is logged when it starts and when it
-    /// ends; intake continues, since a failed prune loses nothing.
-    fn prune(&mut self, full: bool) {
-        let cutoff =
-            now_ms() - i64::try_from(self.params.retention.as_millis()).unwrap_or(i64::MAX);
+    /// ends; intake continues, since a failed prune loses nothing. Returns how many records
+    /// went.
+    fn prune(&mut self, full: bool) -> u64 {
+        let now = now_ms();
         let result = (|| -> Result<u64, Error> {
             let mut total = 0;
             loop {
-                let n = self.journal.prune_some(cutoff, PRUNE_CHUNK)?;
+                let n = self
+                    .journal
+                    .prune_some(now, self.params.retention, PRUNE_CHUNK)?;
                 total += n;
                 if n < PRUNE_CHUNK || !full || self.journal.size_bytes()? < self.params.max_bytes {
                     return Ok(total);
@@ -214,8 +265,21 @@ impl Stage {
             }
         })();
         match result {
-            Ok(n) => self.events.pruned(n),
-            Err(e) => self.events.prune_failed(&e),
+            Ok(n) => {
+                self.events.pruned(n);
+                n
+            }
+            Err(e) => {
+                self.events.prune_failed(&e);
+                0
+            }
+        }
+    }
+
+    /// Signs a checkpoint when one is due, or at once (`now`); see [`Checkpointer::tick`].
+    fn checkpoint(&mut self, now: bool) {
+        if let Some(c) = &mut self.params.checkpoints {
+            c.tick(&self.journal, now);
         }
     }
 }

@@ -10,7 +10,16 @@ use tokio::sync::{mpsc, Notify};
 use super::*;
 use crate::model::{Reason, Rejection};
 
+/// Read-only opening, anchors, signed checkpoints, retention.
+mod evidence;
+
 const T0: i64 = 1_795_935_900_000; // 2026-11-29T07:05:00Z
+
+/// The Circular 10/2021 retention (regulations.md §3), and a time by which everything
+/// received around [`T0`] has passed it.
+const RETENTION: Duration = Duration::from_secs(60 * 86_400);
+const DAY_MS: i64 = 86_400_000;
+const LATER: i64 = T0 + 100 * DAY_MS;
 
 fn payload(i: u64) -> Vec<u8> {
     format!(
@@ -45,6 +54,7 @@ fn fill(j: &mut Journal, n: u64, points: usize, per_batch: u64) {
                 station: Some("dinh-vu/dv-steel/stack-1".into()),
                 rejections: if i % 3 == 0 { &rej } else { &[] },
                 points: lines(start + i, points),
+                once: false,
             })
             .collect();
         j.append(&batch).unwrap();
@@ -75,6 +85,7 @@ fn append_then_read_back_messages_points_and_ids() {
                 station: Some("a/b/c".into()),
                 rejections: &[],
                 points: lines(1, 2),
+                once: false,
             },
             Entry {
                 received_at_ms: T0 + 1,
@@ -83,6 +94,7 @@ fn append_then_read_back_messages_points_and_ids() {
                 station: None,
                 rejections: &rej,
                 points: vec![],
+                once: false,
             },
         ])
         .unwrap();
@@ -117,6 +129,7 @@ fn append_then_read_back_messages_points_and_ids() {
             station: None,
             rejections: &[],
             points: lines(3, 1),
+            once: false,
         }])
         .unwrap();
     assert_eq!((c2.first_id, c2.last_point_id), (3, 3));
@@ -124,8 +137,9 @@ fn append_then_read_back_messages_points_and_ids() {
 }
 
 #[test]
-fn an_inbox_file_is_recorded_once_by_name_and_content() {
-    // Issue #14: exactly once per file across restarts (file name + SHA-256 in the journal).
+fn an_inbox_file_is_recorded_once_by_its_path_and_content() {
+    // Issue #14: exactly once per file across restarts. An inbox file's topic is `$inbox/`
+    // and its path, so the digest of topic and payload is its name and SHA-256.
     let dir = tempfile::tempdir().unwrap();
     let mut j = Journal::open(dir.path(), true).unwrap();
     let file = |topic: &'static str, payload: &'static [u8]| Entry {
@@ -135,50 +149,34 @@ fn an_inbox_file_is_recorded_once_by_name_and_content() {
         station: Some("p/s/k1".into()),
         rejections: &[],
         points: lines(1, 1),
+        once: true,
     };
     let a = file(
         "$inbox/HP_DV_K1_20261129140500.txt",
         b"COD\t48.2\tmg/L\t20261129140500\t00",
     );
-    // The same file twice in one batch: recorded once.
-    let c = j.append(&[a.clone(), a.clone()]).unwrap();
-    assert_eq!((c.count, c.skipped), (1, 1));
-    // Taken again after a restart (journaled, not moved yet): skipped.
+    let c = j.append(std::slice::from_ref(&a)).unwrap();
+    assert_eq!((c.count, c.duplicates), (1, 0));
+    // Taken again after a restart (journaled, not moved out of the inbox yet): skipped.
     drop(j);
     let mut j = Journal::open(dir.path(), true).unwrap();
     let c = j.append(std::slice::from_ref(&a)).unwrap();
-    assert_eq!((c.count, c.skipped, c.head_id), (0, 1, 1));
-    // Same name, other content (a corrected file), or the same content under another name
-    // (in another folder: the name is the key): recorded.
-    let b = file(
+    assert_eq!((c.count, c.duplicates, c.head_id), (0, 1, 1));
+    // The same name with other content (a corrected file), another name: recorded.
+    let corrected = file(
         "$inbox/HP_DV_K1_20261129140500.txt",
         b"COD\t48.3\tmg/L\t20261129140500\t00",
     );
-    let moved = file(
-        "$inbox/2026/11/29/HP_DV_K1_20261129140500.txt",
-        b"COD\t48.2\tmg/L\t20261129140500\t00",
-    );
-    let other = file(
+    let next = file(
         "$inbox/HP_DV_K1_20261129141000.txt",
         b"COD\t48.2\tmg/L\t20261129140500\t00",
     );
-    let c = j.append(&[b, moved, other]).unwrap();
-    assert_eq!(
-        (c.count, c.skipped),
-        (2, 1),
-        "the same name and bytes from a subfolder is the same file"
-    );
-    // MQTT messages are never deduplicated here (their duplicates overwrite in InfluxDB).
-    let m = file("env/p/s/k1", b"{}");
-    let c = j.append(&[m.clone(), m]).unwrap();
-    assert_eq!((c.count, c.skipped), (2, 0));
-    // A dead letter replayed after a configuration fix: its new outcome is recorded.
-    let c = j.append_replayed(std::slice::from_ref(&a)).unwrap();
-    assert_eq!((c.count, c.skipped), (1, 0));
-    let files: i64 = raw(dir.path())
-        .query_row("SELECT count(*) FROM files", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(files, 3);
+    let c = j.append(&[corrected, next]).unwrap();
+    assert_eq!((c.count, c.duplicates), (2, 0));
+    // A dead letter replayed after a configuration fix is quantrac's own record: recorded.
+    let replay = Entry { once: false, ..a };
+    let c = j.append(&[replay]).unwrap();
+    assert_eq!((c.count, c.duplicates), (1, 0));
     assert!(verify(dir.path()).unwrap().ok());
 }
 
@@ -427,11 +425,11 @@ fn prune_keeps_verify_passing_and_never_deletes_unwritten_points() {
     let mut o = Outbox::open(dir.path()).unwrap();
 
     // Nothing written yet: nothing goes, however old.
-    assert_eq!(j.prune(i64::MAX).unwrap(), 0);
+    assert_eq!(j.prune(LATER, RETENTION).unwrap(), 0);
 
     // Points up to 9 written: message 5 (points 9, 10) is only half written and stays.
     o.written(9).unwrap();
-    assert_eq!(j.prune(i64::MAX).unwrap(), 4);
+    assert_eq!(j.prune(LATER, RETENTION).unwrap(), 4);
     let r = verify(dir.path()).unwrap();
     assert!(r.ok(), "{r}");
     assert_eq!((r.base_id, r.records), (4, 6));
@@ -444,7 +442,7 @@ fn prune_keeps_verify_passing_and_never_deletes_unwritten_points() {
 
     // Everything written, but the cutoff (age) keeps messages 7.. (received at T0 + 7 s).
     o.written(20).unwrap();
-    assert_eq!(j.prune(T0 + 7000).unwrap(), 2);
+    assert_eq!(j.prune(T0 + 7000 + 60 * DAY_MS, RETENTION).unwrap(), 2);
     assert_eq!(j.messages_since(0).unwrap()[0].id, 7);
     assert!(verify(dir.path()).unwrap().ok());
 
@@ -455,7 +453,7 @@ fn prune_keeps_verify_passing_and_never_deletes_unwritten_points() {
     assert!(r.ok(), "{r}");
     assert_eq!((r.base_id, r.records, r.head.0), (6, 7, 13));
     let mut j = Journal::open(dir.path(), true).unwrap();
-    assert_eq!(j.prune(i64::MAX).unwrap(), 4); // 7..=10 written; 11.. not
+    assert_eq!(j.prune(LATER, RETENTION).unwrap(), 4); // 7..=10 written; 11.. not
     assert!(verify(dir.path()).unwrap().ok());
     // Removing a record just above the chain base is still a gap.
     raw(dir.path())
@@ -518,6 +516,7 @@ mod stage {
             envelope: Envelope {
                 topic: format!("env/p/s/st{i}"),
                 payload: payload(i),
+                oversize: None,
                 received_at_ms: T0 + i as i64,
                 ack,
             },
@@ -535,6 +534,7 @@ mod stage {
             chain_log_interval: Duration::from_secs(3600),
             prune_interval: Duration::from_secs(60),
             max_batch: 2_000,
+            checkpoints: None,
         }
     }
 
@@ -697,6 +697,7 @@ fn measure_commit_time_and_bytes_per_reading() {
                         station: Some("dinh-vu/dv-steel/stack-1".into()),
                         rejections: &[],
                         points: (0..8).map(|k| line(m, k)).collect(),
+                        once: false,
                     }
                 })
                 .collect();
@@ -720,4 +721,39 @@ fn measure_commit_time_and_bytes_per_reading() {
             file as f64 / (batches * 8000) as f64
         );
     }
+}
+
+#[test]
+fn a_redelivered_message_is_journaled_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    let entry = |payload: &'static [u8], once| Entry {
+        received_at_ms: T0,
+        topic: "env/a/b/c",
+        payload,
+        station: Some("a/b/c".into()),
+        rejections: &[],
+        points: lines(1, 1),
+        once,
+    };
+    let c = j
+        .append(&[entry(b"{\"ts\":1}", true), entry(b"{\"ts\":1}", true)])
+        .unwrap();
+    assert_eq!((c.count, c.duplicates, c.head_id), (1, 1, 1), "same batch");
+    let c = j
+        .append(&[entry(b"{\"ts\":1}", true), entry(b"{\"ts\":2}", true)])
+        .unwrap();
+    assert_eq!(
+        (c.count, c.duplicates, c.ids()),
+        (1, 1, 2..3),
+        "later batch"
+    );
+    let c = j.append(&[entry(b"{\"ts\":1}", false)]).unwrap();
+    assert_eq!(
+        (c.count, c.duplicates),
+        (1, 0),
+        "records quantrac makes itself (a replay) are never skipped"
+    );
+    assert_eq!(j.messages_since(0).unwrap().len(), 3);
+    assert!(verify(dir.path()).unwrap().ok());
 }

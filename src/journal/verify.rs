@@ -10,13 +10,35 @@
 //! - any other mismatch, or a point that names another message → the record was **altered**;
 //! - a chain that ends before the head recorded with the last commit → records were removed
 //!   from the **end**.
+//!
+//! # Evidence the file cannot forge
+//! A chain that holds proves only that the file agrees with itself: whoever can write it can
+//! remove a record and recompute every hash after it, `meta` included. So the walk also
+//! collects the hash at every id that outside evidence names, and [`verify_with`] checks:
+//! - **anchors** ([`Anchor`]: a record id and its chain hash, published earlier to a third
+//!   party from the `journal chain head` log line or the `quantrac_journal_chain_head`
+//!   metric): each must name a record of this chain with that hash. An anchor older than the
+//!   chain base was pruned and cannot be checked here (there is no archive yet), unless it is
+//!   the base itself, whose hash the journal keeps;
+//! - **signed checkpoints** ([`super::checkpoint`]): each must agree with the chain, and with
+//!   public keys given, each signature must hold, the newest must cover the chain's last
+//!   record (a cleanly stopped service signs its final head) and the current base;
+//! - **retention**: a chain base (records deleted) must have been pruned, as recorded by the
+//!   writer and by signed checkpoints, no sooner than the retention period after the base
+//!   record was received.
+//!
+//! Every disagreement is a [`Finding`], named, beside the chain's own first [`Problem`].
 
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
 
 use rusqlite::{Connection, Row};
 
 use super::chain::{record_hash, RecordRef, RejectionRow};
+use super::checkpoint::{self, PublicKey, Signed};
 use super::schema::{self, key, to_i64, Mode};
 use super::Error;
 
@@ -34,12 +56,140 @@ pub struct VerifyReport {
     pub base_id: u64,
     /// The first problem found; `None` = the whole chain holds.
     pub problem: Option<Problem>,
+    /// What anchors, checkpoints and the retention period contradict (empty = nothing).
+    pub findings: Vec<Finding>,
+    /// Anchors given, and how many hold.
+    pub anchors: (usize, usize),
+    /// Checkpoints in the journal, how many hold (agree with the chain and, with keys given,
+    /// carry a valid signature), whether signatures were checked, and the newest that holds.
+    pub checkpoints: CheckpointSummary,
+}
+
+/// What the signed checkpoints of a journal showed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckpointSummary {
+    pub found: usize,
+    pub holding: usize,
+    pub signatures_checked: bool,
+    /// `(written at, head id)` of the newest checkpoint that holds.
+    pub newest: Option<(i64, u64)>,
 }
 
 impl VerifyReport {
+    /// The chain holds and nothing outside it contradicts it.
     pub fn ok(&self) -> bool {
-        self.problem.is_none()
+        self.problem.is_none() && self.findings.is_empty()
     }
+}
+
+/// A record id and its chain hash, as published by the operator (`ID:HASH`, hash in hex).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Anchor {
+    pub id: u64,
+    pub hash: [u8; 32],
+}
+
+impl FromStr for Anchor {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Anchor, String> {
+        let bad = || format!("{s:?} is not an anchor RECORD_ID:HASH (HASH: 64 hex digits)");
+        let (id, hash) = s.trim().split_once(':').ok_or_else(bad)?;
+        let id = id.trim().parse().map_err(|_| bad())?;
+        let hash = hex::decode(hash.trim())
+            .ok()
+            .and_then(|h| schema::to_hash(&h))
+            .ok_or_else(bad)?;
+        Ok(Anchor { id, hash })
+    }
+}
+
+/// What to check beyond the chain itself.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub anchors: Vec<Anchor>,
+    /// Keys whose signatures are accepted on checkpoints; empty: signatures are not checked
+    /// (the checkpoints' ids and hashes still are).
+    pub public_keys: Vec<PublicKey>,
+    /// The retention period the chain base must respect.
+    pub retention: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        let days = crate::config::JournalSettings::default().retention_days;
+        Options {
+            anchors: Vec::new(),
+            public_keys: Vec::new(),
+            retention: Duration::from_secs(u64::from(days) * 86_400),
+        }
+    }
+}
+
+/// How a claimed `(id, hash)` fails to match the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mismatch {
+    /// The chain gives record `id` another hash (hex).
+    Differs { found: String },
+    /// The record was pruned: the chain now starts after record `base_id`.
+    Pruned { base_id: u64 },
+    /// The journal has no such record: its chain ends at record `end`.
+    Missing { end: u64 },
+    /// The chain is broken before the record (record `at`), so it cannot be checked.
+    Unreachable { at: u64 },
+}
+
+/// Something outside the chain that contradicts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// An anchor that does not hold.
+    Anchor {
+        id: u64,
+        hash: String,
+        mismatch: Mismatch,
+    },
+    /// A checkpoint whose signature no given key accepts.
+    Signature {
+        row: u64,
+        at_ms: i64,
+        head_id: u64,
+        /// The key stored with it, when that is not one of the given keys.
+        other_key: Option<String>,
+    },
+    /// A checkpoint whose head (or base) is not what the chain has.
+    Checkpoint {
+        row: u64,
+        at_ms: i64,
+        /// `"head"` or `"base"`.
+        what: &'static str,
+        id: u64,
+        hash: String,
+        mismatch: Mismatch,
+    },
+    /// Records that no valid signed checkpoint covers.
+    Unsigned {
+        from: u64,
+        to: u64,
+        /// `(written at, head id)` of the newest checkpoint that holds.
+        newest: Option<(i64, u64)>,
+    },
+    /// The chain base moved after the newest valid signed checkpoint.
+    BaseUnsigned {
+        base_id: u64,
+        signed_base_id: u64,
+        at_ms: i64,
+    },
+    /// Records were deleted (the chain starts after `base_id`) but no pruning recorded it.
+    BaseUnrecorded { base_id: u64 },
+    /// Record `base_id` was deleted sooner than the retention period after it was received.
+    Retention {
+        base_id: u64,
+        received_at_ms: i64,
+        deleted_by_ms: i64,
+        retention_days: u64,
+        /// What says so: the journal's own record, or a signed checkpoint.
+        evidence: String,
+    },
 }
 
 /// The first thing wrong with the chain.
@@ -124,16 +274,130 @@ impl fmt::Display for Problem {
     }
 }
 
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Mismatch::Differs { found } => write!(f, "the journal's chain gives it hash {found}"),
+            Mismatch::Pruned { base_id } => write!(
+                f,
+                "it was pruned (the chain now starts after record {base_id}); it cannot be \
+                 checked here"
+            ),
+            Mismatch::Missing { end } => write!(
+                f,
+                "the journal has no such record: its chain ends at record {end}"
+            ),
+            Mismatch::Unreachable { at } => write!(
+                f,
+                "it cannot be checked: the chain is broken at record {at}, before it"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Finding::Anchor { id, hash, mismatch } => {
+                write!(f, "anchor {id}:{hash} does not hold: {mismatch}")
+            }
+            Finding::Signature {
+                row,
+                at_ms,
+                head_id,
+                other_key,
+            } => {
+                write!(
+                    f,
+                    "checkpoint {row} (written {}, record {head_id}) has no valid signature \
+                     by the given public key",
+                    time(*at_ms)
+                )?;
+                match other_key {
+                    Some(k) => write!(f, ": it names key {k}"),
+                    None => write!(f, ": it was changed after it was signed, or forged"),
+                }
+            }
+            Finding::Checkpoint {
+                row,
+                at_ms,
+                what,
+                id,
+                hash,
+                mismatch,
+            } => write!(
+                f,
+                "checkpoint {row} (written {}) signed record {id} as the chain {what} with hash \
+                 {hash}, but {mismatch}",
+                time(*at_ms)
+            ),
+            Finding::Unsigned { from, to, newest } => {
+                write!(
+                    f,
+                    "records {from} to {to} are not covered by a signed checkpoint"
+                )?;
+                match newest {
+                    Some((at, head)) => write!(
+                        f,
+                        " (the newest valid one, written {}, covers up to record {head}): they \
+                         were added or rewritten after it, or quantrac was still running when \
+                         the copy was made",
+                        time(*at)
+                    ),
+                    None => write!(f, " (the journal has no valid one)"),
+                }
+            }
+            Finding::BaseUnsigned {
+                base_id,
+                signed_base_id,
+                at_ms,
+            } => write!(
+                f,
+                "the chain now starts after record {base_id}, but the newest valid signed \
+                 checkpoint (written {}) has it start after record {signed_base_id}: the base \
+                 was moved without a signed pruning",
+                time(*at_ms)
+            ),
+            Finding::BaseUnrecorded { base_id } => write!(
+                f,
+                "records up to {base_id} were deleted, but the journal recorded no pruning of \
+                 them: this contradicts the retention period (they were deleted by hand)"
+            ),
+            Finding::Retention {
+                base_id,
+                received_at_ms,
+                deleted_by_ms,
+                retention_days,
+                evidence,
+            } => write!(
+                f,
+                "records up to {base_id} were deleted before their retention period of \
+                 {retention_days} days: record {base_id} was received {} and deleted by {} \
+                 ({evidence})",
+                time(*received_at_ms),
+                time(*deleted_by_ms)
+            ),
+        }
+    }
+}
+
 impl fmt::Display for VerifyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (id, hash) = &self.head;
-        match &self.problem {
-            None => write!(
+        match (&self.problem, self.findings.len()) {
+            (None, 0) => write!(
                 f,
                 "journal intact: {} records verified, chain head record {id} hash {hash}",
                 self.records
             )?,
-            Some(p) => write!(
+            (None, n) => write!(
+                f,
+                "journal NOT intact: {n} problem(s) listed below. The stored chain agrees with \
+                 itself ({} records, chain head record {id} hash {hash}), but not with the \
+                 evidence outside it",
+                self.records
+            )?,
+            (Some(p), _) => write!(
                 f,
                 "journal NOT intact: {p}. {} records before it verified (last good record {id}, \
                  hash {hash})",
@@ -141,11 +405,56 @@ impl fmt::Display for VerifyReport {
             )?,
         }
         if self.base_id > 0 {
+            let retention_contradicted = self.findings.iter().any(|x| {
+                matches!(
+                    x,
+                    Finding::Retention { .. }
+                        | Finding::BaseUnrecorded { .. }
+                        | Finding::BaseUnsigned { .. }
+                )
+            });
+            if retention_contradicted {
+                write!(
+                    f,
+                    "; records up to {} were deleted, NOT after their retention period (below)",
+                    self.base_id
+                )?;
+            } else {
+                write!(
+                    f,
+                    "; records up to {} were deleted after their retention period, the chain \
+                     continues from the hash recorded for record {}",
+                    self.base_id, self.base_id
+                )?;
+            }
+        }
+        for x in &self.findings {
+            write!(f, "\n- {x}")?;
+        }
+        let (given, held) = self.anchors;
+        if given > 0 {
+            write!(f, "\nanchors: {held} of {given} hold")?;
+        }
+        let c = &self.checkpoints;
+        if c.signatures_checked {
             write!(
                 f,
-                "; records up to {} were deleted after their retention period, the chain \
-                 continues from the hash recorded for record {}",
-                self.base_id, self.base_id
+                "\nsigned checkpoints: {} of {} hold with the given public key",
+                c.holding, c.found
+            )?;
+            if let Some((at, head)) = c.newest {
+                write!(
+                    f,
+                    "; the newest, written {}, covers records up to {head}",
+                    time(at)
+                )?;
+            }
+        } else if c.found > 0 {
+            write!(
+                f,
+                "\n{} checkpoints agree with the chain ({} found); their signatures were not \
+                 checked (give --public-key)",
+                c.holding, c.found
             )?;
         }
         Ok(())
@@ -239,43 +548,263 @@ impl Record {
     }
 }
 
-/// Walks the chain of the journal in `dir` (opened read-only) and reports the first problem.
+/// Walks the chain of the journal in `dir` (opened read-only) and reports the first problem;
+/// checkpoints are checked against the chain (not their signatures), and the base against
+/// the default retention period.
 pub fn verify(dir: &Path) -> Result<VerifyReport, Error> {
+    verify_with(dir, &Options::default())
+}
+
+/// [`verify`], and what the anchors, the checkpoints (signatures too, with public keys) and
+/// the retention period in `opts` say about the chain.
+pub fn verify_with(dir: &Path, opts: &Options) -> Result<VerifyReport, Error> {
     let conn = schema::open(dir, Mode::ReadOnly)?;
     let base_id = schema::get_u64(&conn, key::BASE_ID)?;
     let base_hash = schema::get_hash(&conn, key::BASE_HASH)?;
-    let head_id = schema::get_u64(&conn, key::HEAD_ID)?;
-    let head_hash = schema::get_hash(&conn, key::HEAD_HASH)?;
-
-    let mut prev_id = base_id;
-    let mut prev_hash = base_hash;
-    let mut records = 0;
-    let report = |records, prev_id, prev_hash: [u8; 32], problem| VerifyReport {
-        records,
-        head: (prev_id, hex::encode(prev_hash)),
+    let checkpoints = checkpoint::read_all(&conn)?;
+    let mut wanted: BTreeSet<u64> = opts.anchors.iter().map(|a| a.id).collect();
+    for c in &checkpoints {
+        wanted.extend([c.checkpoint.head_id, c.checkpoint.base_id]);
+    }
+    let walk = walk(&conn, base_id, base_hash, &wanted)?;
+    let chain = ChainView {
         base_id,
-        problem,
+        base_hash,
+        end: walk.end,
+        broken: match &walk.problem {
+            Some(Problem::Missing { id, .. })
+            | Some(Problem::Altered { id, .. })
+            | Some(Problem::Reordered { id, .. }) => Some(*id),
+            _ => None,
+        },
+        hashes: walk.hashes,
     };
+    let retention_ms = i64::try_from(opts.retention.as_millis()).unwrap_or(i64::MAX);
+    let retention_days = opts.retention.as_secs() / 86_400;
+    let mut findings = Vec::new();
 
+    let mut held = 0;
+    for a in &opts.anchors {
+        match chain.check(a.id, &a.hash) {
+            Ok(()) => held += 1,
+            Err(mismatch) => findings.push(Finding::Anchor {
+                id: a.id,
+                hash: hex::encode(a.hash),
+                mismatch,
+            }),
+        }
+    }
+
+    let (summary, newest) = check_checkpoints(&checkpoints, opts, &chain, &mut findings);
+    if summary.signatures_checked && chain.broken.is_none() {
+        match newest {
+            None if chain.end > base_id => findings.push(Finding::Unsigned {
+                from: base_id + 1,
+                to: chain.end,
+                newest: None,
+            }),
+            None => {}
+            Some(n) => {
+                if n.head_id < chain.end {
+                    findings.push(Finding::Unsigned {
+                        from: n.head_id + 1,
+                        to: chain.end,
+                        newest: Some((n.at_ms, n.head_id)),
+                    });
+                }
+                if n.base_id != base_id {
+                    findings.push(Finding::BaseUnsigned {
+                        base_id,
+                        signed_base_id: n.base_id,
+                        at_ms: n.at_ms,
+                    });
+                }
+            }
+        }
+    }
+
+    if base_id > 0 {
+        let received = schema::get_u64_opt(&conn, key::BASE_RECEIVED_AT)?.unwrap_or(0) as i64;
+        let pruned = schema::get_u64_opt(&conn, key::BASE_PRUNED_AT)?.unwrap_or(0) as i64;
+        if pruned == 0 {
+            findings.push(Finding::BaseUnrecorded { base_id });
+        } else if received.saturating_add(retention_ms) > pruned {
+            findings.push(Finding::Retention {
+                base_id,
+                received_at_ms: received,
+                deleted_by_ms: pruned,
+                retention_days,
+                evidence: "as the journal recorded the pruning".into(),
+            });
+        }
+    }
+
+    Ok(VerifyReport {
+        records: walk.records,
+        head: (walk.end, hex::encode(walk.end_hash)),
+        base_id,
+        problem: walk.problem,
+        findings,
+        anchors: (opts.anchors.len(), held),
+        checkpoints: summary,
+    })
+}
+
+/// Checks every checkpoint against the chain (and its signature, with keys given), adds what
+/// disagrees to `findings`, and returns the summary and the newest checkpoint that holds.
+fn check_checkpoints(
+    all: &[Signed],
+    opts: &Options,
+    chain: &ChainView,
+    findings: &mut Vec<Finding>,
+) -> (CheckpointSummary, Option<checkpoint::Checkpoint>) {
+    let retention_ms = i64::try_from(opts.retention.as_millis()).unwrap_or(i64::MAX);
+    let keys = &opts.public_keys;
+    let mut summary = CheckpointSummary {
+        found: all.len(),
+        signatures_checked: !keys.is_empty(),
+        ..CheckpointSummary::default()
+    };
+    let mut newest = None;
+    for s in all {
+        let c = &s.checkpoint;
+        let mut holds = true;
+        if !keys.is_empty() && !keys.iter().any(|k| k.verifies(c, &s.signature)) {
+            holds = false;
+            findings.push(Finding::Signature {
+                row: s.row,
+                at_ms: c.at_ms,
+                head_id: c.head_id,
+                other_key: (!keys.iter().any(|k| k.0[..] == s.public_key[..]))
+                    .then(|| hex::encode(&s.public_key)),
+            });
+        }
+        for (what, id, hash) in [
+            ("head", c.head_id, c.head_hash),
+            ("base", c.base_id, c.base_hash),
+        ] {
+            match chain.check(id, &hash) {
+                // Pruned since it was signed: the chain no longer has it to compare.
+                Ok(()) | Err(Mismatch::Pruned { .. }) => {}
+                // The chain's own problem says why.
+                Err(Mismatch::Unreachable { .. }) => holds = false,
+                Err(mismatch) => {
+                    holds = false;
+                    findings.push(Finding::Checkpoint {
+                        row: s.row,
+                        at_ms: c.at_ms,
+                        what,
+                        id,
+                        hash: hex::encode(hash),
+                        mismatch,
+                    });
+                }
+            }
+        }
+        if c.base_id > 0 && c.base_received_at_ms.saturating_add(retention_ms) > c.at_ms {
+            holds = false;
+            findings.push(Finding::Retention {
+                base_id: c.base_id,
+                received_at_ms: c.base_received_at_ms,
+                deleted_by_ms: c.at_ms,
+                retention_days: opts.retention.as_secs() / 86_400,
+                evidence: format!("as signed checkpoint {} says", s.row),
+            });
+        }
+        if holds {
+            summary.holding += 1;
+            summary.newest = Some((c.at_ms, c.head_id));
+            newest = Some(*c);
+        }
+    }
+    (summary, newest)
+}
+
+/// The chain as the walk found it, to check claimed `(id, hash)` pairs against.
+struct ChainView {
+    base_id: u64,
+    base_hash: [u8; 32],
+    /// The last verified record.
+    end: u64,
+    /// Where the chain is broken, when it is broken before its end.
+    broken: Option<u64>,
+    /// The hash of every verified record that a claim names.
+    hashes: HashMap<u64, [u8; 32]>,
+}
+
+impl ChainView {
+    fn check(&self, id: u64, hash: &[u8; 32]) -> Result<(), Mismatch> {
+        if id < self.base_id {
+            return Err(Mismatch::Pruned {
+                base_id: self.base_id,
+            });
+        }
+        let found = if id == self.base_id {
+            Some(self.base_hash)
+        } else {
+            self.hashes.get(&id).copied()
+        };
+        match (found, self.broken) {
+            (Some(h), _) if h == *hash => Ok(()),
+            (Some(h), _) => Err(Mismatch::Differs {
+                found: hex::encode(h),
+            }),
+            (None, Some(at)) => Err(Mismatch::Unreachable { at }),
+            (None, None) => Err(Mismatch::Missing { end: self.end }),
+        }
+    }
+}
+
+/// What one walk over the chain found.
+struct Walk {
+    records: u64,
+    /// The last verified record and its hash (the base when none was).
+    end: u64,
+    end_hash: [u8; 32],
+    problem: Option<Problem>,
+    /// Hashes of the verified records whose ids were asked for.
+    hashes: HashMap<u64, [u8; 32]>,
+}
+
+/// Recomputes the chain from the base, stops at the first problem, and keeps the hashes of
+/// the records in `wanted`.
+fn walk(
+    conn: &Connection,
+    base_id: u64,
+    base_hash: [u8; 32],
+    wanted: &BTreeSet<u64>,
+) -> Result<Walk, Error> {
+    let head_id = schema::get_u64(conn, key::HEAD_ID)?;
+    let head_hash = schema::get_hash(conn, key::HEAD_HASH)?;
+    let mut w = Walk {
+        records: 0,
+        end: base_id,
+        end_hash: base_hash,
+        problem: None,
+        hashes: HashMap::new(),
+    };
     let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM messages ORDER BY id"))?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        let rec = Record::read(&conn, row)?;
-        if rec.id > prev_id + 1 {
-            let problem = Problem::Missing {
-                id: prev_id + 1,
+        let rec = Record::read(conn, row)?;
+        if rec.id > w.end + 1 {
+            w.problem = Some(Problem::Missing {
+                id: w.end + 1,
                 next: rec.id,
-            };
-            return Ok(report(records, prev_id, prev_hash, Some(problem)));
+            });
+            return Ok(w);
         }
-        let expected = rec.hash_at(&prev_hash, rec.id);
-        if rec.hash == Some(expected) && rec.consistent() && rec.id == prev_id + 1 {
-            records += 1;
-            prev_id = rec.id;
-            prev_hash = expected;
+        let expected = rec.hash_at(&w.end_hash, rec.id);
+        if rec.hash == Some(expected) && rec.consistent() && rec.id == w.end + 1 {
+            w.records += 1;
+            w.end = rec.id;
+            w.end_hash = expected;
+            if wanted.contains(&rec.id) {
+                w.hashes.insert(rec.id, expected);
+            }
             continue;
         }
-        let problem = match displaced(&conn, &rec, &prev_hash)? {
+        w.problem = Some(match displaced(conn, &rec, &w.end_hash)? {
             Some(moved) => Problem::Reordered {
                 id: rec.id,
                 found_at: moved.id,
@@ -287,24 +816,24 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, Error> {
                 topic: rec.topic,
                 received_at_ms: rec.received_at_ms,
             },
-        };
-        return Ok(report(records, prev_id, prev_hash, Some(problem)));
+        });
+        return Ok(w);
     }
-    let problem = if prev_id < head_id {
+    w.problem = if w.end < head_id {
         Some(Problem::Truncated {
-            last: prev_id,
+            last: w.end,
             head: head_id,
         })
-    } else if prev_id != head_id || prev_hash != head_hash {
+    } else if w.end != head_id || w.end_hash != head_hash {
         Some(Problem::HeadMismatch {
-            id: prev_id,
+            id: w.end,
             recorded: format!("{} for record {head_id}", hex::encode(head_hash)),
-            found: hex::encode(prev_hash),
+            found: hex::encode(w.end_hash),
         })
     } else {
         None
     };
-    Ok(report(records, prev_id, prev_hash, problem))
+    Ok(w)
 }
 
 /// The record, among the next few after `at`, whose content was written at `at`'s position:

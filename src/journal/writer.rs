@@ -1,9 +1,9 @@
 //! [`Journal`]: the writer connection — group-committed appends, the chain head, size, pruning.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
-use sha2::{Digest, Sha256};
+use rusqlite::{Connection, TransactionBehavior};
 
 use super::chain::{RecordHasher, RecordRef};
 use super::schema::{self, key, to_i64, Mode};
@@ -18,11 +18,17 @@ pub struct Journal {
     head_hash: [u8; 32],
     /// Id of the last point ever committed.
     last_point: u64,
+    /// Device and inode of the database file when it was opened.
+    file_id: Option<(u64, u64)>,
 }
 
 /// How many messages one pruning transaction deletes at most, so a large backlog of expired
 /// data never holds the write lock (and the acks behind it) for long.
 pub(crate) const PRUNE_CHUNK: u64 = 10_000;
+
+/// The shortest retention pruning accepts, whatever it is asked: a record is never deleted
+/// on the day it was received (`journal.retention_days` is at least 1 for the same reason).
+pub const MIN_RETENTION: Duration = Duration::from_secs(86_400);
 
 impl Journal {
     /// Opens (creating if needed) `dir/journal.sqlite` in WAL mode. `durable`: every commit is
@@ -35,41 +41,50 @@ impl Journal {
         let head_id = schema::get_u64(&conn, key::HEAD_ID)?;
         let head_hash = schema::get_hash(&conn, key::HEAD_HASH)?;
         let last_point = schema::get_u64(&conn, key::LAST_POINT)?;
+        let file_id = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(super::db_path(dir))
+                .ok()
+                .map(|m| (m.dev(), m.ino()))
+        };
         Ok(Journal {
             conn,
             dir: dir.to_path_buf(),
             head_id,
             head_hash,
             last_point,
+            file_id,
         })
+    }
+
+    /// Why the database file this journal writes is no longer the one at its path (deleted,
+    /// or replaced by another file), or `None` while it is. A stat, cheap enough for every
+    /// second: SQLite keeps writing to a deleted file's open descriptor, so without this check
+    /// commits would go on into a file nobody can read.
+    pub fn file_changed(&self) -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        let path = super::db_path(&self.dir);
+        match std::fs::metadata(&path) {
+            Ok(m) if Some((m.dev(), m.ino())) == self.file_id => None,
+            Ok(_) => Some(format!("journal file {} was replaced", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Some(format!("journal file {} was deleted", path.display()))
+            }
+            Err(e) => Some(format!("journal file {}: {e}", path.display())),
+        }
     }
 
     /// Commits a batch in one transaction (group commit) and returns the ids and the new head.
     /// Nothing of the batch is visible or durable unless the whole batch is.
-    ///
-    /// An inbox file (`$inbox/…` topic) is recorded once: its name and SHA-256 go to the
-    /// `files` table in the same transaction as its message, and a file already there (the
-    /// same name and content, taken again after a crash before it was moved away, or uploaded
-    /// twice) is skipped, counted in [`Committed::skipped`].
     pub fn append(&mut self, batch: &[Entry<'_>]) -> Result<Committed, Error> {
-        self.append_batch(batch, true)
-    }
-
-    /// [`Journal::append`] for records made from journaled messages (`dead-letters replay`): a
-    /// file's new outcome is recorded although the file itself is already known.
-    pub fn append_replayed(&mut self, batch: &[Entry<'_>]) -> Result<Committed, Error> {
-        self.append_batch(batch, false)
-    }
-
-    fn append_batch(&mut self, batch: &[Entry<'_>], once: bool) -> Result<Committed, Error> {
         let first_id = self.head_id + 1;
         if batch.is_empty() {
-            return Ok(self.committed(first_id, 0, 0));
+            return Ok(self.committed(first_id, 0));
         }
         let mut id = self.head_id;
         let mut hash = self.head_hash;
         let mut point = self.last_point;
-        let mut skipped = 0;
+        let mut duplicates = 0u64;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -84,20 +99,16 @@ impl Journal {
                 "INSERT INTO rejections (msg_id, seq, reading, reason, detail)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            let mut seen_file =
-                tx.prepare_cached("SELECT msg_id FROM files WHERE name = ?1 AND sha256 = ?2")?;
-            let mut ins_file =
-                tx.prepare_cached("INSERT INTO files (name, sha256, msg_id) VALUES (?1, ?2, ?3)")?;
+            let mut ins_digest = tx
+                .prepare_cached("INSERT OR IGNORE INTO digests (digest, msg_id) VALUES (?1, ?2)")?;
             for e in batch {
-                let file = crate::pipeline::inbox_file_name(e.topic)
-                    .filter(|_| once)
-                    .map(|name| (name, Sha256::digest(e.payload)));
-                if let Some((name, sha)) = &file {
-                    let known: Option<i64> = seen_file
-                        .query_row((name, &sha[..]), |r| r.get(0))
-                        .optional()?;
-                    if known.is_some() {
-                        skipped += 1;
+                if e.once {
+                    // Recorded under the id this entry is about to get; a digest already there
+                    // (the same message journaled before, in an earlier batch or this one)
+                    // means a redelivery: skip it.
+                    let digest = message_digest(e.topic, e.payload);
+                    if ins_digest.execute((&digest[..], to_i64(id + 1)?))? == 0 {
+                        duplicates += 1;
                         continue;
                     }
                 }
@@ -145,9 +156,6 @@ impl Journal {
                     e.rejections.len() as i64,
                     &hash[..],
                 ))?;
-                if let Some((name, sha)) = &file {
-                    ins_file.execute((name, &sha[..], id_sql))?;
-                }
             }
             schema::set_u64(&tx, key::HEAD_ID, id)?;
             schema::set_hash(&tx, key::HEAD_HASH, &hash)?;
@@ -159,14 +167,18 @@ impl Journal {
         self.head_id = id;
         self.head_hash = hash;
         self.last_point = point;
-        Ok(self.committed(first_id, batch.len() as u64 - skipped, skipped))
+        let count = batch.len() as u64 - duplicates;
+        Ok(Committed {
+            duplicates,
+            ..self.committed(first_id, count)
+        })
     }
 
-    fn committed(&self, first_id: u64, count: u64, skipped: u64) -> Committed {
+    fn committed(&self, first_id: u64, count: u64) -> Committed {
         Committed {
             first_id,
             count,
-            skipped,
+            duplicates: 0,
             head_id: self.head_id,
             head_hash: self.head_hash,
             last_point_id: self.last_point,
@@ -202,6 +214,11 @@ impl Journal {
         Ok(db + wal)
     }
 
+    /// The writer's connection, for the signed checkpoints written on the same thread.
+    pub(super) fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     /// The last committed message id and its hash (`0` and zeros for an empty journal).
     pub fn chain_head(&self) -> Result<(u64, [u8; 32]), Error> {
         Ok((self.head_id, self.head_hash))
@@ -222,15 +239,18 @@ impl Journal {
         Ok(self.last_point.saturating_sub(self.outbox_cursor()?))
     }
 
-    /// Deletes messages received before `cutoff_ms` whose points are all written (≤ the outbox
-    /// cursor), oldest first, and stops at the first message that must stay: pruning removes a
-    /// prefix of the chain, so the hash of the last pruned record becomes the new chain base
-    /// and the rest still verifies. Dead letters (messages without points) go by age alone.
+    /// Deletes messages older than `retention` at `now_ms` (received before `now_ms −
+    /// retention`) whose points are all written (≤ the outbox cursor), oldest first, and
+    /// stops at the first message that must stay: pruning removes a prefix of the chain, so
+    /// the hash of the last pruned record becomes the new chain base and the rest still
+    /// verifies. Dead letters (messages without points) go by age alone. A retention below
+    /// [`MIN_RETENTION`] is raised to it. The base's receive time and the time of pruning are
+    /// recorded with it, so `verify` can tell a base moved by pruning from one moved by hand.
     /// Returns the number of messages deleted.
-    pub fn prune(&mut self, cutoff_ms: i64) -> Result<u64, Error> {
+    pub fn prune(&mut self, now_ms: i64, retention: Duration) -> Result<u64, Error> {
         let mut total = 0;
         loop {
-            let n = self.prune_some(cutoff_ms, PRUNE_CHUNK)?;
+            let n = self.prune_some(now_ms, retention, PRUNE_CHUNK)?;
             total += n;
             if n < PRUNE_CHUNK {
                 return Ok(total);
@@ -239,12 +259,20 @@ impl Journal {
     }
 
     /// [`Journal::prune`], at most `max` messages, in one transaction.
-    pub(crate) fn prune_some(&mut self, cutoff_ms: i64, max: u64) -> Result<u64, Error> {
+    pub(crate) fn prune_some(
+        &mut self,
+        now_ms: i64,
+        retention: Duration,
+        max: u64,
+    ) -> Result<u64, Error> {
+        let keep_ms = i64::try_from(retention.max(MIN_RETENTION).as_millis()).unwrap_or(i64::MAX);
+        let cutoff_ms = now_ms.saturating_sub(keep_ms);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let cursor = schema::get_u64(&tx, key::CURSOR)?;
-        let mut last: Option<(u64, Vec<u8>, u64)> = None; // (id, hash, last point id)
+        // (id, hash, last point id, receive time) of the last message to delete
+        let mut last: Option<(u64, Vec<u8>, u64, i64)> = None;
         let mut count = 0;
         {
             let mut stmt = tx.prepare_cached(
@@ -261,11 +289,11 @@ impl Journal {
                     break;
                 }
                 let id: i64 = row.get(0)?;
-                last = Some((id as u64, row.get(4)?, last_point));
+                last = Some((id as u64, row.get(4)?, last_point, received_at_ms));
                 count += 1;
             }
         }
-        let Some((id, hash, last_point)) = last else {
+        let Some((id, hash, last_point, received_at_ms)) = last else {
             return Ok(0);
         };
         let hash = schema::to_hash(&hash)
@@ -280,12 +308,15 @@ impl Journal {
             .execute([id_sql])?;
         tx.prepare_cached("DELETE FROM replays WHERE msg_id <= ?1")?
             .execute([id_sql])?;
+        tx.prepare_cached("DELETE FROM digests WHERE msg_id <= ?1")?
+            .execute([id_sql])?;
         tx.prepare_cached("DELETE FROM refused WHERE point_id <= ?1")?
             .execute([pt_sql])?;
-        tx.prepare_cached("DELETE FROM files WHERE msg_id <= ?1")?
-            .execute([id_sql])?;
         schema::set_u64(&tx, key::BASE_ID, id)?;
         schema::set_hash(&tx, key::BASE_HASH, &hash)?;
+        // Receive times before 1970 do not occur; a clock that says so records 0.
+        schema::set_u64(&tx, key::BASE_RECEIVED_AT, received_at_ms.max(0) as u64)?;
+        schema::set_u64(&tx, key::BASE_PRUNED_AT, now_ms.max(0) as u64)?;
         tx.commit()?;
         Ok(count)
     }
@@ -338,4 +369,15 @@ impl Journal {
         self.each_message_since(since_ms, |m| all.push(m))?;
         Ok(all)
     }
+}
+
+/// What identifies a message for [`Entry::once`]: SHA-256 over the topic, a NUL (which a topic
+/// cannot contain) and the payload.
+fn message_digest(topic: &str, payload: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(topic.as_bytes());
+    h.update([0u8]);
+    h.update(payload);
+    h.finalize().into()
 }

@@ -151,39 +151,74 @@ macro_rules! params {
     };
 }
 
+/// Upper plausibility bounds, in the canonical unit. A value above one is not a measurement
+/// (a stuck converter, a unit mix-up, a hostile publisher): it is rejected with reason `value`
+/// before it can set an exceedance. Each bound is far above anything a real outfall or stack
+/// can produce, and says why:
+mod bound {
+    /// 10 million m3/h: above the flue-gas flow of the largest power-plant stacks (~4 M m3/h)
+    /// and any wastewater outfall.
+    pub const FLOW: f64 = 10_000_000.0;
+    /// 100,000 mg/L = 10 % by mass: beyond the strongest industrial wastewaters (COD, BOD5,
+    /// TOC, TSS of a sludge slurry) measured at an outfall.
+    pub const STRONG_WASTE: f64 = 100_000.0;
+    /// 10,000 mg/L: twice the strongest landfill leachates for nitrogen and phosphorus.
+    pub const NUTRIENT: f64 = 10_000.0;
+    /// 250,000 mg/L: chloride of saturated brine (~218 g/L).
+    pub const CHLORIDE: f64 = 250_000.0;
+    /// 100,000 Pt-Co: ten times raw dye-house effluent.
+    pub const COLOR: f64 = 100_000.0;
+    /// 1,000,000 mg/Nm3 = 1 kg of dust per cubic metre: about 100 times raw flue gas before
+    /// any filter.
+    pub const DUST: f64 = 1_000_000.0;
+    /// 10,000 kPa = 100 bar: no stack runs at that pressure.
+    pub const PRESSURE: f64 = 10_000.0;
+    /// A gas cannot be more concentrated than the pure gas: at 0 °C and 101.325 kPa a mole
+    /// fills 22.414 L, so the pure gas holds molar mass / 22.414 × 10^6 mg/Nm3.
+    pub const fn pure_gas(molar_mass: f64) -> f64 {
+        molar_mass / 22.414 * 1_000_000.0
+    }
+    /// Pure mercury vapour (200.59 g/mol), in µg/Nm3 (the unit VHg is kept in).
+    pub const MERCURY: f64 = pure_gas(200.59) * 1_000.0;
+    /// 100,000 NTU: 25 times the top of a process turbidimeter's range (4,000 NTU).
+    pub const TURBIDITY: f64 = 100_000.0;
+}
+
+use bound::*;
+
 params! {
-    Flow  => "Flow",  "m3/h",   None,          0.0, INF;
+    Flow  => "Flow",  "m3/h",   None,          0.0, FLOW;
     Temp  => "Temp",  "°C",     None,        -50.0, 1500.0;
     PH    => "pH",    "",       None,          0.0, 14.0;
-    Color => "Color", "Pt-Co",  None,          0.0, INF;
-    TSS   => "TSS",   "mg/L",   None,          0.0, INF;
-    COD   => "COD",   "mg/L",   None,          0.0, INF;
-    BOD5  => "BOD5",  "mg/L",   None,          0.0, INF;
-    NH4   => "NH4",   "mg/L",   None,          0.0, INF;
-    TN    => "TN",    "mg/L",   None,          0.0, INF;
-    TP    => "TP",    "mg/L",   None,          0.0, INF;
-    TOC   => "TOC",   "mg/L",   None,          0.0, INF;
-    Cl    => "Cl",    "mg/L",   None,          0.0, INF;
+    Color => "Color", "Pt-Co",  None,          0.0, COLOR;
+    TSS   => "TSS",   "mg/L",   None,          0.0, STRONG_WASTE;
+    COD   => "COD",   "mg/L",   None,          0.0, STRONG_WASTE;
+    BOD5  => "BOD5",  "mg/L",   None,          0.0, STRONG_WASTE;
+    NH4   => "NH4",   "mg/L",   None,          0.0, NUTRIENT;
+    TN    => "TN",    "mg/L",   None,          0.0, NUTRIENT;
+    TP    => "TP",    "mg/L",   None,          0.0, NUTRIENT;
+    TOC   => "TOC",   "mg/L",   None,          0.0, STRONG_WASTE;
+    Cl    => "Cl",    "mg/L",   None,          0.0, CHLORIDE;
     O2    => "O2",    "%",      None,          0.0, 25.0;
-    PM    => "PM",    "mg/Nm3", None,          0.0, INF;
-    SO2   => "SO2",   "mg/Nm3", Some(64.066),  0.0, INF;
-    NOx   => "NOx",   "mg/Nm3", Some(46.006),  0.0, INF;
-    NO    => "NO",    "mg/Nm3", Some(30.006),  0.0, INF;
-    NO2   => "NO2",   "mg/Nm3", Some(46.006),  0.0, INF;
-    CO    => "CO",    "mg/Nm3", Some(28.010),  0.0, INF;
-    H2S   => "H2S",   "mg/Nm3", Some(34.081),  0.0, INF;
-    NH3   => "NH3",   "mg/Nm3", Some(17.031),  0.0, INF;
-    HCl   => "HCl",   "mg/Nm3", Some(36.461),  0.0, INF;
-    HF    => "HF",    "mg/Nm3", Some(20.006),  0.0, INF;
-    P     => "P",     "kPa",    None,          0.0, INF;
+    PM    => "PM",    "mg/Nm3", None,          0.0, DUST;
+    SO2   => "SO2",   "mg/Nm3", Some(64.066),  0.0, pure_gas(64.066);
+    NOx   => "NOx",   "mg/Nm3", Some(46.006),  0.0, pure_gas(46.006);
+    NO    => "NO",    "mg/Nm3", Some(30.006),  0.0, pure_gas(30.006);
+    NO2   => "NO2",   "mg/Nm3", Some(46.006),  0.0, pure_gas(46.006);
+    CO    => "CO",    "mg/Nm3", Some(28.010),  0.0, pure_gas(28.010);
+    H2S   => "H2S",   "mg/Nm3", Some(34.081),  0.0, pure_gas(34.081);
+    NH3   => "NH3",   "mg/Nm3", Some(17.031),  0.0, pure_gas(17.031);
+    HCl   => "HCl",   "mg/Nm3", Some(36.461),  0.0, pure_gas(36.461);
+    HF    => "HF",    "mg/Nm3", Some(20.006),  0.0, pure_gas(20.006);
+    P     => "P",     "kPa",    None,          0.0, PRESSURE;
     // The rest of Circular 10/2021 Table 34 (stack humidity, mercury vapour, ozone, fine
     // dust), then turbidity, which outfall stations report though the table does not list it.
     RH    => "RH",    "%",      None,          0.0, 100.0;
-    VHg   => "VHg",   "µg/Nm3", None,          0.0, INF;
-    O3    => "O3",    "mg/Nm3", Some(47.997),  0.0, INF;
-    PM10  => "PM10",  "mg/Nm3", None,          0.0, INF;
-    PM25  => "PM2.5", "mg/Nm3", None,          0.0, INF;
-    Turbidity => "Turbidity", "NTU", None,     0.0, INF;
+    VHg   => "VHg",   "µg/Nm3", None,          0.0, MERCURY;
+    O3    => "O3",    "mg/Nm3", Some(47.997),  0.0, pure_gas(47.997);
+    PM10  => "PM10",  "mg/Nm3", None,          0.0, DUST;
+    PM25  => "PM2.5", "mg/Nm3", None,          0.0, DUST;
+    Turbidity => "Turbidity", "NTU", None,     0.0, TURBIDITY;
 }
 
 /// Spellings of the built-in parameters seen in datalogger files, besides the symbol.
@@ -656,6 +691,19 @@ mod tests {
         assert_eq!(Param::Turbidity.canonical_unit(), "NTU");
         assert_eq!(Param::parse("temperature"), Some(Param::Temp));
         assert_eq!(Param::parse("Dust"), Some(Param::PM));
+    }
+
+    #[test]
+    fn every_parameter_has_a_finite_upper_bound() {
+        for p in Param::ALL {
+            let (min, max) = p.physical_range();
+            assert!(max.is_finite() && max > min, "{p}: {min}..{max}");
+        }
+        // The hostile reading of the issue: COD = 1e308 mg/L is not a measurement.
+        assert!(1e308 > Param::COD.physical_range().1);
+        // Pure SO2 at normal conditions: 64.066 g/mol / 22.414 L/mol = 2.858 kg/Nm3.
+        let so2 = Param::SO2.physical_range().1;
+        assert!((so2 - 2_858_302.8).abs() < 1.0, "{so2}");
     }
 
     #[test]

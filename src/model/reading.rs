@@ -158,10 +158,13 @@ pub enum Reason {
     Timestamp,
     /// The payload is larger than `mqtt.max_payload_bytes`.
     TooLarge,
+    /// The topic names a station that is not in `stations.toml` (with `stations.unknown =
+    /// "reject"`, or beyond `stations.max_unknown_stations`).
+    UnknownStation,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 7] = [
+    pub const ALL: [Reason; 8] = [
         Reason::Malformed,
         Reason::Topic,
         Reason::UnknownParam,
@@ -169,6 +172,7 @@ impl Reason {
         Reason::Value,
         Reason::Timestamp,
         Reason::TooLarge,
+        Reason::UnknownStation,
     ];
 
     /// The `reason` label of `quantrac_readings_rejected_total`.
@@ -181,6 +185,7 @@ impl Reason {
             Reason::Value => "value",
             Reason::Timestamp => "timestamp",
             Reason::TooLarge => "too_large",
+            Reason::UnknownStation => "unknown_station",
         }
     }
 
@@ -273,7 +278,8 @@ mod tests {
                 "unit",
                 "value",
                 "timestamp",
-                "too_large"
+                "too_large",
+                "unknown_station"
             ]
         );
         for r in Reason::ALL {

@@ -1,6 +1,11 @@
 //! The acker: sends PUBACKs in arrival order, once the journal has made each message durable.
-//! A task of its own because acknowledging may wait on the client's request channel, which
-//! only the poll loop drains (rumqttc moves only while polled).
+//!
+//! It never waits on the client's request channel, which only the poll loop drains (rumqttc
+//! moves only while polled): under a flood the event loop serves a request only between
+//! batches of incoming packets, the channel fills, and an acker waiting on it would stop
+//! taking resolved acks, so the poll loop, waiting for a free ack slot, would stop polling:
+//! a deadlock. A PUBACK that does not fit is tried again a moment later, while the acker goes
+//! on taking acks and packets.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +16,9 @@ use tokio::sync::mpsc;
 use super::events::Events;
 use super::session::{Client, Packet};
 use crate::pipeline::AckEvent;
+
+/// How soon a PUBACK that did not fit the client's request channel is tried again.
+const RETRY: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// A packet waiting for its ack, tagged with the connection it arrived on.
 pub(super) struct Pending {
@@ -37,6 +45,8 @@ pub(super) async fn acker(
     let mut durable: BTreeSet<u64> = BTreeSet::new();
     let mut pending_open = true;
     let mut blocked = false;
+    // The client's request channel was full at the last PUBACK: try again shortly.
+    let mut retry = false;
     loop {
         tokio::select! {
             biased;
@@ -44,6 +54,7 @@ pub(super) async fn acker(
                 Some(p) => queue.push_back(p),
                 None => pending_open = false,
             },
+            _ = tokio::time::sleep(RETRY), if retry => {}
             event = resolved.recv() => match event {
                 // A refused message is a dead letter in the journal: durable all the same.
                 Some(AckEvent::Durable(seq) | AckEvent::Refused(seq)) => { durable.insert(seq); }
@@ -59,20 +70,23 @@ pub(super) async fn acker(
             durable.clear();
             continue;
         }
+        retry = false;
         while let Some(head) = queue.front() {
-            if !durable.remove(&head.seq) {
+            if !durable.contains(&head.seq) {
                 break;
             }
-            let head = queue.pop_front().expect("front exists");
-            if head.epoch != epoch.load(Ordering::SeqCst) {
-                // Arrived on a connection that is gone: the broker redelivers it (persistent
-                // session) and the journal makes the duplicate harmless. A PUBACK now could
-                // acknowledge a different message with the same packet id.
-                continue;
+            // Arrived on a connection that is gone: the broker redelivers it (persistent
+            // session) and the journal makes the duplicate harmless. A PUBACK now could
+            // acknowledge a different message with the same packet id.
+            let stale = head.epoch != epoch.load(Ordering::SeqCst);
+            if !stale && !client.try_ack(&head.packet) {
+                retry = true;
+                break;
             }
-            match client.ack(&head.packet).await {
-                Ok(()) => events.ack_sent(),
-                Err(e) => events.ack_failed(&e),
+            durable.remove(&head.seq);
+            queue.pop_front();
+            if !stale {
+                events.ack_sent();
             }
         }
     }

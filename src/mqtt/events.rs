@@ -19,7 +19,7 @@ use std::time::Duration;
 use prometheus::{IntCounter, IntGauge};
 use tokio::time::Instant;
 
-use super::{ClientClosed, ConnectionError, COMPONENT};
+use super::{ConnectionError, COMPONENT};
 use crate::config::BrokerUrl;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
@@ -37,6 +37,10 @@ pub struct Events {
     down_since: Option<Instant>,
     /// An ack was dropped: said once.
     dropped_said: bool,
+    /// Connections in a row that ended right after they were made.
+    short_lived: u32,
+    /// The session takeover was said (until a connection holds again).
+    takeover_said: bool,
 }
 
 impl Events {
@@ -50,6 +54,8 @@ impl Events {
             url,
             down_since: None,
             dropped_said: false,
+            short_lived: 0,
+            takeover_said: false,
         }
     }
 
@@ -99,8 +105,34 @@ impl Events {
     }
 
     /// The connection is down for a reason that may pass; the next attempt is in `retry_in`.
-    pub fn disconnected(&mut self, e: &ConnectionError, retry_in: Duration) {
+    /// `short_lived`: it had just been made (and ended within seconds).
+    pub fn disconnected(
+        &mut self,
+        e: &ConnectionError,
+        retry_in: Duration,
+        short_lived: bool,
+        client_id: &str,
+    ) {
         self.connected.set(0);
+        self.short_lived = if short_lived { self.short_lived + 1 } else { 0 };
+        // MQTT v5 says so (0x8E); under v3.1.1 the broker just closes the connection, and
+        // the same thing right after every connect is how a session taken over looks.
+        let taken_over = matches!(e, ConnectionError::TakenOver) || self.short_lived >= 3;
+        if taken_over {
+            let why = format!(
+                "the broker keeps handing the session to another client: is a second quantrac (or another client) using client_id {client_id:?}?"
+            );
+            self.readiness.not_ready(COMPONENT, why.clone());
+            if !self.takeover_said {
+                self.takeover_said = true;
+                tracing::error!(error.message = %e, client_id, retry_in_ms = retry_in.as_millis() as u64, "{why}");
+            }
+            self.down_since.get_or_insert_with(Instant::now);
+            return;
+        }
+        if !short_lived {
+            self.takeover_said = false;
+        }
         self.readiness
             .not_ready(COMPONENT, format!("not connected to {}: {e}", self.url));
         if self.down_since.is_none() {
@@ -139,11 +171,6 @@ impl Events {
 
     pub fn ack_sent(&self) {
         self.acks_sent.inc();
-    }
-
-    /// A PUBACK could not be handed to the client (its event loop is gone).
-    pub fn ack_failed(&self, e: &ClientClosed) {
-        tracing::warn!(error.message = %e, "PUBACK not sent; the broker will redeliver");
     }
 
     /// Message `seq` was dropped before the journal made it durable. Counted every time;

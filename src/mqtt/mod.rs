@@ -37,6 +37,9 @@ pub use session::{connect_publisher, Client, ClientClosed, ConnectionError, Erro
 /// This stage's key in [`Readiness`].
 pub const COMPONENT: &str = "mqtt";
 
+/// A connection that stayed up this long resets the reconnect backoff.
+const STABLE_CONNECTION: Duration = Duration::from_secs(10);
+
 /// Capacity of the channel from the source into the pipeline: above the most unacknowledged
 /// messages the broker may send, so the poll loop does not wait.
 pub fn channel_capacity(s: &MqttSettings) -> usize {
@@ -84,6 +87,7 @@ pub async fn run(
     let mut seq: u64 = 0;
     // A SUBSCRIBE is on its way (or granted) for the current connection.
     let mut subscribe_sent = false;
+    let mut connected_at: Option<tokio::time::Instant> = None;
     let mut backoff = Backoff::new(
         Duration::from_millis(settings.reconnect_min_ms),
         Duration::from_millis(settings.reconnect_max_ms),
@@ -112,7 +116,7 @@ pub async fn run(
         match event {
             Ok(Incoming::Connected { session_present }) => {
                 let e = epoch.fetch_add(1, Ordering::SeqCst) + 1;
-                backoff.reset();
+                connected_at = Some(tokio::time::Instant::now());
                 events.connected(session_present, e);
                 // Without a kept session the broker forgot our subscriptions; with one it
                 // keeps them, but subscribing again is harmless and covers changed topics.
@@ -149,12 +153,13 @@ pub async fn run(
                 if pending_tx.send(pending).await.is_err() {
                     break;
                 }
-                let envelope = Envelope {
-                    topic: msg.topic,
-                    payload: msg.payload.to_vec(),
+                let envelope = Envelope::received(
+                    msg.topic,
+                    &msg.payload,
                     received_at_ms,
-                    ack: Ack::new(seq, permit),
-                };
+                    Ack::new(seq, permit),
+                    settings.max_payload_bytes,
+                );
                 if out.send(envelope).await.is_err() {
                     tracing::error!("pipeline closed; MQTT source stopping");
                     break;
@@ -176,8 +181,17 @@ pub async fn run(
                     stop.cancelled().await;
                     break;
                 }
+                // Back off from scratch only after a connection that held: one that drops
+                // at once (a session taken over, a broker refusing us after the CONNACK)
+                // keeps the delay growing instead of reconnecting in a tight loop.
+                let held = connected_at
+                    .take()
+                    .map(|t| t.elapsed() >= STABLE_CONNECTION);
+                if held == Some(true) && e != ConnectionError::TakenOver {
+                    backoff.reset();
+                }
                 let delay = backoff.next_delay();
-                events.disconnected(&e, delay);
+                events.disconnected(&e, delay, held == Some(false), &settings.client_id);
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = stop.cancelled() => {}

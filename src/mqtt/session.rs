@@ -68,6 +68,11 @@ pub enum ConnectionError {
     /// The broker refused the connection for a reason that may pass (unavailable, busy).
     #[error("the broker is not accepting connections: {0}")]
     Unavailable(String),
+    /// The broker handed our session to another client with the same client id (MQTT v5
+    /// reason code 0x8E): two instances share `mqtt.client_id`. Retried with backoff, so the
+    /// two do not steal the session from each other in a tight loop.
+    #[error("another client with the same client id took the session over")]
+    TakenOver,
     /// The TLS handshake failed.
     #[error("TLS: {0}")]
     Tls(String),
@@ -122,6 +127,10 @@ impl ConnectionError {
                 other => ConnectionError::Unavailable(format!("{other:?}")),
             },
             v5::ConnectionError::Tls(e) => ConnectionError::Tls(e.to_string()),
+            v5::ConnectionError::MqttState(v5::StateError::ServerDisconnect {
+                reason_code: v5::mqttbytes::v5::DisconnectReasonCode::SessionTakenOver,
+                ..
+            }) => ConnectionError::TakenOver,
             other => ConnectionError::Network(other.to_string()),
         }
     }
@@ -146,11 +155,14 @@ fn transport(tls: bool, s: &MqttSettings) -> Result<rumqttc::Transport, Error> {
     })
 }
 
-/// Largest packet we accept from the broker. Above `max_payload_bytes` so an oversized payload
-/// reaches `decode` and is rejected as `too_large` (counted), instead of breaking the connection.
-fn incoming_packet_limit(s: &MqttSettings) -> usize {
-    (s.max_payload_bytes.saturating_mul(4)).max(16 * 1024 * 1024)
-}
+/// Largest packet we accept from the broker: the largest the protocol allows (a remaining
+/// length of 268,435,455 bytes plus the fixed header). Any message is received, then one over
+/// `max_payload_bytes` is cut to an excerpt at once and rejected as `too_large` (acknowledged,
+/// counted, kept as a dead letter). A smaller limit would be a poison pill: under v3.1.1 the
+/// client refuses the packet and reconnects, the broker redelivers it, forever, and ingestion
+/// stops for every station; under v5 the broker drops, without a trace, any message above the
+/// maximum packet size the client announced.
+pub const INCOMING_PACKET_LIMIT: usize = 268_435_455 + 5;
 
 /// Builds the client and event loop: stable client id, persistent session, manual acks.
 pub fn connect(s: &MqttSettings) -> Result<(Client, EventLoop), Error> {
@@ -185,7 +197,7 @@ fn open(s: &MqttSettings, publish_inflight: Option<u16>) -> Result<(Client, Even
                 .set_clean_start(false)
                 .set_session_expiry_interval(Some(s.session_expiry_s))
                 .set_receive_maximum(Some(s.receive_maximum))
-                .set_max_packet_size(Some(incoming_packet_limit(s) as u32))
+                .set_max_packet_size(Some(INCOMING_PACKET_LIMIT as u32))
                 .set_manual_acks(true)
                 .set_transport(transport);
             if let Some(n) = publish_inflight {
@@ -201,7 +213,7 @@ fn open(s: &MqttSettings, publish_inflight: Option<u16>) -> Result<(Client, Even
             let mut o = rumqttc::MqttOptions::new(&s.client_id, host, port);
             o.set_keep_alive(Duration::from_secs(s.keep_alive_s.max(5)))
                 .set_clean_session(false)
-                .set_max_packet_size(incoming_packet_limit(s), 64 * 1024)
+                .set_max_packet_size(INCOMING_PACKET_LIMIT, 64 * 1024)
                 .set_manual_acks(true)
                 .set_transport(transport);
             if let Some(n) = publish_inflight {
@@ -288,12 +300,13 @@ impl Client {
         }
     }
 
-    /// Sends the PUBACK for `packet`. Waits when the request channel is full, so never call
-    /// it from the polling task.
-    pub async fn ack(&self, packet: &Packet) -> Result<(), ClientClosed> {
+    /// Queues the PUBACK for `packet` without waiting. `false`: the request channel is full
+    /// (or the event loop gone); try again later. Never waiting matters: the channel empties
+    /// only while the poll loop polls, and the poll loop may be waiting for the acker.
+    pub fn try_ack(&self, packet: &Packet) -> bool {
         match (self, packet) {
-            (Client::V4(c), Packet::V4(p)) => c.ack(p).await.map_err(closed),
-            (Client::V5(c), Packet::V5(p)) => c.ack(p).await.map_err(closed),
+            (Client::V4(c), Packet::V4(p)) => c.try_ack(p).is_ok(),
+            (Client::V5(c), Packet::V5(p)) => c.try_ack(p).is_ok(),
             _ => unreachable!("a client only receives packets of its own protocol version"),
         }
     }

@@ -48,20 +48,21 @@ pub struct Quantrac {
 impl Quantrac {
     /// A test's quantrac.toml for `dir`: the broker URL, the `[influx]` lines, an HTTP port
     /// chosen by the OS, a unique client id, fast reconnects and flushes. `extra` holds whole
-    /// sections; its `[mqtt]` and `[journal]` lines join the generated sections.
+    /// sections; its `[mqtt]`, `[stations]` and `[journal]` lines join the generated sections.
     pub fn config_text(dir: &Path, broker: &str, influx: &str, extra: &str) -> String {
         format!(
             "[mqtt]\nurl = \"{broker}\"\nclient_id = \"quantrac-test-{id}\"\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n\
              {mqtt_extra}\n\
              [influx]\n{influx}\nflush_interval_ms = 200\nretry_max_ms = 1000\n\n\
              [http]\nlisten = \"127.0.0.1:0\"\n\n\
-             [stations]\nfile = \"{d}/stations.toml\"\n\n\
+             [stations]\nfile = \"{d}/stations.toml\"\n{stations_extra}\n\
              [journal]\npath = \"{d}/journal\"\n{journal_extra}\n{rest}\n",
             id = std::process::id() as u64 * 1000 + free_port() as u64,
             d = dir.display(),
             mqtt_extra = section(extra, "mqtt"),
             journal_extra = section(extra, "journal"),
-            rest = without(extra, &["mqtt", "journal"]),
+            stations_extra = section(extra, "stations"),
+            rest = without(extra, &["mqtt", "journal", "stations"]),
         )
     }
 

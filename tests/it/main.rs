@@ -3,6 +3,8 @@
 
 mod demo;
 mod docs;
+mod evidence;
+mod hostile;
 mod inbox;
 mod ingest;
 mod layering;

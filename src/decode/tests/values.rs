@@ -100,7 +100,7 @@ fn impossible_values_are_refused_after_conversion() {
         ),
         (
             r#"{"param": "COD", "value": -0.1}"#,
-            "reading 0 (COD): value -0.1 mg/L is physically impossible (must be at least 0 mg/L)",
+            "reading 0 (COD): value -0.1 mg/L is physically impossible (must be 0 to 100000 mg/L)",
         ),
         (
             r#"{"param": "O2", "value": 26}"#,
@@ -112,7 +112,7 @@ fn impossible_values_are_refused_after_conversion() {
         ),
         (
             r#"{"param": "Flow", "value": -1, "unit": "m3/s"}"#,
-            "reading 0 (Flow): value -3600 m3/h is physically impossible (must be at least 0 m3/h)",
+            "reading 0 (Flow): value -3600 m3/h is physically impossible (must be 0 to 10000000 m3/h)",
         ),
         (
             r#"{"param": "COD", "value": 1e400}"#,
@@ -127,6 +127,10 @@ fn impossible_values_are_refused_after_conversion() {
         let d = one(reading);
         assert_eq!(only_rejection(&d, Reason::Value).detail, detail);
     }
+    // A finite number no outfall can produce (issue: hostile world, row 12).
+    let d = one(r#"{"param": "COD", "value": 1e308}"#);
+    let detail = &only_rejection(&d, Reason::Value).detail;
+    assert!(detail.ends_with("(must be 0 to 100000 mg/L)"), "{detail}");
     // Limits of the range are possible values.
     assert_eq!(one(r#"{"param": "pH", "value": 14}"#).readings.len(), 1);
     assert_eq!(one(r#"{"param": "COD", "value": 0}"#).readings.len(), 1);
