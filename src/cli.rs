@@ -155,6 +155,19 @@ fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
 fn check_config(c: &ConfigArg) -> anyhow::Result<ExitCode> {
     let settings = load(c)?;
     let stations = settings.load_stations()?;
+    let now = chrono::Utc::now().timestamp();
+    for (client, tls) in [("mqtt", &settings.mqtt.tls), ("influx", &settings.influx.tls)] {
+        if let Some(id) = tls.identity() {
+            let days = id.days_left(now);
+            if days < crate::tls::EXPIRY_WARNING_DAYS {
+                eprintln!(
+                    "warning: {client}.cert_file: the certificate ({}) expires on {}, in {days} days",
+                    id.subject,
+                    id.expires()
+                );
+            }
+        }
+    }
     print!(
         "{}",
         crate::compliance::limit_table(

@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | [`WriterStarted`] | | `quantrac_influx_write_errors_total{kind}` series created at 0 |
 //! | [`AttemptFailed`] | debug, every attempt | `quantrac_influx_write_errors_total{kind}` |
+//! | [`HandshakeFailed`] | | `quantrac_tls_handshake_failures_total{client="influx",reason}` |
 //! | [`Failing`] | warn/error, when a failure starts or changes | |
 //! | [`Resumed`] | info, once per recovery | |
 //! | [`PointsWritten`] | trace | `quantrac_influx_points_written_total` |
@@ -22,6 +23,7 @@ use std::time::Duration;
 use super::backlog::BacklogError;
 use super::classify::ErrorKind;
 use crate::metrics::Metrics;
+use crate::tls::Handshake;
 
 /// What is failing, for reporting once per change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +69,18 @@ impl AttemptFailed<'_> {
     }
 }
 
+/// A write attempt failed in the TLS handshake (counted beside [`AttemptFailed`], kind `tls`).
+pub(super) struct HandshakeFailed<'a>(pub &'a Handshake);
+
+impl HandshakeFailed<'_> {
+    pub fn emit(self, metrics: &Metrics) {
+        metrics
+            .tls_handshake_failures
+            .with_label_values(&["influx", self.0.failure.as_label()])
+            .inc();
+    }
+}
+
 /// A failure started, or changed kind. Retries of the same failure stay quiet.
 pub(super) struct Failing<'a> {
     pub what: Failure,
@@ -84,6 +98,10 @@ impl Failing<'_> {
             Failure::Write(ErrorKind::Throttled) => tracing::warn!(
                 error.message = %message,
                 "InfluxDB is throttling writes, waiting as asked"
+            ),
+            Failure::Write(ErrorKind::Tls) => tracing::error!(
+                error.message = %message,
+                "TLS handshake with InfluxDB failed (check influx.ca_file, influx.cert_file and the server's certificate); points stay in the journal, retrying"
             ),
             Failure::Write(ErrorKind::Connect) => tracing::warn!(
                 error.message = %message,
