@@ -156,7 +156,10 @@ fn check_config(c: &ConfigArg) -> anyhow::Result<ExitCode> {
     let settings = load(c)?;
     let stations = settings.load_stations()?;
     let now = chrono::Utc::now().timestamp();
-    for (client, tls) in [("mqtt", &settings.mqtt.tls), ("influx", &settings.influx.tls)] {
+    for (client, tls) in [
+        ("mqtt", &settings.mqtt.tls),
+        ("influx", &settings.influx.tls),
+    ] {
         if let Some(id) = tls.identity() {
             let days = id.days_left(now);
             if days < crate::tls::EXPIRY_WARNING_DAYS {

@@ -58,7 +58,10 @@ const HTTP_STOP: Duration = Duration::from_secs(SHUTDOWN_BUDGET.as_secs() / 15);
 /// one was refused when the settings were loaded.)
 fn certificate_expiry(settings: &Settings, metrics: &Metrics) {
     let now = chrono::Utc::now().timestamp();
-    for (client, tls) in [("mqtt", &settings.mqtt.tls), ("influx", &settings.influx.tls)] {
+    for (client, tls) in [
+        ("mqtt", &settings.mqtt.tls),
+        ("influx", &settings.influx.tls),
+    ] {
         let Some(id) = tls.identity() else {
             continue;
         };

@@ -548,12 +548,10 @@ fn source_of(built: &config::Config, key: &str, file: &str) -> String {
 
 /// Reads and checks the TLS files of one client; the error names the key and the file.
 fn load_tls(files: crate::tls::Files<'_>) -> Result<crate::tls::ClientTls, Error> {
-    crate::tls::ClientTls::load(files, chrono::Utc::now().timestamp()).map_err(|e| {
-        Error::Invalid {
-            file: e.path.display().to_string(),
-            key: e.key,
-            reason: e.reason,
-        }
+    crate::tls::ClientTls::load(files, chrono::Utc::now().timestamp()).map_err(|e| Error::Invalid {
+        file: e.path.display().to_string(),
+        key: e.key,
+        reason: e.reason,
     })
 }
 

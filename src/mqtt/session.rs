@@ -109,7 +109,13 @@ impl ConnectionError {
         // A refused certificate shows up as a TLS error during the handshake, or (TLS 1.3:
         // the server checks our certificate after we finished) as an I/O error on the first
         // read after it.
-        if let Some(h) = Handshake::find(&e) {
+        if let Some(h) = Handshake::find(&e).or_else(|| match &e {
+            // The packet reader keeps its I/O error out of the `source` chain.
+            rumqttc::ConnectionError::MqttState(rumqttc::StateError::Deserialization(
+                rumqttc::mqttbytes::Error::Io(io),
+            )) => Handshake::find(io),
+            _ => None,
+        }) {
             return ConnectionError::Tls(h);
         }
         match e {
@@ -134,7 +140,12 @@ impl ConnectionError {
 
     fn from_v5(e: v5::ConnectionError) -> ConnectionError {
         use v5::mqttbytes::v5::ConnectReturnCode as C;
-        if let Some(h) = Handshake::find(&e) {
+        if let Some(h) = Handshake::find(&e).or_else(|| match &e {
+            v5::ConnectionError::MqttState(v5::StateError::Deserialization(
+                v5::mqttbytes::Error::Io(io),
+            )) => Handshake::find(io),
+            _ => None,
+        }) {
             return ConnectionError::Tls(h);
         }
         match e {
@@ -366,4 +377,53 @@ impl Client {
 
 fn closed(e: impl std::fmt::Display) -> ClientClosed {
     ClientClosed(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(a: rustls::AlertDescription) -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::AlertReceived(a),
+        )
+    }
+
+    // A TLS 1.3 server checks our certificate after the handshake: its alert arrives on the
+    // first read, inside the packet reader's error.
+    #[test]
+    fn a_refused_certificate_is_a_tls_error_with_its_reason_whatever_wraps_it() {
+        let e = ConnectionError::from_v5(v5::ConnectionError::MqttState(
+            v5::StateError::Deserialization(v5::mqttbytes::Error::Io(alert(
+                rustls::AlertDescription::CertificateRequired,
+            ))),
+        ));
+        assert!(
+            matches!(&e, ConnectionError::Tls(h) if h.failure == Failure::CertificateRequired),
+            "{e:?}"
+        );
+        assert_eq!(e.kind(), "tls");
+        let e = ConnectionError::from_v4(rumqttc::ConnectionError::MqttState(
+            rumqttc::StateError::Deserialization(rumqttc::mqttbytes::Error::Io(alert(
+                rustls::AlertDescription::CertificateExpired,
+            ))),
+        ));
+        assert!(
+            matches!(&e, ConnectionError::Tls(h) if h.failure == Failure::Expired),
+            "{e:?}"
+        );
+        let e = ConnectionError::from_v4(rumqttc::ConnectionError::Io(alert(
+            rustls::AlertDescription::UnknownCA,
+        )));
+        assert!(
+            e.to_string()
+                .starts_with("TLS handshake failed (unknown_ca)"),
+            "{e}"
+        );
+        let e = ConnectionError::from_v4(rumqttc::ConnectionError::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        )));
+        assert_eq!(e.kind(), "network");
+    }
 }

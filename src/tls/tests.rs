@@ -5,11 +5,7 @@ use rustls::{AlertDescription, CertificateError};
 
 use super::*;
 
-fn files<'a>(
-    ca: Option<&'a Path>,
-    cert: Option<&'a Path>,
-    key: Option<&'a Path>,
-) -> Files<'a> {
+fn files<'a>(ca: Option<&'a Path>, cert: Option<&'a Path>, key: Option<&'a Path>) -> Files<'a> {
     Files {
         section: "mqtt",
         ca_file: ca,
@@ -101,8 +97,14 @@ fn certificate_files_are_read_checked_and_refused_with_the_key_named() {
 #[test]
 fn tls_1_2_is_the_minimum_and_1_3_comes_first() {
     assert_eq!(PROTOCOL_VERSIONS.len(), 2);
-    assert_eq!(PROTOCOL_VERSIONS[0].version, rustls::ProtocolVersion::TLSv1_3);
-    assert_eq!(PROTOCOL_VERSIONS[1].version, rustls::ProtocolVersion::TLSv1_2);
+    assert_eq!(
+        PROTOCOL_VERSIONS[0].version,
+        rustls::ProtocolVersion::TLSv1_3
+    );
+    assert_eq!(
+        PROTOCOL_VERSIONS[1].version,
+        rustls::ProtocolVersion::TLSv1_2
+    );
 }
 
 #[test]
@@ -125,7 +127,10 @@ fn handshake_failures_are_sorted_into_reasons() {
         of(InvalidCertificate(CertificateError::Revoked)),
         Failure::BadCertificate
     );
-    assert_eq!(of(AlertReceived(AlertDescription::UnknownCA)), Failure::UnknownCa);
+    assert_eq!(
+        of(AlertReceived(AlertDescription::UnknownCA)),
+        Failure::UnknownCa
+    );
     assert_eq!(
         of(AlertReceived(AlertDescription::CertificateExpired)),
         Failure::Expired
@@ -168,7 +173,9 @@ fn a_failure_is_found_inside_io_errors_and_their_wrappers() {
     );
     let found = Handshake::find(&Wrapper(io)).unwrap();
     assert_eq!(found.failure, Failure::UnknownCa);
-    assert!(found.to_string().starts_with("TLS handshake failed (unknown_ca)"));
+    assert!(found
+        .to_string()
+        .starts_with("TLS handshake failed (unknown_ca)"));
 
     let plain = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
     assert_eq!(Handshake::find(&Wrapper(plain)), None);
