@@ -107,6 +107,27 @@ fn tls_1_2_is_the_minimum_and_1_3_comes_first() {
     );
 }
 
+// The README's security section lists the exact cipher suites and key exchange groups.
+#[test]
+fn the_readme_lists_the_cipher_suites_and_groups_in_use() {
+    let tls = ClientTls {
+        ca: Some(Vec::new()),
+        identity: None,
+    };
+    let config = tls.client_config().unwrap();
+    let readme = include_str!("../../README.md");
+    let provider = config.crypto_provider();
+    assert_eq!(provider.cipher_suites.len(), 9);
+    for suite in &provider.cipher_suites {
+        let name = format!("`{:?}`", suite.suite());
+        assert!(readme.contains(&name), "README does not list {name}");
+    }
+    for group in &provider.kx_groups {
+        let name = format!("{:?}", group.name());
+        assert!(readme.contains(&name), "README does not list {name}");
+    }
+}
+
 #[test]
 fn handshake_failures_are_sorted_into_reasons() {
     let of = |e: rustls::Error| Handshake::from_rustls(&e).failure;

@@ -51,14 +51,7 @@ impl Pki {
             let mut args = vec!["req", "-x509"];
             args.extend(ec);
             args.extend([
-                "-nodes",
-                "-keyout",
-                &key,
-                "-out",
-                &pem,
-                "-days",
-                "3650",
-                "-subj",
+                "-nodes", "-keyout", &key, "-out", &pem, "-days", "3650", "-subj",
             ]);
             let subj = format!("/CN={cn}");
             args.push(&subj);

@@ -167,7 +167,8 @@ impl Influx1 {
         if let Some((u, p)) = &self.admin {
             // The first admin may be created without credentials.
             loop {
-                let r = self.client()
+                let r = self
+                    .client()
                     .post(format!("{}/query", self.url()))
                     .form(&[(
                         "q",
