@@ -159,10 +159,13 @@ impl Client {
         // One client for the life of the writer: its pool keeps a connection per request on
         // the wire alive between batches (no handshake per write). Nagle off, so the last
         // segment of a body is not held back waiting for InfluxDB's delayed ACK.
-        // TLS as every client of quantrac has it (`crate::tls`): the private CA or the system's
-        // roots, the client certificate, TLS 1.3/1.2. Used for https:// URLs only.
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls(s.tls.client_config()?)
+        let mut builder = reqwest::Client::builder();
+        if url.scheme() == "https" {
+            // TLS as every client of quantrac has it (`crate::tls`): the private CA or the
+            // system's roots, the client certificate, TLS 1.3/1.2.
+            builder = builder.use_preconfigured_tls(s.tls.client_config()?);
+        }
+        let http = builder
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(90))
             .timeout(Duration::from_millis(s.timeout_ms.max(1)))
