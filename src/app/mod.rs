@@ -210,6 +210,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                     client,
                     sink::Options::from_settings(&settings.influx, SINK_FINAL_FLUSH),
                     metrics.clone(),
+                    readiness.clone(),
                     wake_sink,
                     flush.clone(),
                 ),

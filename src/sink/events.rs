@@ -9,8 +9,8 @@
 //! | [`WriterStarted`] | | `quantrac_influx_write_errors_total{kind}` series created at 0 |
 //! | [`AttemptFailed`] | debug, every attempt | `quantrac_influx_write_errors_total{kind}` |
 //! | [`HandshakeFailed`] | | `quantrac_tls_handshake_failures_total{client="influx",reason}` |
-//! | [`Failing`] | warn/error, when a failure starts or changes | |
-//! | [`Resumed`] | info, once per recovery | |
+//! | [`Failing`] | warn/error, when a failure starts or changes | | `influx: …TLS handshake failed…` while the handshake fails |
+//! | [`Resumed`] | info, once per recovery | | ready |
 //! | [`PointsWritten`] | trace | `quantrac_influx_points_written_total` |
 //! | [`PartialWrite`] | warn | `…_points_written_total`, `…_points_rejected_total` |
 //! | [`PointRefused`] | warn | `quantrac_influx_points_rejected_total` |
@@ -23,6 +23,7 @@ use std::time::Duration;
 use super::backlog::BacklogError;
 use super::classify::ErrorKind;
 use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 use crate::tls::Handshake;
 
 /// What is failing, for reporting once per change.
@@ -88,8 +89,17 @@ pub(super) struct Failing<'a> {
 }
 
 impl Failing<'_> {
-    pub fn emit(self) {
+    pub fn emit(self, readiness: &Readiness) {
         let message = self.message;
+        // A certificate to fix is said on /readyz; other failures pass by themselves.
+        if self.what == Failure::Write(ErrorKind::Tls) {
+            readiness.not_ready(
+                super::COMPONENT,
+                format!("{message}; points stay in the journal"),
+            );
+        } else {
+            readiness.ready(super::COMPONENT);
+        }
         match self.what {
             Failure::Write(ErrorKind::Auth) => tracing::error!(
                 error.message = %message,
@@ -129,7 +139,8 @@ pub(super) struct Resumed {
 }
 
 impl Resumed {
-    pub fn emit(self) {
+    pub fn emit(self, readiness: &Readiness) {
+        readiness.ready(super::COMPONENT);
         let after_s = self.after.as_secs();
         tracing::info!(after_s, "InfluxDB writes resumed after {after_s} s");
     }

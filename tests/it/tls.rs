@@ -517,4 +517,8 @@ async fn influxdb_over_https_with_a_private_ca() {
         .proc
         .wait_for_log("TLS handshake with InfluxDB failed", Duration::from_secs(5));
     assert!(log.contains("unknown_ca"), "{log}");
+    // A certificate to fix is said on /readyz, naming the client and the reason.
+    let reason = readyz_says(&q, "influx: InfluxDB TLS handshake failed (unknown_ca)").await;
+    assert!(reason.contains("not signed by a trusted CA"), "{reason}");
+    assert_no_key_material(&q.proc.log_text(), &[&pki.client_key]);
 }
