@@ -160,15 +160,8 @@ fn check_config(c: &ConfigArg) -> anyhow::Result<ExitCode> {
         ("mqtt", &settings.mqtt.tls),
         ("influx", &settings.influx.tls),
     ] {
-        if let Some(id) = tls.identity() {
-            let days = id.days_left(now);
-            if days < crate::tls::EXPIRY_WARNING_DAYS {
-                eprintln!(
-                    "warning: {client}.cert_file: the certificate ({}) expires on {}, in {days} days",
-                    id.subject,
-                    id.expires()
-                );
-            }
+        if let Some(warning) = tls.identity().and_then(|id| id.expiry_warning(now)) {
+            eprintln!("warning: {client}.cert_file: {warning}");
         }
     }
     print!(

@@ -39,7 +39,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::{Envelope, Processed};
 use crate::readiness::Readiness;
 use crate::shutdown::{CancellationToken, Outcome, Tasks};
-use crate::{compliance, decode, http, mqtt, sink, tls};
+use crate::{compliance, decode, http, mqtt, sink};
 
 pub use lock::JournalLock;
 pub use recovery::replay_dead_letters;
@@ -54,7 +54,7 @@ pub const SINK_FINAL_FLUSH: Duration = Duration::from_secs(SHUTDOWN_BUDGET.as_se
 const HTTP_STOP: Duration = Duration::from_secs(SHUTDOWN_BUDGET.as_secs() / 15);
 
 /// The client certificates quantrac presents: when each expires, as a gauge for the alert
-/// rule, and a warning when that is less than [`tls::EXPIRY_WARNING_DAYS`] away. (An expired
+/// rule, and a warning when that is less than [`crate::tls::EXPIRY_WARNING_DAYS`] away. (An expired
 /// one was refused when the settings were loaded.)
 fn certificate_expiry(settings: &Settings, metrics: &Metrics) {
     let now = chrono::Utc::now().timestamp();
@@ -71,7 +71,7 @@ fn certificate_expiry(settings: &Settings, metrics: &Metrics) {
             .set(id.not_after as f64);
         let days_left = id.days_left(now);
         let key = format!("{client}.cert_file");
-        if days_left < tls::EXPIRY_WARNING_DAYS {
+        if id.expiry_warning(now).is_some() {
             tracing::warn!(
                 client,
                 key,

@@ -152,6 +152,19 @@ impl Identity {
         (self.not_after - now).div_euclid(86_400)
     }
 
+    /// "expires on …, in N days" when fewer than [`super::EXPIRY_WARNING_DAYS`] are left at
+    /// `now` (Unix seconds); `None` otherwise.
+    pub fn expiry_warning(&self, now: i64) -> Option<String> {
+        let days = self.days_left(now);
+        (days < super::EXPIRY_WARNING_DAYS).then(|| {
+            format!(
+                "the certificate ({}) expires on {}, in {days} days",
+                self.subject,
+                self.expires()
+            )
+        })
+    }
+
     /// The expiry date, for messages.
     pub fn expires(&self) -> String {
         date(self.not_after)

@@ -90,8 +90,12 @@ fn certificate_files_are_read_checked_and_refused_with_the_key_named() {
         now(),
     )
     .unwrap();
-    let days = soon.identity().unwrap().days_left(now());
+    let id = soon.identity().unwrap();
+    let days = id.days_left(now());
     assert!((0..EXPIRY_WARNING_DAYS).contains(&days), "{days}");
+    let warning = id.expiry_warning(now()).unwrap();
+    assert!(warning.contains(&format!("in {days} days")), "{warning}");
+    assert_eq!(tls.identity().unwrap().expiry_warning(now()), None);
 }
 
 #[test]
