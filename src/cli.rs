@@ -157,6 +157,15 @@ fn check_config(c: &ConfigArg) -> anyhow::Result<ExitCode> {
     let stations = settings.load_stations()?;
     // As `run` builds it: with `[inbox]`, the stations' uplink codes must tell them apart.
     crate::app::decoder(&settings, &stations)?;
+    let now = chrono::Utc::now().timestamp();
+    for (client, tls) in [
+        ("mqtt", &settings.mqtt.tls),
+        ("influx", &settings.influx.tls),
+    ] {
+        if let Some(warning) = tls.identity().and_then(|id| id.expiry_warning(now)) {
+            eprintln!("warning: {client}.cert_file: {warning}");
+        }
+    }
     print!(
         "{}",
         crate::compliance::limit_table(

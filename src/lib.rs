@@ -13,7 +13,8 @@
 //! 5. [`sink`] — InfluxDB writer: reads the journal's outbox in order, batches, retries.
 //!
 //! Beside it: [`metrics`] (Prometheus), [`http`] (`/metrics`, `/healthz`, `/readyz`),
-//! [`config`] (settings and stations), [`model`] (the vocabulary), [`pipeline`] (what travels
+//! [`config`] (settings and stations), [`tls`] (certificate files and the one TLS client
+//! setup every connection uses), [`model`] (the vocabulary), [`pipeline`] (what travels
 //! between stages), [`app`] (wiring and shutdown order), [`demo`] (a simulated park).
 
 pub mod app;
@@ -33,3 +34,4 @@ pub mod readiness;
 pub mod shutdown;
 pub mod sink;
 pub mod telemetry;
+pub mod tls;

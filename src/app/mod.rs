@@ -55,6 +55,39 @@ pub const SINK_FINAL_FLUSH: Duration = Duration::from_secs(SHUTDOWN_BUDGET.as_se
 /// The end of the budget kept for the HTTP server's own graceful stop, after the pipeline.
 const HTTP_STOP: Duration = Duration::from_secs(SHUTDOWN_BUDGET.as_secs() / 15);
 
+/// The client certificates quantrac presents: when each expires, as a gauge for the alert
+/// rule, and a warning when that is less than [`crate::tls::EXPIRY_WARNING_DAYS`] away. (An expired
+/// one was refused when the settings were loaded.)
+fn certificate_expiry(settings: &Settings, metrics: &Metrics) {
+    let now = chrono::Utc::now().timestamp();
+    for (client, tls) in [
+        ("mqtt", &settings.mqtt.tls),
+        ("influx", &settings.influx.tls),
+    ] {
+        let Some(id) = tls.identity() else {
+            continue;
+        };
+        metrics
+            .tls_certificate_expiry
+            .with_label_values(&[client])
+            .set(id.not_after as f64);
+        let days_left = id.days_left(now);
+        let key = format!("{client}.cert_file");
+        if id.expiry_warning(now).is_some() {
+            tracing::warn!(
+                client,
+                key,
+                subject = %id.subject,
+                expires = %id.expires(),
+                days_left,
+                "the client certificate expires in {days_left} days: renew {key} and restart quantrac"
+            );
+        } else {
+            tracing::info!(client, key, subject = %id.subject, expires = %id.expires(), "client certificate");
+        }
+    }
+}
+
 /// A running pipeline.
 pub struct Running {
     pub http_addr: SocketAddr,
@@ -81,6 +114,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         format!("connecting to {}", settings.mqtt.url),
     );
 
+    certificate_expiry(&settings, &metrics);
     for s in stations.iter() {
         metrics
             .station_expected_interval
@@ -178,6 +212,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
                     client,
                     sink::Options::from_settings(&settings.influx, SINK_FINAL_FLUSH),
                     metrics.clone(),
+                    readiness.clone(),
                     wake_sink,
                     flush.clone(),
                 ),

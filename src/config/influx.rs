@@ -12,7 +12,8 @@ use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
 
 use super::{
-    at_least_one, empty_as_none, non_empty_secret, read_secret, without_credentials, Error,
+    at_least_one, empty_as_none, empty_path_as_none, load_tls, non_empty_secret, read_secret,
+    without_credentials, Error,
 };
 
 /// `[influx]`, parsed.
@@ -25,11 +26,14 @@ pub struct InfluxSettings {
     pub flush_interval_ms: u64,
     pub timeout_ms: u64,
     pub retry_max_ms: u64,
+    /// `ca_file`, `cert_file` and `key_file`, read and checked (used for `https://`).
+    pub tls: crate::tls::ClientTls,
 }
 
 impl Default for InfluxSettings {
     fn default() -> Self {
         InfluxSettings {
+            tls: crate::tls::ClientTls::default(),
             url: Some(InfluxUrl::parse("http://127.0.0.1:8086").expect("a valid default")),
             api: InfluxApi::V2(InfluxV2::default()),
             batch_size: 5000,
@@ -176,6 +180,12 @@ pub(super) struct RawInflux {
     username: Option<String>,
     password: Option<SecretString>,
     password_file: Option<PathBuf>,
+    #[serde(deserialize_with = "empty_path_as_none")]
+    ca_file: Option<PathBuf>,
+    #[serde(deserialize_with = "empty_path_as_none")]
+    cert_file: Option<PathBuf>,
+    #[serde(deserialize_with = "empty_path_as_none")]
+    key_file: Option<PathBuf>,
     #[serde(deserialize_with = "at_least_one")]
     batch_size: usize,
     flush_interval_ms: u64,
@@ -198,6 +208,9 @@ impl Default for RawInflux {
             username: None,
             password: None,
             password_file: None,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
             batch_size: d.batch_size,
             flush_interval_ms: d.flush_interval_ms,
             timeout_ms: d.timeout_ms,
@@ -296,7 +309,24 @@ impl RawInflux {
                 })
             }
         };
+        let tls = load_tls(crate::tls::Files {
+            section: "influx",
+            ca_file: self.ca_file.as_deref(),
+            cert_file: self.cert_file.as_deref(),
+            key_file: self.key_file.as_deref(),
+        })?;
+        let https = self
+            .url
+            .as_ref()
+            .is_some_and(|u| u.as_url().scheme() == "https");
+        if !https && tls.identity().is_some() {
+            return Err(bad(
+                "influx.cert_file",
+                "a client certificate needs TLS: use an https:// URL".into(),
+            ));
+        }
         Ok(InfluxSettings {
+            tls,
             url: self.url,
             api,
             batch_size: self.batch_size,

@@ -115,9 +115,19 @@ pub struct MqttSettings {
     #[serde(deserialize_with = "secret")]
     pub password: Option<SecretString>,
     pub password_file: Option<PathBuf>,
-    /// PEM file of the CA that signed the broker's certificate (else system roots). Readable:
-    /// checked at load when the URL is `mqtts://`.
+    /// PEM file of the CA that signed the broker's certificate (else the system's roots).
+    #[serde(deserialize_with = "empty_path_as_none")]
     pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (with its chain) presented to the broker (mutual TLS); needs
+    /// `key_file`.
+    #[serde(deserialize_with = "empty_path_as_none")]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`: a secret, read at load and never shown.
+    #[serde(deserialize_with = "empty_path_as_none")]
+    pub key_file: Option<PathBuf>,
+    /// The three files above, read and checked at load (for `mqtts://` only).
+    #[serde(skip)]
+    pub tls: crate::tls::ClientTls,
     #[serde(deserialize_with = "at_least_one")]
     pub max_payload_bytes: usize,
     pub keep_alive_s: u64,
@@ -145,6 +155,9 @@ impl Default for MqttSettings {
             password: None,
             password_file: None,
             ca_file: None,
+            cert_file: None,
+            key_file: None,
+            tls: crate::tls::ClientTls::default(),
             max_payload_bytes: 65_536,
             keep_alive_s: 30,
             receive_maximum: 1000,
@@ -561,12 +574,23 @@ impl RawSettings {
             &mqtt.password_file,
             "mqtt.password_file",
         )?;
-        if let (true, Some(ca)) = (mqtt.url.tls, &mqtt.ca_file) {
-            std::fs::File::open(ca).map_err(|e| Error::Invalid {
-                file: ca.display().to_string(),
-                key: "mqtt.ca_file".into(),
-                reason: format!("cannot read the CA file: {e}"),
+        if mqtt.url.tls {
+            mqtt.tls = load_tls(crate::tls::Files {
+                section: "mqtt",
+                ca_file: mqtt.ca_file.as_deref(),
+                cert_file: mqtt.cert_file.as_deref(),
+                key_file: mqtt.key_file.as_deref(),
             })?;
+        } else if mqtt.cert_file.is_some() || mqtt.key_file.is_some() {
+            let key = if mqtt.cert_file.is_some() {
+                "mqtt.cert_file"
+            } else {
+                "mqtt.key_file"
+            };
+            return Err(bad(
+                key,
+                "a client certificate needs TLS: use an mqtts:// URL".into(),
+            ));
         }
         let inbox = inbox.map(|i| i.resolve(&bad)).transpose()?;
         Ok(Settings {
@@ -625,6 +649,15 @@ fn source_of(built: &config::Config, key: &str, file: &str) -> String {
         Some(_) => file.to_owned(),
         None => format!("{file} (or QUANTRAC__* environment)"),
     }
+}
+
+/// Reads and checks the TLS files of one client; the error names the key and the file.
+fn load_tls(files: crate::tls::Files<'_>) -> Result<crate::tls::ClientTls, Error> {
+    crate::tls::ClientTls::load(files, chrono::Utc::now().timestamp()).map_err(|e| Error::Invalid {
+        file: e.path.display().to_string(),
+        key: e.key,
+        reason: e.reason,
+    })
 }
 
 fn read_secret(

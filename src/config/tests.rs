@@ -319,3 +319,74 @@ fn inbox_errors_name_the_key() {
         assert_eq!(e.key(), Some(key), "{text}: {e}");
     }
 }
+
+// Issue 17: mutual TLS keys, checked at load with the key named; a client certificate
+// without TLS is refused rather than silently unused.
+#[test]
+fn tls_files_are_loaded_per_client_and_refused_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = quantrac_testkit::Pki::create(dir.path());
+    let q = |p: &Path| format!("{:?}", p.display().to_string());
+    let s = load(
+        &format!(
+            "[mqtt]\nurl = \"mqtts://b\"\nca_file = {ca}\ncert_file = {c}\nkey_file = {k}\n\
+             [influx]\nurl = \"https://i\"\nca_file = {ca}\ncert_file = {c}\nkey_file = {k}\n",
+            ca = q(&pki.ca),
+            c = q(&pki.client_cert),
+            k = q(&pki.client_key)
+        ),
+        &[],
+    )
+    .unwrap();
+    assert!(s.mqtt.tls.identity().is_some() && s.mqtt.tls.has_private_ca());
+    assert!(s.influx.tls.identity().is_some() && s.influx.tls.has_private_ca());
+
+    // From the environment too.
+    let s = load(
+        "[mqtt]\nurl = \"mqtts://b\"\n",
+        &[
+            (
+                "QUANTRAC__MQTT__CERT_FILE",
+                &pki.client_cert.display().to_string(),
+            ),
+            (
+                "QUANTRAC__MQTT__KEY_FILE",
+                &pki.client_key.display().to_string(),
+            ),
+        ],
+    )
+    .unwrap();
+    assert!(s.mqtt.tls.identity().is_some());
+
+    let refused = |text: String| load(&text, &[]).unwrap_err();
+    let e = refused(format!(
+        "[mqtt]\nurl = \"mqtts://b\"\ncert_file = {}\n",
+        q(&pki.client_cert)
+    ));
+    assert_eq!(e.key(), Some("mqtt.key_file"), "{e}");
+    let e = refused(format!(
+        "[mqtt]\nurl = \"mqtt://b\"\ncert_file = {}\nkey_file = {}\n",
+        q(&pki.client_cert),
+        q(&pki.client_key)
+    ));
+    assert_eq!(e.key(), Some("mqtt.cert_file"), "{e}");
+    assert!(e.to_string().contains("mqtts://"), "{e}");
+    let e = refused(format!(
+        "[influx]\nurl = \"http://i\"\ncert_file = {}\nkey_file = {}\n",
+        q(&pki.client_cert),
+        q(&pki.client_key)
+    ));
+    assert_eq!(e.key(), Some("influx.cert_file"), "{e}");
+    let e = refused(format!(
+        "[influx]\nurl = \"https://i\"\ncert_file = {}\nkey_file = {}\n",
+        q(&pki.expired_cert),
+        q(&pki.expired_key)
+    ));
+    assert_eq!(e.key(), Some("influx.cert_file"), "{e}");
+    assert!(e.to_string().contains("expired"), "{e}");
+    let e = refused(format!(
+        "[influx]\nurl = \"https://i\"\nca_file = {}\n",
+        q(&dir.path().join("nope.pem"))
+    ));
+    assert_eq!(e.key(), Some("influx.ca_file"), "{e}");
+}

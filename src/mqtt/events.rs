@@ -8,15 +8,15 @@
 //! | [`Events::subscribed`] | info | — | ready |
 //! | [`Events::subscription_refused`] | error | — | `mqtt: broker refused a subscription` |
 //! | [`Events::received`] | — | `quantrac_messages_received_total` | — |
-//! | [`Events::disconnected`] | warn once per outage, then debug | `quantrac_mqtt_connected` 0 | `mqtt: not connected to …: why` |
-//! | [`Events::refused`] | error, once | `quantrac_mqtt_connected` 0 | `mqtt: the broker refused …; not retrying` |
+//! | [`Events::disconnected`] | warn once per outage, then debug | `quantrac_mqtt_connected` 0, `quantrac_mqtt_connection_errors_total{kind}`, `quantrac_tls_handshake_failures_total{client="mqtt",reason}` for a TLS failure | `mqtt: not connected to …: why` |
+//! | [`Events::refused`] | error, once | `quantrac_mqtt_connected` 0, `quantrac_mqtt_connection_errors_total{kind="refused"}` | `mqtt: the broker refused …; not retrying` |
 //! | [`Events::stopping`] | info | — | `mqtt: shutting down` |
 //! | [`Events::ack_sent`] | — | `quantrac_mqtt_acks_total` | — |
 //! | [`Events::ack_dropped`] | error, once | `quantrac_mqtt_acks_dropped_total` | `mqtt: message #n was dropped …` |
 
 use std::time::Duration;
 
-use prometheus::{IntCounter, IntGauge};
+use prometheus::{IntCounter, IntCounterVec, IntGauge};
 use tokio::time::Instant;
 
 use super::{ConnectionError, COMPONENT};
@@ -31,6 +31,8 @@ pub struct Events {
     received: IntCounter,
     acks_sent: IntCounter,
     acks_dropped: IntCounter,
+    connection_errors: IntCounterVec,
+    handshake_failures: IntCounterVec,
     readiness: Readiness,
     url: BrokerUrl,
     /// Since when the connection is down (`None` while up, and before the first connection).
@@ -45,7 +47,13 @@ pub struct Events {
 
 impl Events {
     pub fn new(m: &Metrics, readiness: Readiness, url: BrokerUrl) -> Events {
+        // Every kind exists at 0, so a rate over it works before the first failure.
+        for kind in ConnectionError::KINDS {
+            m.mqtt_connection_errors.with_label_values(&[kind]);
+        }
         Events {
+            connection_errors: m.mqtt_connection_errors.clone(),
+            handshake_failures: m.tls_handshake_failures.clone(),
             connected: m.mqtt_connected.clone(),
             received: m.messages_received.clone(),
             acks_sent: m.acks_sent.clone(),
@@ -114,6 +122,7 @@ impl Events {
         client_id: &str,
     ) {
         self.connected.set(0);
+        self.count(e);
         self.short_lived = if short_lived { self.short_lived + 1 } else { 0 };
         // MQTT v5 says so (0x8E); under v3.1.1 the broker just closes the connection, and
         // the same thing right after every connect is how a session taken over looks.
@@ -146,6 +155,7 @@ impl Events {
     /// The broker refused this configuration (credentials, client id): retrying cannot help.
     pub fn refused(&self, e: &ConnectionError, client_id: &str) {
         self.connected.set(0);
+        self.count(e);
         tracing::error!(
             error.message = %e,
             url = %self.url,
@@ -156,6 +166,16 @@ impl Events {
             COMPONENT,
             format!("{e} ({}); not retrying until restarted", self.url),
         );
+    }
+
+    /// Counts a failed or lost connection by kind, and a failed TLS handshake by reason.
+    fn count(&self, e: &ConnectionError) {
+        self.connection_errors.with_label_values(&[e.kind()]).inc();
+        if let ConnectionError::Tls(h) = e {
+            self.handshake_failures
+                .with_label_values(&["mqtt", h.failure.as_label()])
+                .inc();
+        }
     }
 
     /// Shutdown: no new messages are taken.

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use rumqttc::v5;
 
 use crate::config::{BrokerUrl, MqttSettings, Protocol};
+use crate::tls::{Failure, Handshake};
 use secrecy::ExposeSecret;
 
 /// What the source loop (and the simulator) cares about from `poll()`.
@@ -54,8 +55,8 @@ pub enum EventLoop {
 /// Why a session cannot be set up from the settings (before any connection).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("mqtt.ca_file: {0}")]
-    CaFile(String),
+    #[error("MQTT {0}")]
+    Tls(#[from] crate::tls::Error),
 }
 
 /// Why the connection is down, sorted by what the source does about it.
@@ -73,9 +74,11 @@ pub enum ConnectionError {
     /// two do not steal the session from each other in a tight loop.
     #[error("another client with the same client id took the session over")]
     TakenOver,
-    /// The TLS handshake failed.
-    #[error("TLS: {0}")]
-    Tls(String),
+    /// The TLS handshake failed: a certificate was refused (by us or by the broker), or the
+    /// two sides share no protocol version or cipher suite. Retried with backoff: the broker's
+    /// side may be fixed without restarting quantrac.
+    #[error("{0}")]
+    Tls(Handshake),
     /// The network, a timeout, or the broker closing the connection: reconnect with backoff.
     #[error("{0}")]
     Network(String),
@@ -87,8 +90,34 @@ impl ConnectionError {
         matches!(self, ConnectionError::Refused(_))
     }
 
+    /// The `kind` label of `quantrac_mqtt_connection_errors_total`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ConnectionError::Refused(_) => "refused",
+            ConnectionError::Unavailable(_) => "unavailable",
+            ConnectionError::TakenOver => "taken_over",
+            ConnectionError::Tls(_) => "tls",
+            ConnectionError::Network(_) => "network",
+        }
+    }
+
+    /// Every `kind` label.
+    pub const KINDS: [&'static str; 5] = ["refused", "unavailable", "taken_over", "tls", "network"];
+
     fn from_v4(e: rumqttc::ConnectionError) -> ConnectionError {
         use rumqttc::ConnectReturnCode as C;
+        // A refused certificate shows up as a TLS error during the handshake, or (TLS 1.3:
+        // the server checks our certificate after we finished) as an I/O error on the first
+        // read after it.
+        if let Some(h) = Handshake::find(&e).or_else(|| match &e {
+            // The packet reader keeps its I/O error out of the `source` chain.
+            rumqttc::ConnectionError::MqttState(rumqttc::StateError::Deserialization(
+                rumqttc::mqttbytes::Error::Io(io),
+            )) => Handshake::find(io),
+            _ => None,
+        }) {
+            return ConnectionError::Tls(h);
+        }
         match e {
             rumqttc::ConnectionError::ConnectionRefused(code) => match code {
                 C::BadUserNamePassword => {
@@ -101,13 +130,24 @@ impl ConnectionError {
                 }
                 other => ConnectionError::Unavailable(format!("{other:?}")),
             },
-            rumqttc::ConnectionError::Tls(e) => ConnectionError::Tls(e.to_string()),
+            rumqttc::ConnectionError::Tls(e) => ConnectionError::Tls(Handshake {
+                failure: Failure::Handshake,
+                detail: e.to_string(),
+            }),
             other => ConnectionError::Network(other.to_string()),
         }
     }
 
     fn from_v5(e: v5::ConnectionError) -> ConnectionError {
         use v5::mqttbytes::v5::ConnectReturnCode as C;
+        if let Some(h) = Handshake::find(&e).or_else(|| match &e {
+            v5::ConnectionError::MqttState(v5::StateError::Deserialization(
+                v5::mqttbytes::Error::Io(io),
+            )) => Handshake::find(io),
+            _ => None,
+        }) {
+            return ConnectionError::Tls(h);
+        }
         match e {
             v5::ConnectionError::ConnectionRefused(code) => match code {
                 C::BadUserNamePassword => {
@@ -126,7 +166,10 @@ impl ConnectionError {
                 }
                 other => ConnectionError::Unavailable(format!("{other:?}")),
             },
-            v5::ConnectionError::Tls(e) => ConnectionError::Tls(e.to_string()),
+            v5::ConnectionError::Tls(e) => ConnectionError::Tls(Handshake {
+                failure: Failure::Handshake,
+                detail: e.to_string(),
+            }),
             v5::ConnectionError::MqttState(v5::StateError::ServerDisconnect {
                 reason_code: v5::mqttbytes::v5::DisconnectReasonCode::SessionTakenOver,
                 ..
@@ -141,18 +184,16 @@ impl ConnectionError {
 #[error("MQTT client: {0}")]
 pub struct ClientClosed(String);
 
+/// Plain TCP, or TLS as [`crate::tls`] builds it for every client (the CA, the client
+/// certificate, TLS 1.3/1.2), from the files read when the settings were loaded.
 fn transport(tls: bool, s: &MqttSettings) -> Result<rumqttc::Transport, Error> {
     if !tls {
         return Ok(rumqttc::Transport::Tcp);
     }
-    Ok(match &s.ca_file {
-        Some(path) => {
-            let ca = std::fs::read(path)
-                .map_err(|e| Error::CaFile(format!("{}: {e}", path.display())))?;
-            rumqttc::Transport::tls(ca, None, None)
-        }
-        None => rumqttc::Transport::tls_with_default_config(),
-    })
+    let config = s.tls.client_config()?;
+    Ok(rumqttc::Transport::tls_with_config(
+        rumqttc::TlsConfiguration::Rustls(std::sync::Arc::new(config)),
+    ))
 }
 
 /// Largest packet we accept from the broker: the largest the protocol allows (a remaining
@@ -336,4 +377,53 @@ impl Client {
 
 fn closed(e: impl std::fmt::Display) -> ClientClosed {
     ClientClosed(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(a: rustls::AlertDescription) -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::AlertReceived(a),
+        )
+    }
+
+    // A TLS 1.3 server checks our certificate after the handshake: its alert arrives on the
+    // first read, inside the packet reader's error.
+    #[test]
+    fn a_refused_certificate_is_a_tls_error_with_its_reason_whatever_wraps_it() {
+        let e = ConnectionError::from_v5(v5::ConnectionError::MqttState(
+            v5::StateError::Deserialization(v5::mqttbytes::Error::Io(alert(
+                rustls::AlertDescription::CertificateRequired,
+            ))),
+        ));
+        assert!(
+            matches!(&e, ConnectionError::Tls(h) if h.failure == Failure::CertificateRequired),
+            "{e:?}"
+        );
+        assert_eq!(e.kind(), "tls");
+        let e = ConnectionError::from_v4(rumqttc::ConnectionError::MqttState(
+            rumqttc::StateError::Deserialization(rumqttc::mqttbytes::Error::Io(alert(
+                rustls::AlertDescription::CertificateExpired,
+            ))),
+        ));
+        assert!(
+            matches!(&e, ConnectionError::Tls(h) if h.failure == Failure::Expired),
+            "{e:?}"
+        );
+        let e = ConnectionError::from_v4(rumqttc::ConnectionError::Io(alert(
+            rustls::AlertDescription::UnknownCA,
+        )));
+        assert!(
+            e.to_string()
+                .starts_with("TLS handshake failed (unknown_ca)"),
+            "{e}"
+        );
+        let e = ConnectionError::from_v4(rumqttc::ConnectionError::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        )));
+        assert_eq!(e.kind(), "network");
+    }
 }

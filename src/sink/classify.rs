@@ -19,7 +19,8 @@
 //!   (beyond retention, field type conflict). The batch is done; the dropped count is reported.
 //! - 401/403: credentials: keep the data, retry slowly, log loudly.
 //! - 429/503: throttled: wait for `Retry-After` (seconds or HTTP-date), capped.
-//! - 408, other 5xx, other 4xx (404 bucket not found, …) and transport errors: back off.
+//! - 408, other 5xx, other 4xx (404 bucket not found, …) and transport errors (TLS handshake
+//!   failures among them, counted as `tls`): back off.
 
 use std::time::{Duration, SystemTime};
 
@@ -33,10 +34,12 @@ pub enum ErrorKind {
     Auth,
     Rejected,
     TooLarge,
+    /// The TLS handshake failed (a certificate refused by either side).
+    Tls,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 7] = [
+    pub const ALL: [ErrorKind; 8] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Server,
@@ -44,6 +47,7 @@ impl ErrorKind {
         ErrorKind::Auth,
         ErrorKind::Rejected,
         ErrorKind::TooLarge,
+        ErrorKind::Tls,
     ];
 
     pub fn as_label(self) -> &'static str {
@@ -55,6 +59,7 @@ impl ErrorKind {
             ErrorKind::Auth => "auth",
             ErrorKind::Rejected => "rejected",
             ErrorKind::TooLarge => "too_large",
+            ErrorKind::Tls => "tls",
         }
     }
 }
@@ -315,7 +320,8 @@ mod tests {
                 "throttled",
                 "auth",
                 "rejected",
-                "too_large"
+                "too_large",
+                "tls"
             ]
         );
     }

@@ -18,6 +18,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::classify::ErrorKind;
 use crate::config::{InfluxApi, InfluxSettings};
+use crate::tls::Handshake;
 
 /// What the driver needs from InfluxDB: send one body of line protocol, get the answer.
 /// [`Client`] is the real one; tests use a fake.
@@ -43,6 +44,9 @@ pub enum WriteError {
     /// No answer within `influx.timeout_ms`.
     #[error("InfluxDB did not answer in time: {0}")]
     Timeout(String),
+    /// The TLS handshake failed: a certificate was refused (by us or by InfluxDB).
+    #[error("InfluxDB {0}")]
+    Tls(Handshake),
     /// The connection broke while sending or reading.
     #[error("InfluxDB request failed: {0}")]
     Other(String),
@@ -54,6 +58,7 @@ impl WriteError {
         match self {
             WriteError::Connect(_) => ErrorKind::Connect,
             WriteError::Timeout(_) => ErrorKind::Timeout,
+            WriteError::Tls(_) => ErrorKind::Tls,
             WriteError::Other(_) => ErrorKind::Server,
         }
     }
@@ -64,6 +69,8 @@ impl WriteError {
 pub enum Error {
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
+    #[error("InfluxDB {0}")]
+    Tls(#[from] crate::tls::Error),
 }
 
 /// The API version: where to write and how to prove who we are.
@@ -152,7 +159,13 @@ impl Client {
         // One client for the life of the writer: its pool keeps a connection per request on
         // the wire alive between batches (no handshake per write). Nagle off, so the last
         // segment of a body is not held back waiting for InfluxDB's delayed ACK.
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if url.scheme() == "https" {
+            // TLS as every client of quantrac has it (`crate::tls`): the private CA or the
+            // system's roots, the client certificate, TLS 1.3/1.2.
+            builder = builder.use_preconfigured_tls(s.tls.client_config()?);
+        }
+        let http = builder
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(90))
             .timeout(Duration::from_millis(s.timeout_ms.max(1)))
@@ -195,6 +208,9 @@ impl WriteApi for Client {
 fn transport(e: reqwest::Error) -> WriteError {
     // The URL carries org/bucket or db; never credentials, but it is noise in every log line.
     let e = e.without_url();
+    if let Some(h) = Handshake::find(&e) {
+        return WriteError::Tls(h);
+    }
     let text = error_text(&e);
     if e.is_timeout() {
         WriteError::Timeout(text)
@@ -311,6 +327,11 @@ mod tests {
         assert_eq!(WriteError::Connect("x".into()).kind(), ErrorKind::Connect);
         assert_eq!(WriteError::Timeout("x".into()).kind(), ErrorKind::Timeout);
         assert_eq!(WriteError::Other("x".into()).kind(), ErrorKind::Server);
+        let h = Handshake {
+            failure: crate::tls::Failure::UnknownCa,
+            detail: "x".into(),
+        };
+        assert_eq!(WriteError::Tls(h).kind(), ErrorKind::Tls);
     }
 
     #[tokio::test]

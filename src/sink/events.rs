@@ -8,8 +8,9 @@
 //! |---|---|---|
 //! | [`WriterStarted`] | | `quantrac_influx_write_errors_total{kind}` series created at 0 |
 //! | [`AttemptFailed`] | debug, every attempt | `quantrac_influx_write_errors_total{kind}` |
-//! | [`Failing`] | warn/error, when a failure starts or changes | |
-//! | [`Resumed`] | info, once per recovery | |
+//! | [`HandshakeFailed`] | | `quantrac_tls_handshake_failures_total{client="influx",reason}` |
+//! | [`Failing`] | warn/error, when a failure starts or changes | | `influx: …TLS handshake failed…` while the handshake fails |
+//! | [`Resumed`] | info, once per recovery | | ready |
 //! | [`PointsWritten`] | trace | `quantrac_influx_points_written_total` |
 //! | [`PartialWrite`] | warn | `…_points_written_total`, `…_points_rejected_total` |
 //! | [`PointRefused`] | warn | `quantrac_influx_points_rejected_total` |
@@ -22,6 +23,8 @@ use std::time::Duration;
 use super::backlog::BacklogError;
 use super::classify::ErrorKind;
 use crate::metrics::Metrics;
+use crate::readiness::Readiness;
+use crate::tls::Handshake;
 
 /// What is failing, for reporting once per change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +70,18 @@ impl AttemptFailed<'_> {
     }
 }
 
+/// A write attempt failed in the TLS handshake (counted beside [`AttemptFailed`], kind `tls`).
+pub(super) struct HandshakeFailed<'a>(pub &'a Handshake);
+
+impl HandshakeFailed<'_> {
+    pub fn emit(self, metrics: &Metrics) {
+        metrics
+            .tls_handshake_failures
+            .with_label_values(&["influx", self.0.failure.as_label()])
+            .inc();
+    }
+}
+
 /// A failure started, or changed kind. Retries of the same failure stay quiet.
 pub(super) struct Failing<'a> {
     pub what: Failure,
@@ -74,8 +89,17 @@ pub(super) struct Failing<'a> {
 }
 
 impl Failing<'_> {
-    pub fn emit(self) {
+    pub fn emit(self, readiness: &Readiness) {
         let message = self.message;
+        // A certificate to fix is said on /readyz; other failures pass by themselves.
+        if self.what == Failure::Write(ErrorKind::Tls) {
+            readiness.not_ready(
+                super::COMPONENT,
+                format!("{message}; points stay in the journal"),
+            );
+        } else {
+            readiness.ready(super::COMPONENT);
+        }
         match self.what {
             Failure::Write(ErrorKind::Auth) => tracing::error!(
                 error.message = %message,
@@ -84,6 +108,10 @@ impl Failing<'_> {
             Failure::Write(ErrorKind::Throttled) => tracing::warn!(
                 error.message = %message,
                 "InfluxDB is throttling writes, waiting as asked"
+            ),
+            Failure::Write(ErrorKind::Tls) => tracing::error!(
+                error.message = %message,
+                "TLS handshake with InfluxDB failed (check influx.ca_file, influx.cert_file and the server's certificate); points stay in the journal, retrying"
             ),
             Failure::Write(ErrorKind::Connect) => tracing::warn!(
                 error.message = %message,
@@ -111,7 +139,8 @@ pub(super) struct Resumed {
 }
 
 impl Resumed {
-    pub fn emit(self) {
+    pub fn emit(self, readiness: &Readiness) {
+        readiness.ready(super::COMPONENT);
         let after_s = self.after.as_secs();
         tracing::info!(after_s, "InfluxDB writes resumed after {after_s} s");
     }

@@ -9,8 +9,8 @@ use std::time::SystemTime;
 use tokio::task::{JoinError, JoinHandle};
 
 use super::classify::{classify, classify_transport, Outcome};
-use super::client::WriteApi;
-use super::events::{clip, AttemptFailed};
+use super::client::{WriteApi, WriteError};
+use super::events::{clip, AttemptFailed, HandshakeFailed};
 use crate::metrics::Metrics;
 
 /// A batch on the wire: its first attempt runs as its own task. Dropping it aborts the
@@ -75,7 +75,12 @@ pub(super) async fn attempt<W: WriteApi>(
             let message = format!("HTTP {}: {}", reply.status, clip(&reply.body));
             (outcome, message)
         }
-        Err(e) => (classify_transport(e.kind()), e.to_string()),
+        Err(e) => {
+            if let WriteError::Tls(h) = &e {
+                HandshakeFailed(h).emit(metrics);
+            }
+            (classify_transport(e.kind()), e.to_string())
+        }
     };
     if let Some(kind) = outcome.error_kind() {
         AttemptFailed {

@@ -9,9 +9,11 @@ use tokio::time::Instant;
 
 use super::classify::RetryPolicy;
 use super::events::{Failing, Failure, Resumed};
+use crate::readiness::Readiness;
 
 pub(super) struct Health {
     retry: RetryPolicy,
+    readiness: Readiness,
     /// The failure going on, and when the first failure of this run of failures happened.
     failing: Option<(Instant, Failure)>,
     /// Failed attempts in a row, for the exponential backoff.
@@ -19,9 +21,10 @@ pub(super) struct Health {
 }
 
 impl Health {
-    pub fn new(retry: RetryPolicy) -> Health {
+    pub fn new(retry: RetryPolicy, readiness: Readiness) -> Health {
         Health {
             retry,
+            readiness,
             failing: None,
             attempt: 0,
         }
@@ -35,7 +38,7 @@ impl Health {
             None => Instant::now(),
         };
         self.failing = Some((since, what));
-        Failing { what, message }.emit();
+        Failing { what, message }.emit(&self.readiness);
     }
 
     /// The cursor moved: the backoff starts over and a failure, if any, is over.
@@ -45,7 +48,7 @@ impl Health {
             Resumed {
                 after: since.elapsed(),
             }
-            .emit();
+            .emit(&self.readiness);
         }
     }
 

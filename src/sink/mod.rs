@@ -31,3 +31,8 @@ pub use classify::{ErrorKind, Outcome, RetryPolicy};
 pub use client::{Client, Error, Reply, WriteApi, WriteError};
 pub use line::{average_line, reading_line};
 pub use run::{run, Options, IN_FLIGHT};
+
+/// This stage's key in [`Readiness`](crate::readiness::Readiness): set only while a TLS
+/// handshake with InfluxDB fails (a certificate to fix; other InfluxDB failures are weather and
+/// leave readiness alone, since the journal keeps every point).
+pub const COMPONENT: &str = "influx";

@@ -36,6 +36,7 @@ use super::flight::{front, Flight};
 use super::writer::{Step, Writer};
 use crate::config::InfluxSettings;
 use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 
 /// How the driver batches and retries.
 #[derive(Clone, Copy, Debug)]
@@ -90,11 +91,12 @@ pub async fn run<B: Backlog, W: WriteApi>(
     client: W,
     opts: Options,
     metrics: Metrics,
+    readiness: Readiness,
     wake: Arc<Notify>,
     stop: CancellationToken,
 ) -> Result<(), BacklogError> {
     WriterStarted.emit(&metrics);
-    let mut w = Writer::new(backlog, client, opts, metrics);
+    let mut w = Writer::new(backlog, client, opts, metrics, readiness);
     let result = drive(&mut w, &wake, &stop).await;
     if let Err(error) = &result {
         OutboxFailed { error }.emit();

@@ -15,6 +15,7 @@ use super::flight::{attempt, Flight};
 use super::health::Health;
 use super::run::Options;
 use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 
 /// What to do after a batch.
 pub(super) enum Step {
@@ -35,11 +36,17 @@ pub(super) struct Writer<B, W> {
 }
 
 impl<B: Backlog, W: WriteApi> Writer<B, W> {
-    pub fn new(backlog: B, client: W, opts: Options, metrics: Metrics) -> Self {
+    pub fn new(
+        backlog: B,
+        client: W,
+        opts: Options,
+        metrics: Metrics,
+        readiness: Readiness,
+    ) -> Self {
         Writer {
             backlog,
             client: Arc::new(client),
-            health: Health::new(opts.retry),
+            health: Health::new(opts.retry, readiness),
             opts,
             metrics,
         }

@@ -22,6 +22,16 @@ pub struct Influx1 {
     pub proc: Proc,
     /// Admin user and password when authentication is on.
     pub admin: Option<(String, String)>,
+    /// With HTTPS: the CA file that signed the server's certificate (trusted by this
+    /// client's own requests).
+    pub ca: Option<std::path::PathBuf>,
+}
+
+/// The server certificate, its key and the CA that signed it, for [`Influx1::start_https`].
+pub struct Https<'a> {
+    pub cert: &'a Path,
+    pub key: &'a Path,
+    pub ca: &'a Path,
 }
 
 impl Influx1 {
@@ -31,6 +41,16 @@ impl Influx1 {
 
     /// With `auth`, InfluxDB requires a user: `create_db` makes the admin first.
     pub fn start_with(dir: &Path, auth: bool) -> Influx1 {
+        Self::start_opts(dir, auth, None)
+    }
+
+    /// The HTTP API over HTTPS only (`https-enabled = true`), with a certificate for
+    /// `localhost`; [`Influx1::url`] is then `https://localhost:port`.
+    pub fn start_https(dir: &Path, tls: Https<'_>) -> Influx1 {
+        Self::start_opts(dir, false, Some(tls))
+    }
+
+    fn start_opts(dir: &Path, auth: bool, tls: Option<Https<'_>>) -> Influx1 {
         let port = free_port();
         let rpc = free_port();
         let data = dir.join("influxdb");
@@ -43,9 +63,17 @@ impl Influx1 {
                  [meta]\n  dir = \"{d}/meta\"\n\
                  [data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  query-log-enabled = false\n  wal-fsync-delay = \"0s\"\n\
                  [monitor]\n  store-enabled = false\n\
-                 [http]\n  bind-address = \"127.0.0.1:{port}\"\n  log-enabled = false\n  max-body-size = 0\n  auth-enabled = {auth}\n\
+                 [http]\n  bind-address = \"127.0.0.1:{port}\"\n  log-enabled = false\n  max-body-size = 0\n  auth-enabled = {auth}\n{https}\
                  [logging]\n  level = \"warn\"\n",
-                d = data.display()
+                d = data.display(),
+                https = match &tls {
+                    Some(t) => format!(
+                        "  https-enabled = true\n  https-certificate = {:?}\n  https-private-key = {:?}\n",
+                        t.cert.display().to_string(),
+                        t.key.display().to_string()
+                    ),
+                    None => String::new(),
+                }
             ),
         )
         .unwrap();
@@ -67,7 +95,14 @@ impl Influx1 {
             db: "quantrac".into(),
             proc,
             admin: auth.then(|| ("admin".to_string(), "admin-pw-31c7".to_string())),
+            ca: tls.map(|t| t.ca.to_owned()),
         };
+        if influx.ca.is_some() {
+            // `/ping` below speaks plain HTTP; over HTTPS, the listening port is the sign
+            // (`create_db` retries until the API answers).
+            crate::ports::wait_port(port, "influxd (HTTPS)");
+            return influx;
+        }
         influx.wait_ping();
         influx
     }
@@ -99,7 +134,22 @@ impl Influx1 {
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        match self.ca {
+            Some(_) => format!("https://localhost:{}", self.port),
+            None => format!("http://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// An HTTP client for this server: it trusts the server's CA when it speaks HTTPS.
+    pub fn client(&self) -> reqwest::Client {
+        let mut b = reqwest::Client::builder();
+        if let Some(ca) = &self.ca {
+            let pem = std::fs::read(ca).expect("reading the CA file");
+            b = b.add_root_certificate(
+                reqwest::Certificate::from_pem(&pem).expect("a PEM CA certificate"),
+            );
+        }
+        b.build().expect("an HTTP client")
     }
 
     /// The `[influx]` lines that point quantrac at this server with the v1 API.
@@ -117,7 +167,8 @@ impl Influx1 {
         if let Some((u, p)) = &self.admin {
             // The first admin may be created without credentials.
             loop {
-                let r = reqwest::Client::new()
+                let r = self
+                    .client()
                     .post(format!("{}/query", self.url()))
                     .form(&[(
                         "q",
@@ -136,7 +187,7 @@ impl Influx1 {
         }
         loop {
             let r = self
-                .authorised(reqwest::Client::new().post(format!("{}/query", self.url())))
+                .authorised(self.client().post(format!("{}/query", self.url())))
                 .form(&[("q", format!("CREATE DATABASE {}", self.db))])
                 .send()
                 .await;
@@ -153,7 +204,7 @@ impl Influx1 {
     /// Runs an InfluxQL query on [`Influx1::db`] (times in ms); returns the JSON answer.
     pub async fn query(&self, q: &str) -> Value {
         let r = self
-            .authorised(reqwest::Client::new().get(format!("{}/query", self.url())))
+            .authorised(self.client().get(format!("{}/query", self.url())))
             .query(&[("db", self.db.as_str()), ("q", q), ("epoch", "ms")])
             .send()
             .await

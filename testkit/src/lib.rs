@@ -3,6 +3,7 @@
 //! configured for the tests is the broker the benchmark measures, and the stations a unit test
 //! judges are the stations the integration tests publish to.
 //!
+//! - [`certs`] — [`Pki`]: a private CA with server, client and expired certificates (openssl).
 //! - [`ports`] — [`free_port`], [`wait_port`]: loopback ports for servers started here.
 //! - [`programs`] — [`program`], [`run`]: a required program, or a failure naming its Debian
 //!   package (a skipped check would let a broken file ship unnoticed).
@@ -25,6 +26,7 @@
 //! Every server runs on loopback in a folder the caller owns, so a test can kill and restart
 //! any part; `TEST_LOG=1` streams every process's output live.
 
+pub mod certs;
 pub mod fixtures;
 pub mod influx;
 pub mod metrics;
@@ -38,8 +40,9 @@ pub mod victoria;
 pub mod vsftpd;
 pub mod wait;
 
+pub use certs::Pki;
 pub use fixtures::{json_message, STATIONS};
-pub use influx::Influx1;
+pub use influx::{Https, Influx1};
 pub use metrics::parse_metric;
 pub use mosquitto::{Broker, BrokerOpts};
 pub use ports::{free_port, wait_port};

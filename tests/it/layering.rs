@@ -18,10 +18,12 @@ fn allowed(module: &str) -> Option<&'static [&'static str]> {
         "metrics",
         "readiness",
         "shutdown",
+        "tls",
     ];
     Some(match module {
-        "model" | "shutdown" | "readiness" | "telemetry" => &[],
-        "metrics" | "pipeline" | "config" => &["model"],
+        "model" | "shutdown" | "readiness" | "telemetry" | "tls" => &[],
+        "metrics" | "pipeline" => &["model"],
+        "config" => &["model", "tls"],
         "mqtt" | "inbox" | "decode" | "compliance" | "journal" | "sink" => SHARED,
         "http" => &["metrics", "readiness", "shutdown", "model"],
         // `app` wires every stage; `demo` drives `app`; `cli` calls them all.
@@ -39,6 +41,7 @@ fn allowed(module: &str) -> Option<&'static [&'static str]> {
             "journal",
             "sink",
             "http",
+            "tls",
         ],
         "demo" => &[
             "app",

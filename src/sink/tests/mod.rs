@@ -179,6 +179,7 @@ fn spawn_run<W: WriteApi + Clone>(b: &MemBacklog, f: &W, o: Options) -> Running 
         f.clone(),
         o,
         metrics.clone(),
+        crate::readiness::Readiness::default(),
         wake.clone(),
         stop.clone(),
     ));

@@ -55,6 +55,7 @@ async fn the_final_flush_respects_the_deadline() {
         Hanging,
         opts(10),
         Metrics::new(),
+        crate::readiness::Readiness::default(),
         Arc::new(Notify::new()),
         stop,
     )
