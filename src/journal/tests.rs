@@ -498,12 +498,18 @@ fn dead_letters_list_rejected_messages_with_reasons_oldest_first() {
     let last = dead_letters(dir.path(), 2).unwrap();
     assert_eq!(last.iter().map(|d| d.id).collect::<Vec<_>>(), vec![6, 9]);
     // Marking: only dead letters, each once.
-    assert_eq!(mark_replayed(dir.path(), &[3, 4, 3, 99], T0).unwrap(), 1);
+    // Record 9 stands for the replay of dead letter 3 that was rejected again.
+    let replays = [(3, 9), (4, 9), (3, 9), (99, 9)];
+    assert_eq!(mark_replayed(dir.path(), &replays, T0).unwrap(), 1);
     let all = dead_letters(dir.path(), 100).unwrap();
     assert_eq!(
         all.iter().map(|d| d.replayed).collect::<Vec<_>>(),
         vec![true, false, false]
     );
+    // Each side names the other.
+    assert_eq!(all[0].replayed_as, Some(9));
+    assert_eq!(all[2].replay_of, Some(3));
+    assert_eq!((all[1].replayed_as, all[1].replay_of), (None, None));
     // Replay marks are outside the chain.
     assert!(verify(dir.path()).unwrap().ok());
 }
