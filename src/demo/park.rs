@@ -383,6 +383,26 @@ pub fn stations_toml_replicated(replicas: u32) -> String {
     out
 }
 
+/// `stations.toml` for the park replicated `replicas` times, reporting every `interval_s`
+/// seconds (at least 1): what `quantrac simulate --stations FILE` writes, so a service run
+/// with that file judges every station the simulator publishes, and counts silence and
+/// capture against the interval they really have.
+pub fn stations_toml_for(replicas: u32, interval_s: u64) -> String {
+    let interval_s = interval_s.max(1);
+    stations_toml_replicated(replicas)
+        .lines()
+        .map(|line| {
+            if line.starts_with("expected_interval_s = ") {
+                format!("expected_interval_s = {interval_s}\n")
+            } else if line.starts_with("# Reporting every 5 s") {
+                format!("# Reporting every {interval_s} s, so a silent station shows within a few intervals; 5-minute windows beside\n")
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,6 +504,16 @@ mod tests {
             Some(100.0)
         );
         assert_eq!(stations_toml_replicated(1), stations_toml());
+    }
+
+    #[test]
+    fn a_written_stations_file_has_the_simulated_interval() {
+        let text = stations_toml_for(2, 60);
+        let stations = Stations::parse(&text, "simulate", &defaults()).unwrap();
+        assert_eq!(stations.by_key.len(), 2 * PARK.len());
+        assert!(stations.iter().all(|s| s.expected_interval_s == 60));
+        assert!(text.contains("# Reporting every 60 s"), "{text}");
+        assert_eq!(stations_toml_for(1, 5), stations_toml());
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
+use super::park::stations_toml_for;
 use super::{publish, start_broker_listeners, stations_toml, DemoError, PublishOptions};
 use crate::app;
 use crate::config::Settings;
@@ -47,6 +48,12 @@ pub struct SimulateArgs {
     /// Stop after this many seconds (0 = until Ctrl-C).
     #[arg(long, default_value_t = 0)]
     pub duration_s: u64,
+    /// The stations file of the simulated park. When FILE does not exist it is written (every
+    /// copy, reporting every --interval-s), so `quantrac run` with `stations.file` naming it
+    /// judges every station published; when it exists, only the simulated stations it
+    /// configures are published.
+    #[arg(long, value_name = "FILE")]
+    pub stations: Option<PathBuf>,
 }
 
 /// `quantrac demo`: an embedded broker, the simulated park and the real pipeline.
@@ -128,6 +135,56 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     result
 }
 
+/// `simulate --stations FILE`: writes the park's stations file when there is none, or reads
+/// the one there; returns the simulated stations it configures (`park/site/station`).
+fn stations_file(
+    path: &std::path::Path,
+    replicas: u32,
+    interval_s: f64,
+) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    let simulated: std::collections::BTreeSet<String> =
+        super::Simulator::with_replicas(1, Duration::from_secs(1), replicas)
+            .station_keys()
+            .into_iter()
+            .collect();
+    if !path.exists() {
+        // Whole seconds: `expected_interval_s` is an integer.
+        let interval = interval_s.round().max(1.0) as u64;
+        std::fs::write(path, stations_toml_for(replicas, interval))
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "wrote {}: the {} simulated stations, reporting every {interval} s (set stations.file to it)",
+            path.display(),
+            simulated.len()
+        );
+        return Ok(simulated);
+    }
+    let defaults = crate::config::ComplianceSettings::default().station_defaults();
+    let configured = crate::config::Stations::load(path, &defaults)?;
+    let keys: std::collections::BTreeSet<String> =
+        configured.iter().map(|s| s.key.to_string()).collect();
+    let kept: std::collections::BTreeSet<String> =
+        simulated.intersection(&keys).cloned().collect();
+    if kept.is_empty() {
+        bail!(
+            "{} configures none of the simulated stations ({}); remove it and run again to have it written",
+            path.display(),
+            simulated.iter().cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
+    let left_out: Vec<&String> = simulated.difference(&keys).collect();
+    if !left_out.is_empty() {
+        println!(
+            "{} configures {} of the {} simulated stations; not publishing {}",
+            path.display(),
+            kept.len(),
+            simulated.len(),
+            left_out.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    Ok(kept)
+}
+
 /// `quantrac simulate`: the simulated park, published to a real broker.
 pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
@@ -136,11 +193,17 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         app::shutdown_signal().await;
         on_signal.cancel();
     });
+    let replicas = u32::try_from(args.copies.max(1)).unwrap_or(u32::MAX);
+    let only = match &args.stations {
+        Some(path) => Some(stations_file(path, replicas, args.interval_s)?),
+        None => None,
+    };
     let options = PublishOptions {
         url: args.url.clone(),
         interval: Duration::from_secs_f64(args.interval_s.max(0.001)),
         duration: (args.duration_s > 0).then(|| Duration::from_secs(args.duration_s)),
-        replicas: u32::try_from(args.copies.max(1)).unwrap_or(u32::MAX),
+        replicas,
+        only,
         ..Default::default()
     };
     let report = publish(options, stop).await?;

@@ -76,6 +76,15 @@ impl Simulator {
             .collect()
     }
 
+    /// Keeps only the stations whose `park/site/station` is in `keys` (those a stations file
+    /// configures); returns how many are left.
+    pub fn retain(&mut self, keys: &std::collections::BTreeSet<String>) -> usize {
+        self.stations.retain(|s| {
+            keys.contains(&format!("{}/{}/{}", s.spec.park, s.spec.site, s.station))
+        });
+        self.stations.len()
+    }
+
     /// The messages due at wall time `now_ms` (epoch milliseconds): `(topic, payload)`.
     ///
     /// A station is due when it has not published for about one interval (a tenth of it is
@@ -567,6 +576,15 @@ mod tests {
             }
         }
         assert!(exceedances > 0);
+    }
+
+    #[test]
+    fn a_retained_park_publishes_only_the_stations_kept() {
+        let mut sim = Simulator::new(1, INTERVAL);
+        let keep: std::collections::BTreeSet<String> = ["nam-dinh-vu/nd-textile/outfall-1".to_owned()].into();
+        assert_eq!(sim.retain(&keep), 1);
+        let topics: Vec<String> = sim.messages_at(T0).into_iter().map(|(t, _)| t).collect();
+        assert_eq!(topics, ["env/nam-dinh-vu/nd-textile/outfall-1"]);
     }
 
     #[test]

@@ -133,3 +133,55 @@ async fn simulate_publishes_the_park_to_a_real_broker_and_quantrac_ingests_it() 
             > 0
     );
 }
+
+/// `simulate --stations FILE` writes the park's stations file; `run` with it judges every
+/// simulated station (none rejected as unknown), and a second `simulate` reads the same file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_writes_the_stations_file_that_run_judges_every_station_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let influx = Influx1::start(dir.path());
+    influx.create_db().await;
+    let file = dir.path().join("park.toml");
+    let simulate = |duration: &'static str| {
+        let (url, file) = (broker.url(), file.clone());
+        async move {
+            let out = tokio::process::Command::new(QUANTRAC)
+                .args(["simulate", "--url", &url, "--interval-s", "0.5"])
+                .args(["--duration-s", duration, "--stations"])
+                .arg(&file)
+                .output()
+                .await
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            assert!(
+                out.status.success(),
+                "{text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            text
+        }
+    };
+    let first = simulate("1").await;
+    assert!(first.contains("wrote ") && first.contains("6 simulated stations"), "{first}");
+    let stations = std::fs::read_to_string(&file).unwrap();
+    let cfg = Quantrac::config_text(dir.path(), &broker.url(), &influx.v1_config(), "");
+    let q = Quantrac::start(QUANTRAC, dir.path(), &cfg, &stations);
+    q.wait_ready().await;
+    let second = simulate("4").await;
+    assert!(!second.contains("wrote "), "the file is read, not written again: {second}");
+    let sites = eventually("every simulated site judged", Duration::from_secs(20), || async {
+        let rows = influx
+            .rows("SELECT count(limit_max) FROM reading GROUP BY site")
+            .await;
+        (rows.len() == 6).then_some(rows)
+    })
+    .await;
+    assert!(sites.iter().all(|r| r["count"].as_u64().unwrap() > 0), "{sites:?}");
+    assert_eq!(
+        q.metric(r#"quantrac_readings_rejected_total{reason="unknown_station"}"#)
+            .await
+            .unwrap_or(0.0),
+        0.0
+    );
+}
