@@ -394,8 +394,8 @@ pub fn stations_toml_for(replicas: u32, interval_s: u64) -> String {
         .map(|line| {
             if line.starts_with("expected_interval_s = ") {
                 format!("expected_interval_s = {interval_s}\n")
-            } else if line.starts_with("# Reporting every 5 s") {
-                format!("# Reporting every {interval_s} s, so a silent station shows within a few intervals; 5-minute windows beside\n")
+            } else if let Some(rest) = line.strip_prefix("# Reporting every 5 s") {
+                format!("# Reporting every {interval_s} s{rest}\n")
             } else {
                 format!("{line}\n")
             }
