@@ -370,7 +370,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn publishes_the_park_and_every_message_is_acknowledged() {
-        let addrs = start_broker_listeners(0, 0).unwrap();
+        let addrs = start_broker_listeners(0).unwrap();
         let (received, _sub) = subscriber(addrs.v311).await;
 
         let v5 = run_for(Protocol::V5, addrs.v5.port(), 1).await;
