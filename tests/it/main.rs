@@ -8,6 +8,7 @@ mod hostile;
 mod ingest;
 mod layering;
 mod lifecycle;
+mod readme;
 mod reliability;
 mod sink;
 mod tls;
