@@ -185,10 +185,7 @@ fn serve_front(front: TcpListener, addrs: BrokerAddrs) -> Result<(), DemoError> 
 
 /// Reads the start of the CONNECT packet, connects to the listener of its version, replays
 /// what was read and then copies both ways until either side closes.
-async fn pass_on(
-    mut client: tokio::net::TcpStream,
-    addrs: BrokerAddrs,
-) -> std::io::Result<()> {
+async fn pass_on(mut client: tokio::net::TcpStream, addrs: BrokerAddrs) -> std::io::Result<()> {
     use tokio::io::AsyncReadExt as _;
     use tokio::io::AsyncWriteExt as _;
     let mut head = Vec::with_capacity(SNIFF_MAX);
@@ -280,7 +277,9 @@ mod tests {
     fn the_protocol_level_is_read_from_the_connect_packet() {
         let v5 = [0x10, 0x10, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05, 0x02];
         let v311 = [0x10, 0x0c, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02];
-        let v31 = [0x10, 0x0e, 0x00, 0x06, b'M', b'Q', b'I', b's', b'd', b'p', 0x03];
+        let v31 = [
+            0x10, 0x0e, 0x00, 0x06, b'M', b'Q', b'I', b's', b'd', b'p', 0x03,
+        ];
         assert_eq!(protocol_level(&v5), Sniff::Level(5));
         assert_eq!(protocol_level(&v311), Sniff::Level(4));
         assert_eq!(protocol_level(&v31), Sniff::Level(3));
@@ -291,8 +290,14 @@ mod tests {
             assert_eq!(protocol_level(&v5[..cut]), Sniff::NeedMore, "{cut} bytes");
         }
         assert_eq!(protocol_level(b"GET / HTTP/1.1\r\n"), Sniff::NotMqtt);
-        assert_eq!(protocol_level(&[0x10, 0x0c, 0x00, 0x04, b'H', b'T', b'T', b'P', 4]), Sniff::NotMqtt);
-        assert_eq!(protocol_level(&[0x10, 0xff, 0xff, 0xff, 0xff, 0x01]), Sniff::NotMqtt);
+        assert_eq!(
+            protocol_level(&[0x10, 0x0c, 0x00, 0x04, b'H', b'T', b'T', b'P', 4]),
+            Sniff::NotMqtt
+        );
+        assert_eq!(
+            protocol_level(&[0x10, 0xff, 0xff, 0xff, 0xff, 0x01]),
+            Sniff::NotMqtt
+        );
     }
 
     /// Subscribes with MQTT v5, publishes one QoS 1 message with MQTT 3.1.1 (and one with v5),

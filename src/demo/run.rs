@@ -189,8 +189,7 @@ fn stations_file(
     let configured = crate::config::Stations::load(path, &defaults)?;
     let keys: std::collections::BTreeSet<String> =
         configured.iter().map(|s| s.key.to_string()).collect();
-    let kept: std::collections::BTreeSet<String> =
-        simulated.intersection(&keys).cloned().collect();
+    let kept: std::collections::BTreeSet<String> = simulated.intersection(&keys).cloned().collect();
     if kept.is_empty() {
         bail!(
             "{} configures none of the simulated stations ({}); remove it and run again to have it written",
@@ -205,7 +204,11 @@ fn stations_file(
             path.display(),
             kept.len(),
             simulated.len(),
-            left_out.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+            left_out
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     Ok(kept)

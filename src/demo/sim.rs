@@ -79,9 +79,8 @@ impl Simulator {
     /// Keeps only the stations whose `park/site/station` is in `keys` (those a stations file
     /// configures); returns how many are left.
     pub fn retain(&mut self, keys: &std::collections::BTreeSet<String>) -> usize {
-        self.stations.retain(|s| {
-            keys.contains(&format!("{}/{}/{}", s.spec.park, s.spec.site, s.station))
-        });
+        self.stations
+            .retain(|s| keys.contains(&format!("{}/{}/{}", s.spec.park, s.spec.site, s.station)));
         self.stations.len()
     }
 
@@ -183,7 +182,8 @@ fn sample(
         Scenario::Stuck { param, value: v } if p.symbol == param => value = v,
         _ => {}
     }
-    let garbled = matches!(station.scenario, Scenario::Garbles { params } if params.contains(&p.symbol));
+    let garbled =
+        matches!(station.scenario, Scenario::Garbles { params } if params.contains(&p.symbol));
     value = match p.symbol {
         "pH" => value.clamp(0.0, 14.0),
         "O2" => value.clamp(0.0, 20.0),
@@ -630,7 +630,8 @@ mod tests {
     #[test]
     fn a_retained_park_publishes_only_the_stations_kept() {
         let mut sim = Simulator::new(1, INTERVAL);
-        let keep: std::collections::BTreeSet<String> = ["nam-dinh-vu/nd-textile/outfall-1".to_owned()].into();
+        let keep: std::collections::BTreeSet<String> =
+            ["nam-dinh-vu/nd-textile/outfall-1".to_owned()].into();
         assert_eq!(sim.retain(&keep), 1);
         let topics: Vec<String> = sim.messages_at(T0).into_iter().map(|(t, _)| t).collect();
         assert_eq!(topics, ["env/nam-dinh-vu/nd-textile/outfall-1"]);

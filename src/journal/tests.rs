@@ -318,16 +318,35 @@ fn verify_names_the_record_whose_column_changed_type() {
         .unwrap();
     let r = verify(dir.path()).unwrap();
     assert!(
-        matches!(r.problem, Some(Problem::Retyped { id: 3, column: "messages.n_points", found: "TEXT", .. })),
+        matches!(
+            r.problem,
+            Some(Problem::Retyped {
+                id: 3,
+                column: "messages.n_points",
+                found: "TEXT",
+                ..
+            })
+        ),
         "{r}"
     );
     db.execute("UPDATE messages SET n_points = 2 WHERE id = 3", [])
         .unwrap();
-    db.execute("UPDATE points SET line = CAST(line AS BLOB) WHERE id = 13", [])
-        .unwrap();
+    db.execute(
+        "UPDATE points SET line = CAST(line AS BLOB) WHERE id = 13",
+        [],
+    )
+    .unwrap();
     let r = verify(dir.path()).unwrap();
     assert!(
-        matches!(r.problem, Some(Problem::Retyped { id: 7, column: "points.line", found: "BLOB", .. })),
+        matches!(
+            r.problem,
+            Some(Problem::Retyped {
+                id: 7,
+                column: "points.line",
+                found: "BLOB",
+                ..
+            })
+        ),
         "{r}"
     );
 }

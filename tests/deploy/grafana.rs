@@ -299,7 +299,10 @@ fn the_station_dashboard_draws_each_parameter_against_its_own_limits() {
         .into_iter()
         .find(|v| v["name"] == "param")
         .unwrap();
-    assert_eq!(param["current"]["value"][0], "$__all", "every parameter by default");
+    assert_eq!(
+        param["current"]["value"][0], "$__all",
+        "every parameter by default"
+    );
     for name in DASHBOARDS {
         let d = dashboard(name);
         for p in panels(&d) {

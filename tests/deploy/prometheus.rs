@@ -195,15 +195,27 @@ fn alertmanager_sends_exceedances_to_inspectors_and_operators() {
     let dir = repo().join("deploy/alertmanager");
     for (labels, receivers) in [
         (
-            ["alertname=LimitExceeded", "audience=inspector", "severity=critical"],
+            [
+                "alertname=LimitExceeded",
+                "audience=inspector",
+                "severity=critical",
+            ],
             "inspectors,park-operators",
         ),
         (
-            ["alertname=StationDeviceFault", "audience=operator", "severity=warning"],
+            [
+                "alertname=StationDeviceFault",
+                "audience=operator",
+                "severity=warning",
+            ],
             "park-operators",
         ),
         (
-            ["alertname=QuantracDown", "audience=operator", "severity=critical"],
+            [
+                "alertname=QuantracDown",
+                "audience=operator",
+                "severity=critical",
+            ],
             "park-operators",
         ),
     ] {

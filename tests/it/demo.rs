@@ -163,21 +163,34 @@ async fn simulate_writes_the_stations_file_that_run_judges_every_station_with() 
         }
     };
     let first = simulate("1").await;
-    assert!(first.contains("wrote ") && first.contains("6 simulated stations"), "{first}");
+    assert!(
+        first.contains("wrote ") && first.contains("6 simulated stations"),
+        "{first}"
+    );
     let stations = std::fs::read_to_string(&file).unwrap();
     let cfg = Quantrac::config_text(dir.path(), &broker.url(), &influx.v1_config(), "");
     let q = Quantrac::start(QUANTRAC, dir.path(), &cfg, &stations);
     q.wait_ready().await;
     let second = simulate("4").await;
-    assert!(!second.contains("wrote "), "the file is read, not written again: {second}");
-    let sites = eventually("every simulated site judged", Duration::from_secs(20), || async {
-        let rows = influx
-            .rows("SELECT count(limit_max) FROM reading GROUP BY site")
-            .await;
-        (rows.len() == 6).then_some(rows)
-    })
+    assert!(
+        !second.contains("wrote "),
+        "the file is read, not written again: {second}"
+    );
+    let sites = eventually(
+        "every simulated site judged",
+        Duration::from_secs(20),
+        || async {
+            let rows = influx
+                .rows("SELECT count(limit_max) FROM reading GROUP BY site")
+                .await;
+            (rows.len() == 6).then_some(rows)
+        },
+    )
     .await;
-    assert!(sites.iter().all(|r| r["count"].as_u64().unwrap() > 0), "{sites:?}");
+    assert!(
+        sites.iter().all(|r| r["count"].as_u64().unwrap() > 0),
+        "{sites:?}"
+    );
     assert_eq!(
         q.metric(r#"quantrac_readings_rejected_total{reason="unknown_station"}"#)
             .await
@@ -277,7 +290,10 @@ fn the_demo_scenarios_meet_each_alert_condition_in_time() {
         * 5_000;
     assert!(fault_run > 6 * MIN, "fault for {fault_run} ms");
     // LimitExceeded: a closed, valid 5-minute window over the limit within 10 minutes.
-    assert!(window_exceeded_at.unwrap() <= 10 * MIN, "{window_exceeded_at:?}");
+    assert!(
+        window_exceeded_at.unwrap() <= 10 * MIN,
+        "{window_exceeded_at:?}"
+    );
     // InstantLimitExceeded (for 15m): every COD reading over the limit for over 16 minutes.
     let over: Vec<i64> = textile_instant
         .iter()
@@ -289,5 +305,9 @@ fn the_demo_scenarios_meet_each_alert_condition_in_time() {
     assert!(stuck_from.unwrap() <= 6 * MIN, "{stuck_from:?}");
     // ReadingsRejected (> 5 % for 15m).
     let share = rejected as f64 / (accepted + rejected) as f64;
-    assert!(share > 0.06, "{rejected} of {} rejected", accepted + rejected);
+    assert!(
+        share > 0.06,
+        "{rejected} of {} rejected",
+        accepted + rejected
+    );
 }
