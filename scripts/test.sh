@@ -14,6 +14,8 @@ have victoria-metrics || need+=(victoria-metrics)
 have promtool || need+=(prometheus)
 have amtool || need+=(prometheus-alertmanager)
 have openssl || need+=(openssl)
+have vsftpd || need+=(vsftpd)
+have python3 || need+=(python3)
 # The README's shell blocks (tests/it/readme.rs): curl, and `ip` for a network namespace's loopback.
 have curl || need+=(curl)
 have ip || need+=(iproute2)

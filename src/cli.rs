@@ -176,6 +176,8 @@ fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
 fn check_config(c: &ConfigArg) -> anyhow::Result<ExitCode> {
     let settings = load(c)?;
     let stations = settings.load_stations()?;
+    // As `run` builds it: with `[inbox]`, the stations' uplink codes must tell them apart.
+    crate::app::decoder(&settings, &stations)?;
     print!(
         "{}",
         crate::compliance::limit_table(

@@ -2,8 +2,10 @@
 //!
 //! The pipeline, in the order a reading travels:
 //!
-//! 1. [`mqtt`] — the source: one persistent MQTT session, QoS 1, manual acknowledgements.
-//! 2. [`decode`] — bytes to readings: topic templates, JSON and Circular 10/2021 text, units.
+//! 1. The sources: [`mqtt`] — one persistent MQTT session, QoS 1, manual acknowledgements;
+//!    [`inbox`] — Circular 10/2021 files that dataloggers push over FTP, taken from a folder.
+//! 2. [`decode`] — bytes to readings: topic templates and file names, JSON and Circular
+//!    10/2021 text, the parameter table, units.
 //! 3. [`compliance`] — limits (QCVN tables × coefficients, permit overrides), O2 correction,
 //!    instantaneous verdicts and averaging windows.
 //! 4. [`journal`] — the local SQLite store where a message becomes durable (hash-chained),
@@ -21,6 +23,7 @@ pub mod config;
 pub mod decode;
 pub mod demo;
 pub mod http;
+pub mod inbox;
 pub mod journal;
 pub mod metrics;
 pub mod model;

@@ -53,6 +53,9 @@ pub const STATION_LABELS: [&str; 3] = ["park", "site", "station"];
 /// Station states reported by `quantrac_station_state`.
 pub const STATION_STATES: [&str; 5] = ["ok", "silent", "fault", "calibrating", "stuck"];
 
+/// Outcomes of `quantrac_inbox_files_total`: where a journaled file went.
+pub const INBOX_OUTCOMES: [&str; 2] = ["done", "rejected"];
+
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
@@ -80,6 +83,7 @@ pub struct Metrics {
     pub journal_chain_head: IntGaugeVec,
     pub acks_sent: IntCounter,
     pub acks_dropped: IntCounter,
+    pub inbox_files: IntCounterVec,
     pub build_info: IntGaugeVec,
     pub ingest_lag: Gauge,
 }
@@ -256,6 +260,12 @@ impl Metrics {
                 &r,
                 "quantrac_mqtt_acks_dropped_total",
                 "Messages whose acknowledgement was dropped before the journal made them durable (a stage failed or stopped with them queued); never acknowledged, so the broker delivers them again.",
+            ),
+            inbox_files: counter_vec(
+                &r,
+                "quantrac_inbox_files_total",
+                "Inbox files journaled and moved out of the inbox: to done_dir (outcome done) or, with nothing accepted, to rejected_dir (outcome rejected).",
+                &["outcome"],
             ),
             build_info: int_gauge_vec(
                 &r,

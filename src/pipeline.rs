@@ -1,8 +1,9 @@
-//! The types that travel between stages: an MQTT message as an [`Envelope`] with its [`Ack`],
-//! what `decode` made of it ([`Decoded`]), and what the journal commits ([`Processed`]).
+//! The types that travel between stages: a message as an [`Envelope`] with its [`Ack`], what
+//! `decode` made of it ([`Decoded`]), and what the journal commits ([`Processed`]).
 //!
-//! One MQTT message stays one value from the source to the journal: never split or merged, so
-//! its acknowledgement can follow it.
+//! A message comes from a source: an MQTT publish, or a Circular 10/2021 file taken from the
+//! inbox, whose file name stands in for the topic ([`inbox_topic`]). One message stays one value
+//! from its source to the journal: never split or merged, so its acknowledgement can follow it.
 
 use tokio::sync::mpsc;
 
@@ -10,10 +11,29 @@ use crate::model::{Judged, Reading, Rejection, StationKey, WindowPoint};
 
 /// What became of a message, as its source learns it: durable (committed to the journal), or
 /// dropped before that (a stage failed or the service stopped with the message in a queue).
+/// `Refused` is durable too, but nothing of the message was accepted: it is in the journal only
+/// as a dead letter (the inbox keeps such a file apart; MQTT acknowledges it like any other).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AckEvent {
     Durable(u64),
+    Refused(u64),
     Dropped(u64),
+}
+
+/// Topics of messages taken from the inbox start with this: `$inbox/` then the file's path
+/// relative to the inbox folder. `$` topics are the broker's own (MQTT 3.1.1 §4.7.2): no MQTT
+/// client publishes one, so a file record cannot be mistaken for an MQTT message.
+pub const INBOX_TOPIC_PREFIX: &str = "$inbox/";
+
+/// The topic of a file at `relative_path` in the inbox (`/`-separated).
+pub fn inbox_topic(relative_path: &str) -> String {
+    format!("{INBOX_TOPIC_PREFIX}{relative_path}")
+}
+
+/// The file name (last path component) of an inbox topic; `None` for any other topic.
+pub fn inbox_file_name(topic: &str) -> Option<&str> {
+    let path = topic.strip_prefix(INBOX_TOPIC_PREFIX)?;
+    Some(path.rsplit('/').next().unwrap_or(path))
 }
 
 /// "This message is durable": resolved by the journal after the commit that holds the message.
@@ -74,6 +94,14 @@ impl Ack {
             permit.send(AckEvent::Durable(self.seq));
         }
     }
+
+    /// Tells the source that the message is durable as a dead letter only: nothing of it was
+    /// accepted.
+    pub fn resolve_refused(mut self) {
+        if let Some(permit) = self.permit.take() {
+            permit.send(AckEvent::Refused(self.seq));
+        }
+    }
 }
 
 impl Drop for Ack {
@@ -96,9 +124,10 @@ pub struct Oversize {
     pub sha256: [u8; 32],
 }
 
-/// One MQTT message as received.
+/// One message as received: an MQTT publish, or a file from the inbox.
 #[derive(Debug)]
 pub struct Envelope {
+    /// The MQTT topic, or [`inbox_topic`] for a file.
     pub topic: String,
     /// The payload, or only its first [`EXCERPT_BYTES`] when `oversize` is set.
     pub payload: Vec<u8>,
@@ -195,5 +224,18 @@ mod tests {
             rx.try_recv().is_err(),
             "one report per ack, none for Ack::none"
         );
+        let refused = Ack::new(3, tx.clone().try_reserve_owned().unwrap());
+        refused.resolve_refused();
+        assert_eq!(rx.try_recv(), Ok(AckEvent::Refused(3)));
+    }
+
+    #[test]
+    fn inbox_topics_carry_the_file_path_and_no_mqtt_topic_is_one() {
+        let topic = inbox_topic("HP/2026/11/29/HP_DV_K1_20261129140500.txt");
+        assert_eq!(topic, "$inbox/HP/2026/11/29/HP_DV_K1_20261129140500.txt");
+        assert_eq!(inbox_file_name(&topic), Some("HP_DV_K1_20261129140500.txt"));
+        assert_eq!(inbox_file_name("$inbox/a.txt"), Some("a.txt"));
+        assert_eq!(inbox_file_name("env/p/s/a.txt"), None);
+        assert_eq!(inbox_file_name("$quantrac/windows"), None);
     }
 }

@@ -3,14 +3,16 @@
 //! every stage; it holds no domain rule.
 //!
 //! ```text
-//! mqtt ──Envelope──▶ decode ──(Envelope, Decoded)──▶ compliance ──Processed──▶ journal (thread)
-//!   ▲                                                                           │ commit
+//! mqtt  ─┬─Envelope──▶ decode ──(Envelope, Decoded)──▶ compliance ──Processed──▶ journal (thread)
+//! inbox ─┘                                                                      │ commit
+//!   ▲                                                                           │
 //!   └──────────────────────── Ack resolved after commit ◀──────────────────────┘
 //!                                                          outbox ──▶ sink ──▶ InfluxDB
 //! ```
 //!
 //! Shutdown, within [`SHUTDOWN_BUDGET`] from the signal:
-//! 1. `/readyz` turns 503 and the `intake` token is cancelled: `mqtt` stops forwarding.
+//! 1. `/readyz` turns 503 and the `intake` token is cancelled: `mqtt` and `inbox` (when
+//!    `[inbox]` is set) stop forwarding.
 //! 2. `decode`, `compliance` and `journal` drain until their input closes; the last commit
 //!    resolves the last acks, the acker sends the PUBACKs and disconnects.
 //! 3. When the journal has ended, the `flush` token tells the sink to make one last flush
@@ -39,10 +41,10 @@ use crate::metrics::Metrics;
 use crate::pipeline::{Envelope, Processed};
 use crate::readiness::Readiness;
 use crate::shutdown::{CancellationToken, Outcome, Tasks};
-use crate::{compliance, decode, http, mqtt, sink};
+use crate::{compliance, decode, http, inbox, mqtt, sink};
 
 pub use lock::JournalLock;
-pub use recovery::replay_dead_letters;
+pub use recovery::{decoder, replay_dead_letters};
 
 /// The whole shutdown, from the signal to the exit. Every other deadline derives from it.
 pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(30);
@@ -182,6 +184,20 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             );
         }
         None => tracing::warn!("influx.url is empty: readings stay in the journal only"),
+    }
+
+    if let Some(inbox_settings) = settings.inbox.clone() {
+        tasks.spawn(
+            "inbox",
+            never_fails(inbox::run(
+                inbox_settings,
+                settings.mqtt.max_payload_bytes,
+                to_decode.clone(),
+                metrics.clone(),
+                readiness.clone(),
+                intake.clone(),
+            )),
+        );
     }
 
     {

@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use crate::compliance::{self, Catalogue, Engine};
 use crate::config::{Settings, Stations};
-use crate::decode::{Decoder, StationFilter, TRUNCATED};
+use crate::decode::{Decoder, FileNames, StationFilter, TRUNCATED};
 use crate::journal::{self, Journal};
 use crate::pipeline::{Envelope, Processed};
 use crate::sink;
@@ -19,21 +19,38 @@ pub fn engine(settings: &Settings, stations: Stations) -> Engine {
     Engine::new(stations, &Catalogue::builtin(), settings.stations.timezone)
 }
 
-/// The decoder for these settings, taking the readings of `stations` and of unknown stations
-/// as `[stations] unknown` says.
+/// The decoder for these settings: the topic templates, the stations' parameter table,
+/// taking the readings of `stations` and of unknown stations as `[stations] unknown` says,
+/// and, with `[inbox]`, how file names name the stations.
 pub fn decoder(settings: &Settings, stations: &Stations) -> anyhow::Result<Decoder> {
     let filter = StationFilter::new(
         stations.iter().map(|s| s.key.clone()),
         settings.stations.unknown,
         settings.stations.max_unknown_stations,
     );
-    Ok(Decoder::new(
+    let mut decoder = Decoder::new(
         &settings.mqtt.topics,
         settings.stations.timezone,
         settings.mqtt.max_payload_bytes,
     )
     .context("mqtt.topics")?
-    .with_stations(filter))
+    .with_params(stations.params.clone())
+    .with_stations(filter);
+    if let Some(inbox) = &settings.inbox {
+        let codes = stations
+            .iter()
+            .map(|s| (s.uplink_code.clone(), s.key.clone()));
+        let files = FileNames::new(
+            &inbox.pattern,
+            inbox.province.as_deref(),
+            inbox.facility.as_deref(),
+            codes,
+        )
+        .map_err(anyhow::Error::msg)
+        .context("[inbox]")?;
+        decoder = decoder.with_files(files);
+    }
+    Ok(decoder)
 }
 
 /// Lines for the journal's outbox: one `reading` point per judged reading, one `average` point
@@ -68,7 +85,9 @@ pub fn rebuild_windows(
     let mut messages = 0usize;
     journal.each_message_since(since, |m| {
         messages += 1;
-        if m.topic.starts_with('$') {
+        // quantrac's own records (windows); inbox files (`$inbox/…`) are decoded like MQTT
+        // messages.
+        if m.topic.starts_with('$') && crate::pipeline::inbox_file_name(&m.topic).is_none() {
             return;
         }
         let readings = decoder

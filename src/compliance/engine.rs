@@ -24,7 +24,7 @@ struct ParamState {
 #[derive(Debug)]
 struct StationState {
     o2_ref: Option<f64>,
-    /// Indexed by `Param as usize`.
+    /// Indexed by [`Param::index`], over the whole parameter table.
     params: Vec<ParamState>,
 }
 
@@ -66,21 +66,22 @@ impl Engine {
         for station in stations.iter() {
             let resolved = limits::resolve(station, catalogue);
             warnings.extend(resolved.warnings);
-            let mut params: Vec<ParamState> = Param::ALL
-                .iter()
+            let mut params: Vec<ParamState> = stations
+                .params
+                .all()
                 .map(|p| ParamState {
-                    limit: resolved.limits.get(p).cloned(),
+                    limit: resolved.limits.get(&p).cloned(),
                     series: Vec::new(),
                 })
                 .collect();
             for (param, limit) in resolved.limits {
                 limits.insert((station.key.clone(), param), limit);
             }
-            for &param in Param::ALL {
+            for param in stations.params.all() {
                 if !param.kinds().contains(&station.kind) {
                     continue;
                 }
-                let state = &mut params[param as usize];
+                let state = &mut params[param.index()];
                 state.series = station
                     .windows_for(param)
                     .iter()
@@ -191,20 +192,15 @@ impl Engine {
                 }
             };
             self.health.observe_at(handle, &reading);
-            let state = self
-                .slots
-                .get_mut(handle)
-                .map(|s| (s.o2_ref, &mut s.params[reading.param as usize]));
-            let (o2_ref, param) = match state {
-                Some((o2_ref, param)) => (o2_ref, Some(param)),
+            let (o2_ref, param) = match self.slots.get_mut(handle) {
+                Some(s) => (s.o2_ref, s.params.get_mut(reading.param.index())),
                 None => (None, None),
             };
             let value_ref = o2::value_ref(&reading, o2_ref, &o2);
             let mut limit = None;
             if let Some(param) = param {
                 limit = param.limit.clone();
-                let sample =
-                    (reading.status == Status::Normal).then(|| value_ref.unwrap_or(reading.value));
+                let sample = sample(&reading, value_ref);
                 let off = offset.at(reading.ts_ms, self.tz);
                 for (i, series) in param.series.iter_mut().enumerate() {
                     let Some((start, end)) =
@@ -215,7 +211,7 @@ impl Engine {
                     self.close_due_ms = self.close_due_ms.min(end);
                     self.evict_due_ms = self.evict_due_ms.min(end);
                     if end <= now_ms {
-                        touched.push((handle, reading.param as usize, i, start));
+                        touched.push((handle, reading.param.index(), i, start));
                     }
                 }
             }
@@ -282,10 +278,12 @@ impl Engine {
                 continue;
             };
             let value_ref = o2::value_ref(reading, slot.o2_ref, &o2);
-            let sample =
-                (reading.status == Status::Normal).then(|| value_ref.unwrap_or(reading.value));
+            let sample = sample(reading, value_ref);
             let off = offset.at(reading.ts_ms, self.tz);
-            for series in &mut slot.params[reading.param as usize].series {
+            let Some(param) = slot.params.get_mut(reading.param.index()) else {
+                continue;
+            };
+            for series in &mut param.series {
                 series.put_at(reading.ts_ms, off, sample, self.tz, floor);
             }
         }
@@ -375,14 +373,20 @@ impl Offset {
     }
 }
 
+/// What a reading gives its windows: the (O2-corrected) value of a status-00 reading; nothing
+/// for a calibration, a fault, or a status event without a value.
+fn sample(reading: &Reading, value_ref: Option<f64>) -> Option<f64> {
+    match (reading.status, reading.value) {
+        (Status::Normal, Some(v)) => Some(value_ref.unwrap_or(v)),
+        _ => None,
+    }
+}
+
 /// The instantaneous verdict. Readings of stations that are not configured have no limit,
-/// hence no verdict.
+/// hence no verdict; neither has a reading that is not status 00 (nor one without a value).
 fn verdict(reading: Reading, value_ref: Option<f64>, limit: Option<Limit>) -> Judged {
-    let (ratio, exceeded) = match (&limit, reading.status) {
-        (Some(l), Status::Normal) => {
-            let v = value_ref.unwrap_or(reading.value);
-            (limits::ratio(l, v), limits::exceeds(l, v))
-        }
+    let (ratio, exceeded) = match (&limit, sample(&reading, value_ref)) {
+        (Some(l), Some(v)) => (limits::ratio(l, v), limits::exceeds(l, v)),
         _ => (None, false),
     };
     Judged {
@@ -425,7 +429,7 @@ mod due_tests {
             key: StationKey::parse("nam-dinh-vu", "nd-textile", "outfall-1").unwrap(),
             param: Param::COD,
             ts_ms,
-            value: 50.0,
+            value: Some(50.0),
             status: Status::Normal,
         }]
     }

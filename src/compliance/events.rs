@@ -77,7 +77,10 @@ impl Events {
                 let param = j.reading.param;
                 let p = station.param(param);
                 let labels = [park, site, name, param.symbol()];
-                gauge(&mut p.value, &m.reading_value, &labels).set(j.reading.value);
+                // A status event has no value: the gauge keeps the last measured one.
+                if let Some(value) = j.reading.value {
+                    gauge(&mut p.value, &m.reading_value, &labels).set(value);
+                }
                 if j.limit.is_some() {
                     let w = [park, site, name, param.symbol(), INSTANT];
                     if let Some(ratio) = j.ratio {
@@ -179,31 +182,24 @@ impl Gauges {
     }
 }
 
+#[derive(Default)]
 struct StationGauges {
     freshness: Freshness,
     last_reading: Option<Gauge>,
     last_received: Option<Gauge>,
     /// In the order of [`STATION_STATES`].
     states: Option<[IntGauge; STATION_STATES.len()]>,
-    /// Indexed by `Param as usize`.
-    params: [Option<ParamGauges>; Param::ALL.len()],
-}
-
-impl Default for StationGauges {
-    fn default() -> Self {
-        StationGauges {
-            freshness: Freshness::default(),
-            last_reading: None,
-            last_received: None,
-            states: None,
-            params: [const { None }; Param::ALL.len()],
-        }
-    }
+    /// Indexed by [`Param::index`]; grows to the highest parameter given a value.
+    params: Vec<Option<ParamGauges>>,
 }
 
 impl StationGauges {
     fn param(&mut self, param: Param) -> &mut ParamGauges {
-        self.params[param as usize].get_or_insert_with(ParamGauges::default)
+        let i = param.index();
+        if self.params.len() <= i {
+            self.params.resize_with(i + 1, || None);
+        }
+        self.params[i].get_or_insert_with(ParamGauges::default)
     }
 }
 
@@ -274,7 +270,7 @@ mod tests {
                 key: key(),
                 param,
                 ts_ms,
-                value: 42.0,
+                value: Some(42.0),
                 status: Status::Normal,
             },
             value_ref: None,

@@ -94,35 +94,27 @@ struct Run {
 
 #[derive(Clone, Debug)]
 struct ParamTrack {
+    param: Param,
     latest_ts: i64,
     latest_status: Status,
     /// The current run of identical status-00 values.
     run: Option<Run>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 struct StationTrack {
     last_seen_ms: Option<i64>,
-    /// Indexed by `Param as usize` (table order, which is also `Param`'s order).
-    params: [Option<ParamTrack>; Param::ALL.len()],
-}
-
-impl Default for StationTrack {
-    fn default() -> Self {
-        StationTrack {
-            last_seen_ms: None,
-            params: [const { None }; Param::ALL.len()],
-        }
-    }
+    /// Indexed by [`Param::index`] (table order, which is also `Param`'s order); grows to the
+    /// highest parameter heard from.
+    params: Vec<Option<ParamTrack>>,
 }
 
 impl StationTrack {
     /// The parameters heard from, in `Param` order.
     fn params(&self) -> impl Iterator<Item = (Param, &ParamTrack)> {
-        Param::ALL
+        self.params
             .iter()
-            .zip(&self.params)
-            .filter_map(|(&param, p)| Some((param, p.as_ref()?)))
+            .filter_map(|p| p.as_ref().map(|p| (p.param, p)))
     }
 }
 
@@ -183,28 +175,35 @@ impl Tracker {
 
     /// [`Tracker::observe`] by handle (of `r.key`).
     pub fn observe_at(&mut self, h: Handle, r: &Reading) {
-        let p = self.tracks[h].1.params[r.param as usize].get_or_insert(ParamTrack {
+        let params = &mut self.tracks[h].1.params;
+        let i = r.param.index();
+        if params.len() <= i {
+            params.resize(i + 1, None);
+        }
+        let p = params[i].get_or_insert(ParamTrack {
+            param: r.param,
             latest_ts: r.ts_ms,
             latest_status: r.status,
             run: None,
         });
+        // A status event (no value) moves the status like any reading.
         if r.ts_ms >= p.latest_ts {
             p.latest_ts = r.ts_ms;
             p.latest_status = r.status;
         }
-        if r.status != Status::Normal {
+        let (Status::Normal, Some(value)) = (r.status, r.value) else {
             return;
-        }
+        };
         match &mut p.run {
             // Late or repeated readings say nothing about the present: only newer ones count.
             Some(run) if r.ts_ms <= run.last_ts => {}
-            Some(run) if run.value == r.value => {
+            Some(run) if run.value == value => {
                 run.last_ts = r.ts_ms;
                 run.count += 1;
             }
             _ => {
                 p.run = Some(Run {
-                    value: r.value,
+                    value,
                     first_ts: r.ts_ms,
                     last_ts: r.ts_ms,
                     count: 1,
@@ -325,7 +324,7 @@ mod tests {
             key: key(),
             param,
             ts_ms,
-            value,
+            value: Some(value),
             status,
         }
     }
@@ -439,6 +438,32 @@ mod tests {
     }
 
     #[test]
+    fn a_fault_reported_without_a_value_is_a_fault() {
+        // Circular 10/2021 status 02 with an empty value (a datalogger whose analyser is down):
+        // the station's state is fault, exactly as with a value.
+        let mut t = Tracker::default();
+        t.seen(&key(), 10 * MIN);
+        t.observe(&reading(Param::COD, 5 * MIN, 40.0, Status::Normal));
+        t.observe(&Reading {
+            value: None,
+            ..reading(Param::COD, 10 * MIN, 0.0, Status::Fault)
+        });
+        assert_eq!(state(&t, 11 * MIN), HealthState::Fault);
+        t.observe(&Reading {
+            value: None,
+            ..reading(Param::PH, 10 * MIN, 0.0, Status::Calibrating)
+        });
+        assert_eq!(
+            state(&t, 11 * MIN),
+            HealthState::Fault,
+            "fault outranks calibrating"
+        );
+        t.observe(&reading(Param::COD, 15 * MIN, 41.0, Status::Normal));
+        t.seen(&key(), 15 * MIN);
+        assert_eq!(state(&t, 16 * MIN), HealthState::Calibrating);
+    }
+
+    #[test]
     fn unconfigured_stations_are_listed_but_never_silent() {
         let mut t = Tracker::default();
         let other = StationKey::parse("p", "s", "unknown").unwrap();
@@ -447,7 +472,7 @@ mod tests {
             key: other.clone(),
             param: Param::COD,
             ts_ms: 0,
-            value: 1.0,
+            value: Some(1.0),
             status: Status::Calibrating,
         });
         let all = t.health(&stations(), 0, 999 * MIN);

@@ -19,12 +19,14 @@ pub struct Resolved {
     pub warnings: Vec<String>,
 }
 
-/// Resolves every parameter of the station's kind that has a limit.
+/// Resolves every parameter of the station's kind that has a limit: the built-in ones, and
+/// the operator-defined ones its permit gives a limit (no regulation table knows those).
 pub fn resolve(station: &Station, catalogue: &Catalogue) -> Resolved {
     let mut out = Resolved::default();
     let key = &station.key;
     let regulation = regulation_of(station, catalogue, &mut out.warnings);
-    for &param in Param::ALL {
+    let defined = station.limits.keys().copied().filter(|p| p.is_defined());
+    for param in Param::ALL.iter().copied().chain(defined) {
         if !param.kinds().contains(&station.kind) {
             continue;
         }

@@ -61,7 +61,7 @@ pub fn valid_o2(readings: &[Reading]) -> O2Values {
     let entries: Vec<(StationKey, i64, f64)> = readings
         .iter()
         .filter(|r| r.param == Param::O2 && r.status == Status::Normal)
-        .map(|r| (r.key.clone(), r.ts_ms, r.value))
+        .filter_map(|r| Some((r.key.clone(), r.ts_ms, r.value?)))
         .collect();
     let index = (entries.len() > SCAN_UP_TO).then(|| {
         entries
@@ -80,7 +80,7 @@ pub fn value_ref(reading: &Reading, o2_ref: Option<f64>, o2: &O2Values) -> Optio
         return None;
     }
     let measured = o2.get(&reading.key, reading.ts_ms)?;
-    correct(reading.value, measured, o2_ref)
+    correct(reading.value?, measured, o2_ref)
 }
 
 #[cfg(test)]
@@ -92,7 +92,7 @@ mod tests {
             key: StationKey::parse("p", "s", "stack-1").unwrap(),
             param,
             ts_ms,
-            value,
+            value: Some(value),
             status,
         }
     }

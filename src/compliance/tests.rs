@@ -40,7 +40,7 @@ fn r(key: &StationKey, param: Param, ts_ms: i64, value: f64) -> Reading {
         key: key.clone(),
         param,
         ts_ms,
-        value,
+        value: Some(value),
         status: Status::Normal,
     }
 }

@@ -1,11 +1,13 @@
 //! Configuration: `quantrac.toml` layered with the `config` crate (defaults ← file ←
-//! `QUANTRAC__SECTION__KEY` environment variables), `*_file` secrets, and `stations.toml`.
+//! `QUANTRAC__SECTION__KEY` environment variables), `*_file` secrets, `stations.toml`, and the
+//! optional parameters file of operator-defined parameters ([`params`]).
 //!
 //! Every struct denies unknown keys: a typo in a config file is an error that names the key,
 //! never a silently ignored setting. Defaults live once, in each `impl Default`.
 
 mod broker_url;
 mod influx;
+pub mod params;
 mod signing_key;
 mod stations;
 
@@ -17,6 +19,9 @@ use chrono_tz::Tz;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
+
+use crate::model::file_name::FilePattern;
+use crate::model::Params;
 
 pub use broker_url::BrokerUrl;
 pub use influx::{InfluxApi, InfluxSettings, InfluxUrl, InfluxV1, InfluxV2};
@@ -63,6 +68,8 @@ pub struct Settings {
     pub stations: StationsSettings,
     pub journal: JournalSettings,
     pub compliance: ComplianceSettings,
+    /// `[inbox]`: Circular 10/2021 files pushed by dataloggers; `None` (no section) = off.
+    pub inbox: Option<InboxSettings>,
 }
 
 /// The configuration as the layers give it, before `[influx]` is split by API version and
@@ -76,6 +83,7 @@ struct RawSettings {
     stations: StationsSettings,
     journal: JournalSettings,
     compliance: ComplianceSettings,
+    inbox: Option<InboxSettings>,
 }
 
 /// MQTT protocol version spoken to the broker.
@@ -170,6 +178,9 @@ pub struct StationsSettings {
     /// IANA time zone for payload times without offset and for daily windows.
     #[serde(deserialize_with = "timezone")]
     pub timezone: Tz,
+    /// Parameters the operator defines (`[[param]]` entries); `None`: the built-in ones only.
+    #[serde(deserialize_with = "empty_path_as_none")]
+    pub params_file: Option<PathBuf>,
     /// What to do with readings of a station that is not in the stations file.
     pub unknown: UnknownStations,
     /// With `unknown = "accept"`: at most this many different unknown stations are accepted;
@@ -183,9 +194,87 @@ impl Default for StationsSettings {
         StationsSettings {
             file: "config/stations.toml".into(),
             timezone: chrono_tz::Asia::Ho_Chi_Minh,
+            params_file: None,
             unknown: UnknownStations::Reject,
             max_unknown_stations: 100,
         }
+    }
+}
+
+/// `[inbox]`: a folder where an FTP server (run by the operator) drops the Circular 10/2021
+/// files dataloggers push. Each complete file is journaled whole, like an MQTT message, then
+/// moved to `done_dir`, or to `rejected_dir` when nothing in it could be accepted.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(default, deny_unknown_fields)]
+pub struct InboxSettings {
+    /// Where uploads land (the FTP user's home). Required.
+    pub dir: PathBuf,
+    /// The file name, naming the station by its `uplink_code` (see
+    /// [`FilePattern`]); checked at load.
+    pub pattern: String,
+    /// When set, a file's `{province}` / `{facility}` must be this (ignoring case).
+    #[serde(deserialize_with = "empty_as_none")]
+    pub province: Option<String>,
+    #[serde(deserialize_with = "empty_as_none")]
+    pub facility: Option<String>,
+    /// How often the folder is scanned; at least 1.
+    #[serde(deserialize_with = "at_least_one")]
+    pub poll_ms: u64,
+    /// A file is taken once its size and modification time have not changed for this long
+    /// (an upload in progress keeps changing them; a file renamed into place after its upload
+    /// is complete at once, and waits only this long).
+    pub settle_ms: u64,
+    /// Where journaled files go; `<dir>/done` unless set.
+    pub done_dir: PathBuf,
+    /// Where files with nothing accepted go (they are dead letters too); `<dir>/rejected`
+    /// unless set.
+    pub rejected_dir: PathBuf,
+}
+
+impl Default for InboxSettings {
+    fn default() -> Self {
+        InboxSettings {
+            dir: PathBuf::new(),
+            pattern: FilePattern::DEFAULT.to_owned(),
+            province: None,
+            facility: None,
+            poll_ms: 1000,
+            settle_ms: 10_000,
+            done_dir: PathBuf::new(),
+            rejected_dir: PathBuf::new(),
+        }
+    }
+}
+
+impl InboxSettings {
+    /// Fills in the folders left to their defaults and checks the rest.
+    fn resolve(mut self, bad: &impl Fn(&'static str, String) -> Error) -> Result<Self, Error> {
+        if self.dir.as_os_str().is_empty() {
+            return Err(bad(
+                "inbox.dir",
+                "is required: the folder uploads land in".into(),
+            ));
+        }
+        FilePattern::parse(&self.pattern).map_err(|e| bad("inbox.pattern", e))?;
+        if self.done_dir.as_os_str().is_empty() {
+            self.done_dir = self.dir.join("done");
+        }
+        if self.rejected_dir.as_os_str().is_empty() {
+            self.rejected_dir = self.dir.join("rejected");
+        }
+        if self.done_dir == self.dir || self.rejected_dir == self.dir {
+            return Err(bad(
+                "inbox.done_dir",
+                "done_dir and rejected_dir must differ from dir".into(),
+            ));
+        }
+        if self.done_dir == self.rejected_dir {
+            return Err(bad(
+                "inbox.rejected_dir",
+                "rejected_dir must differ from done_dir".into(),
+            ));
+        }
+        Ok(self)
     }
 }
 
@@ -428,9 +517,22 @@ impl Settings {
         })
     }
 
-    /// Loads `stations.file`, relative to the working directory.
+    /// Loads `stations.params_file` (when set) and `stations.file`, relative to the working
+    /// directory.
     pub fn load_stations(&self) -> Result<Stations, Error> {
-        Stations::load(&self.stations.file, &self.compliance.station_defaults())
+        Stations::load_with(
+            &self.stations.file,
+            &self.compliance.station_defaults(),
+            self.load_params()?,
+        )
+    }
+
+    /// The parameter table: built-in, plus `stations.params_file` when set.
+    pub fn load_params(&self) -> Result<Params, Error> {
+        match &self.stations.params_file {
+            Some(path) => params::load(path),
+            None => Ok(Params::builtin()),
+        }
     }
 }
 
@@ -444,6 +546,7 @@ impl RawSettings {
             stations,
             mut journal,
             compliance,
+            inbox,
         } = self;
         if let Some(path) = &journal.signing_key_file {
             let key = SigningKey::load(path).map_err(|reason| Error::Invalid {
@@ -465,13 +568,15 @@ impl RawSettings {
                 reason: format!("cannot read the CA file: {e}"),
             })?;
         }
+        let inbox = inbox.map(|i| i.resolve(&bad)).transpose()?;
         Ok(Settings {
             mqtt,
-            influx: influx.parse(bad)?,
+            influx: influx.parse(&bad)?,
             http,
             stations,
             journal,
             compliance,
+            inbox,
         })
     }
 }

@@ -1,12 +1,14 @@
 //! `stations.toml`: every station with its permit (regulation, column, coefficients, limits,
-//! averaging windows). Parsed into [`Station`] values that cannot be invalid.
+//! averaging windows) and its code in the department's system (`uplink_code`). Parsed into
+//! [`Station`] values that cannot be invalid, against a parameter table ([`Params`]: the
+//! built-in parameters and those of the parameters file, see [`super::params`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::model::{Kind, Param, StationKey};
+use crate::model::{Kind, Param, Params, StationKey};
 
 use super::Error;
 
@@ -24,6 +26,8 @@ struct RawStation {
     site: String,
     station: String,
     kind: Kind,
+    #[serde(default)]
+    uplink_code: Option<String>,
     #[serde(default)]
     regulation: Option<String>,
     #[serde(default)]
@@ -123,6 +127,10 @@ impl WindowSpec {
 pub struct Station {
     pub key: StationKey,
     pub kind: Kind,
+    /// The station's code in the department's system (the `{station}` of Circular 10/2021
+    /// file names); the station id unless set. Station ids repeat across sites, so with
+    /// `[inbox]` the codes must tell the stations apart (checked where files are matched).
+    pub uplink_code: String,
     /// E.g. `QCVN 40:2011/BTNMT`; `None` when only permit limits apply.
     pub regulation: Option<String>,
     pub column: Option<String>,
@@ -160,10 +168,11 @@ pub struct StationDefaults {
     pub stuck_after_s: u64,
 }
 
-/// All configured stations, by key.
+/// All configured stations, by key, and the parameter table their limits were read with.
 #[derive(Clone, Debug, Default)]
 pub struct Stations {
     pub by_key: BTreeMap<StationKey, Station>,
+    pub params: Params,
 }
 
 impl Stations {
@@ -175,17 +184,38 @@ impl Stations {
         self.by_key.values()
     }
 
-    /// Reads and validates a stations file. Errors name the file, the station and the key.
+    /// Reads and validates a stations file with the built-in parameters. Errors name the file,
+    /// the station and the key.
     pub fn load(path: &Path, defaults: &StationDefaults) -> Result<Stations, Error> {
+        Self::load_with(path, defaults, Params::builtin())
+    }
+
+    /// [`Stations::load`] with a parameter table that may hold the operator's own parameters.
+    pub fn load_with(
+        path: &Path,
+        defaults: &StationDefaults,
+        params: Params,
+    ) -> Result<Stations, Error> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::File {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        Self::parse(&text, &path.display().to_string(), defaults)
+        Self::parse_with(&text, &path.display().to_string(), defaults, params)
     }
 
-    /// Parses stations from TOML text; `origin` names the file in errors.
+    /// Parses stations from TOML text with the built-in parameters; `origin` names the file
+    /// in errors.
     pub fn parse(text: &str, origin: &str, defaults: &StationDefaults) -> Result<Stations, Error> {
+        Self::parse_with(text, origin, defaults, Params::builtin())
+    }
+
+    /// [`Stations::parse`] with a parameter table.
+    pub fn parse_with(
+        text: &str,
+        origin: &str,
+        defaults: &StationDefaults,
+        params: Params,
+    ) -> Result<Stations, Error> {
         let file: StationsFile = toml::from_str(text).map_err(|e| Error::Invalid {
             file: origin.to_owned(),
             key: e.span().map(|s| line_of(text, s.start)).unwrap_or_default(),
@@ -201,12 +231,12 @@ impl Stations {
             };
             let key = StationKey::parse(&raw.park, &raw.site, &raw.station)
                 .map_err(|r| bad("station", r))?;
-            let station = validate(raw, key.clone(), defaults, &bad)?;
+            let station = validate(raw, key.clone(), defaults, &params, &bad)?;
             if by_key.insert(key.clone(), station).is_some() {
                 return Err(bad("station", format!("{key} is configured twice")));
             }
         }
-        Ok(Stations { by_key })
+        Ok(Stations { by_key, params })
     }
 }
 
@@ -241,8 +271,25 @@ fn validate(
     raw: RawStation,
     key: StationKey,
     defaults: &StationDefaults,
+    params: &Params,
     bad: &dyn Fn(&str, String) -> Error,
 ) -> Result<Station, Error> {
+    let uplink_code = match raw.uplink_code {
+        None => key.station().to_owned(),
+        Some(code) => {
+            let ok = (1..=64).contains(&code.len())
+                && !code
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == '/');
+            if !ok {
+                return Err(bad(
+                    "uplink_code",
+                    format!("{code:?} must be 1 to 64 characters, without spaces or '/'"),
+                ));
+            }
+            code
+        }
+    };
     if raw.expected_interval_s == 0 || raw.expected_interval_s > 86_400 {
         return Err(bad(
             "expected_interval_s",
@@ -294,7 +341,8 @@ fn validate(
     let mut param_windows = BTreeMap::new();
     for (symbol, limit) in raw.limits {
         let lkey = format!("limits.{symbol}");
-        let param = Param::parse(&symbol)
+        let param = params
+            .parse(&symbol)
             .ok_or_else(|| bad(&lkey, format!("unknown parameter {symbol:?}")))?;
         if !param.kinds().contains(&raw.kind) {
             return Err(bad(
@@ -329,6 +377,7 @@ fn validate(
     Ok(Station {
         key,
         kind: raw.kind,
+        uplink_code,
         regulation: raw.regulation,
         column: raw.column,
         kq,
@@ -400,6 +449,61 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("station[0].station"), "{e}");
+    }
+
+    #[test]
+    fn the_uplink_code_defaults_to_the_station_id() {
+        let s = Stations::parse(CONTRACT_EXAMPLE, "stations.toml", &defaults()).unwrap();
+        let outfall = s
+            .get(&StationKey::parse("nam-dinh-vu", "nd-textile", "outfall-1").unwrap())
+            .unwrap();
+        assert_eq!(outfall.uplink_code, "outfall-1");
+
+        let text = CONTRACT_EXAMPLE.replace(
+            "kind = \"wastewater\"",
+            "kind = \"wastewater\"\nuplink_code = \"HP_NUO01\"",
+        );
+        let s = Stations::parse(&text, "stations.toml", &defaults()).unwrap();
+        assert_eq!(
+            s.iter()
+                .find(|st| st.kind == Kind::Wastewater)
+                .unwrap()
+                .uplink_code,
+            "HP_NUO01"
+        );
+
+        let text = CONTRACT_EXAMPLE.replace(
+            "kind = \"wastewater\"",
+            "kind = \"wastewater\"\nuplink_code = \"a b\"",
+        );
+        let e = Stations::parse(&text, "stations.toml", &defaults())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("station[0].uplink_code"), "{e}");
+    }
+
+    #[test]
+    fn limits_may_name_a_defined_parameter() {
+        let params = crate::model::Params::define(vec![crate::model::Definition {
+            symbol: "Xylene-t".into(),
+            aliases: vec![],
+            kinds: vec![Kind::Emission],
+            unit: "mg/Nm3".into(),
+            units: vec![],
+            molar_mass: None,
+            min: 0.0,
+            max: f64::INFINITY,
+        }])
+        .unwrap();
+        let text = CONTRACT_EXAMPLE.replace("PM = 100", "PM = 100\nxylene-T = 20");
+        assert!(Stations::parse(&text, "stations.toml", &defaults()).is_err());
+        let s = Stations::parse_with(&text, "stations.toml", &defaults(), params.clone()).unwrap();
+        let stack = s
+            .get(&StationKey::parse("dinh-vu", "dv-steel", "stack-1").unwrap())
+            .unwrap();
+        let x = params.parse("Xylene-t").unwrap();
+        assert_eq!(stack.limits[&x].max, Some(20.0));
+        assert_eq!(s.params.count(), params.count());
     }
 
     #[test]

@@ -269,3 +269,53 @@ fn the_signing_key_is_read_at_load_and_never_shown() {
     assert!(s.journal.signing_key.is_none());
     assert!(load("[journal]\ncheckpoint_interval_s = 0\n", &[]).is_err());
 }
+
+#[test]
+fn the_inbox_is_off_without_its_section_and_fills_in_its_folders() {
+    assert!(load("", &[]).unwrap().inbox.is_none());
+    let s = load("[inbox]\ndir = \"/srv/ftp/quantrac\"\n", &[]).unwrap();
+    let inbox = s.inbox.unwrap();
+    assert_eq!(inbox.dir, Path::new("/srv/ftp/quantrac"));
+    assert_eq!(inbox.done_dir, Path::new("/srv/ftp/quantrac/done"));
+    assert_eq!(inbox.rejected_dir, Path::new("/srv/ftp/quantrac/rejected"));
+    assert_eq!(
+        inbox.pattern,
+        "{province}_{facility}_{station}_{yyyyMMddHHmmss}.txt"
+    );
+    assert_eq!((inbox.poll_ms, inbox.settle_ms), (1000, 10_000));
+    assert_eq!(inbox.province, None);
+    // From the environment alone, too.
+    let s = load(
+        "",
+        &[
+            ("QUANTRAC__INBOX__DIR", "/in"),
+            ("QUANTRAC__INBOX__PROVINCE", "HP"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(s.inbox.unwrap().province.as_deref(), Some("HP"));
+}
+
+#[test]
+fn inbox_errors_name_the_key() {
+    for (text, key) in [
+        ("[inbox]\npattern = \"{station}.txt\"\n", "inbox.dir"),
+        (
+            "[inbox]\ndir = \"/in\"\npattern = \"{site}_{yyyyMMddHHmmss}.txt\"\n",
+            "inbox.pattern",
+        ),
+        (
+            "[inbox]\ndir = \"/in\"\ndone_dir = \"/in\"\n",
+            "inbox.done_dir",
+        ),
+        (
+            "[inbox]\ndir = \"/in\"\ndone_dir = \"/x\"\nrejected_dir = \"/x\"\n",
+            "inbox.rejected_dir",
+        ),
+        ("[inbox]\ndir = \"/in\"\npoll_ms = 0\n", "inbox.poll_ms"),
+        ("[inbox]\ndir = \"/in\"\nfolder = \"/x\"\n", "inbox"),
+    ] {
+        let e = load(text, &[]).unwrap_err();
+        assert_eq!(e.key(), Some(key), "{text}: {e}");
+    }
+}

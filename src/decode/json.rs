@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{reject, time, whole, At, Ctx, Name, Quoted};
-use crate::model::{Param, Reading, Reason, Rejection, Status};
+use crate::model::{Reading, Reason, Rejection, Status};
 use crate::pipeline::Decoded;
 
 #[derive(Deserialize)]
@@ -117,7 +117,7 @@ fn reading(
             ))
         }
     };
-    let Some(param) = Param::parse(&symbol) else {
+    let Some(param) = ctx.params.parse(&symbol) else {
         return Err(reject(
             at,
             Name::Raw(&symbol),
@@ -140,29 +140,27 @@ fn reading(
             ))
         }
     };
-    let value = match f.value.map(classify) {
-        None => return Err(malformed(name, format_args!("has no \"value\""))),
-        // The field is there but the instrument had no number to give (typically with status
-        // 02): not a broken payload, a missing measurement.
-        Some(J::Null) => {
-            return Err(reject(
-                at,
-                name,
-                Reason::Value,
-                "value is null (no measurement)",
-            ))
-        }
-        // Rust's parser turns 1e400 into infinity, which the value check then refuses.
-        Some(J::Num(n)) => n
-            .parse::<f64>()
-            .map_err(|_| malformed(name, format_args!("value {} is not a number", Quoted(n))))?,
-        Some(other) => {
-            return Err(malformed(
-                name,
-                format_args!("\"value\" is {}, not a number", other.kind()),
-            ))
-        }
-    };
+    let value =
+        match f.value.map(classify) {
+            // An analyser calibrating or in fault may give no number at all: a status event.
+            None if status != Status::Normal => None,
+            None => return Err(malformed(name, format_args!("has no \"value\""))),
+            // The field is there but the instrument had no number to give (typically with status
+            // 02): not a broken payload, a missing measurement. `finish` accepts it as a status
+            // event with status 01/02 and rejects it (`value`) with status 00.
+            Some(J::Null) => None,
+            Some(J::Str(s)) if s.trim().is_empty() => None,
+            // Rust's parser turns 1e400 into infinity, which the value check then refuses.
+            Some(J::Num(n)) => Some(n.parse::<f64>().map_err(|_| {
+                malformed(name, format_args!("value {} is not a number", Quoted(n)))
+            })?),
+            Some(other) => {
+                return Err(malformed(
+                    name,
+                    format_args!("\"value\" is {}, not a number", other.kind()),
+                ))
+            }
+        };
     let unit = match f.unit.map(classify) {
         None | Some(J::Null) => None,
         Some(J::Str(unit)) => Some(unit),

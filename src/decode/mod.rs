@@ -1,10 +1,18 @@
 //! Bytes to readings: `(topic, payload, received_at)` → [`Decoded`].
 //!
-//! The topic names the station (through the `mqtt.topics` templates, [`topic`]); the payload is
-//! either JSON ([`json`]) or the TAB-separated text that Circular 10/2021 dataloggers produce
-//! ([`text`]), told apart by its first non-blank character. Both formats end in the same checks
-//! ([`Ctx::finish`]): the unit converts to the parameter's canonical unit ([`units`]), the value
-//! is finite and physically possible, and the time ([`time`]) is believable.
+//! The topic names the station: through the `mqtt.topics` templates ([`topic`]), or, for a file
+//! taken from the inbox (an `$inbox/…` topic), through `inbox.pattern` and the stations'
+//! `uplink_code`s ([`FileNames`]). The payload is either JSON ([`json`]) or the TAB-separated
+//! text that Circular 10/2021 dataloggers produce ([`text`]), told apart by its first non-blank
+//! character. Symbols are looked up in the parameter table, built-in and operator-defined
+//! ([`Params`]). Both formats end in the same checks ([`Ctx::finish`]): the unit converts to the
+//! parameter's canonical unit ([`units`]), the value is finite and physically possible, and the
+//! time ([`time`]) is believable.
+//!
+//! A reading with status `01` or `02` and no value (empty, `null`) is a *status event*: the
+//! analyser said it is calibrating or in fault without giving a number. It is accepted with
+//! `value: None`, so the fault reaches the station's state; a status `00` reading without a
+//! value is rejected (`value`).
 //!
 //! One bad reading is one [`Rejection`] with its position in the payload; its neighbours still
 //! decode. A payload that cannot be read at all is one rejection with `index: None`.
@@ -17,6 +25,7 @@
 //! 5 million readings/s, the same readings as Circular 10/2021 text at about 6.8 million.
 
 mod events;
+mod files;
 mod json;
 mod run;
 mod stations;
@@ -29,12 +38,13 @@ use std::fmt;
 
 use chrono_tz::Tz;
 
-use crate::model::{Param, Reading, Reason, Rejection, StationKey, Status};
-use crate::pipeline::Decoded;
+use crate::model::{Param, Params, Reading, Reason, Rejection, StationKey, Status};
+use crate::pipeline::{self, Decoded};
 
 use crate::model::topic;
 pub use crate::model::topic::TemplateError;
 pub use events::{Events, RejectionLog};
+pub use files::FileNames;
 pub use run::run;
 pub use stations::StationFilter;
 
@@ -49,7 +59,7 @@ pub const TRUNCATED: &str = "only its first";
 /// The longest user-supplied text (topic, symbol, unit) quoted in a rejection detail.
 const QUOTE_LIMIT: usize = 48;
 
-/// Decodes MQTT messages into readings. Built once from the configuration; keeps a small
+/// Decodes messages into readings. Built once from the configuration; keeps a small
 /// topic → [`StationKey`] cache, hence `&mut self` in [`Decoder::decode`].
 #[derive(Debug)]
 pub struct Decoder {
@@ -57,6 +67,9 @@ pub struct Decoder {
     tz: Tz,
     max_payload_bytes: usize,
     keys: HashMap<String, StationKey>,
+    params: Params,
+    /// How inbox file names name stations; `None` without `[inbox]`.
+    files: Option<FileNames>,
     stations: StationFilter,
 }
 
@@ -74,8 +87,24 @@ impl Decoder {
             tz,
             max_payload_bytes,
             keys: HashMap::new(),
+            params: Params::builtin(),
+            files: None,
             stations: StationFilter::default(),
         })
+    }
+
+    /// Decodes with this parameter table (built-in parameters and the operator's own) instead
+    /// of the built-in one.
+    pub fn with_params(mut self, params: Params) -> Decoder {
+        self.params = params;
+        self
+    }
+
+    /// Names the stations of inbox files (`$inbox/…` topics) with `files`. Without it such a
+    /// message is rejected (`topic`).
+    pub fn with_files(mut self, files: FileNames) -> Decoder {
+        self.files = Some(files);
+        self
     }
 
     /// Takes readings only of the stations `filter` admits (by default, every station).
@@ -155,14 +184,25 @@ impl Decoder {
             key: &key,
             tz: self.tz,
             received_at_ms,
+            params: &self.params,
         };
         decode_payload(&ctx, payload, &mut out);
         out.key = Some(key);
         out
     }
 
-    /// The station a topic names, from the cache when seen before.
+    /// The station a topic names, from the cache when seen before. An inbox file is named by
+    /// its file name (never cached: every file has a new one).
     fn station_key(&mut self, topic: &str) -> Result<StationKey, String> {
+        if let Some(name) = pipeline::inbox_file_name(topic) {
+            return match &self.files {
+                Some(files) => files.station(name),
+                None => Err(format!(
+                    "file {}: no [inbox] is configured to tell its station",
+                    Quoted(name)
+                )),
+            };
+        }
         if let Some(key) = self.keys.get(topic) {
             return Ok(key.clone());
         }
@@ -220,35 +260,72 @@ pub(crate) struct Ctx<'k> {
     pub(crate) key: &'k StationKey,
     pub(crate) tz: Tz,
     pub(crate) received_at_ms: i64,
+    pub(crate) params: &'k Params,
 }
 
 impl Ctx<'_> {
     /// The checks both formats end with, in order: the unit converts to the canonical one, the
-    /// converted value is finite and physically possible, the time parsed and is believable.
-    /// `ts` is the parsed time or why it could not be parsed.
+    /// converted value is finite and physically possible (or, without a value, the status says
+    /// why there is none), the time parsed and is believable. `ts` is the parsed time or why it
+    /// could not be parsed.
     pub(crate) fn finish(
         &self,
         at: At,
         param: Param,
-        value: f64,
+        value: Option<f64>,
         unit: Option<&str>,
         status: Status,
         ts: Result<i64, String>,
     ) -> Result<Reading, Rejection> {
         let name = Name::Param(param);
-        let value = match unit {
+        // Checked with or without a value: a unit that does not belong to the parameter says
+        // the datalogger is configured wrong either way.
+        let converted = match unit {
             None => value,
-            Some(unit) => units::to_canonical(param, unit, value).ok_or_else(|| {
-                let msg = match param.canonical_unit() {
-                    "" => format!(
-                        "unit {} does not apply to pH, which has no unit",
-                        Quoted(unit)
-                    ),
-                    canonical => format!("unit {} does not convert to {canonical}", Quoted(unit)),
-                };
-                reject(at, name, Reason::Unit, msg)
-            })?,
+            Some(unit) => match units::to_canonical(param, unit, value.unwrap_or(0.0)) {
+                Some(v) => value.map(|_| v),
+                None => {
+                    let msg = match param.canonical_unit() {
+                        "" => format!(
+                            "unit {} does not apply to {param}, which has no unit",
+                            Quoted(unit)
+                        ),
+                        canonical => {
+                            format!("unit {} does not convert to {canonical}", Quoted(unit))
+                        }
+                    };
+                    return Err(reject(at, name, Reason::Unit, msg));
+                }
+            },
         };
+        let value = match converted {
+            Some(v) => Some(self.check_value(at, param, v)?),
+            // A status event: the analyser is calibrating or in fault and gave no number.
+            None if status != Status::Normal => None,
+            None => {
+                return Err(reject(
+                    at,
+                    name,
+                    Reason::Value,
+                    "no value (status 00, measuring, needs one; an analyser without a value \
+                     reports status 01 or 02)",
+                ))
+            }
+        };
+        let ts_ms = ts.map_err(|msg| reject(at, name, Reason::Timestamp, msg))?;
+        self.check_time(at, name, ts_ms)?;
+        Ok(Reading {
+            key: self.key.clone(),
+            param,
+            ts_ms,
+            value,
+            status,
+        })
+    }
+
+    /// A converted value: finite and physically possible.
+    fn check_value(&self, at: At, param: Param, value: f64) -> Result<f64, Rejection> {
+        let name = Name::Param(param);
         if !value.is_finite() {
             return Err(reject(
                 at,
@@ -270,7 +347,11 @@ impl Ctx<'_> {
             };
             return Err(reject(at, name, Reason::Value, msg));
         }
-        let ts_ms = ts.map_err(|msg| reject(at, name, Reason::Timestamp, msg))?;
+        Ok(value)
+    }
+
+    /// A parsed time: not before 2000, not far ahead of the receive time.
+    fn check_time(&self, at: At, name: Name<'_>, ts_ms: i64) -> Result<(), Rejection> {
         if let Err(why) = time::check_plausible(ts_ms, self.received_at_ms) {
             let msg = match why {
                 time::Implausible::BeforeEarliest => {
@@ -290,13 +371,7 @@ impl Ctx<'_> {
             };
             return Err(reject(at, name, Reason::Timestamp, msg));
         }
-        Ok(Reading {
-            key: self.key.clone(),
-            param,
-            ts_ms,
-            value,
-            status,
-        })
+        Ok(())
     }
 }
 

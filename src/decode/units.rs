@@ -2,84 +2,18 @@
 //! (contract "Parameters and canonical units").
 //!
 //! Matching is case-insensitive and ignores surrounding spaces; the spellings accepted are the
-//! ones seen in Vietnamese station files (`m³/h`, `oC`, `Pt/Co`, `mg/Nm3`). A unit that is not in
-//! the table is refused rather than guessed: a wrong factor would silently turn a breach into
-//! compliance.
+//! ones seen in Vietnamese station files (`m³/h`, `oC`, `Pt/Co`, `mg/Nm3`), listed with each
+//! parameter in the table (`model::param`). A unit that is not in the table is refused rather
+//! than guessed: a wrong factor would silently turn a breach into compliance.
 
 use crate::model::Param;
 
-/// Volume of one mole of ideal gas at QCVN 19:2009 normal conditions (25 °C, 760 mmHg), in
-/// litres: mg/Nm3 = ppm × M / 24.45.
-pub(crate) const MOLAR_VOLUME_L: f64 = 24.45;
-
-/// 1 mmHg in kPa (101.325 kPa / 760).
-const KPA_PER_MMHG: f64 = 0.133_322;
-
-/// Parameters grouped by canonical unit.
-#[derive(Clone, Copy)]
-enum Family {
-    Flow,
-    Temp,
-    PH,
-    Color,
-    /// mg/L: suspended solids, organics, nutrients, chloride.
-    Water,
-    O2,
-    /// mg/Nm3: dust and gases.
-    Stack,
-    Pressure,
-}
-
-fn family(p: Param) -> Family {
-    use Param::*;
-    match p {
-        Flow => Family::Flow,
-        Temp => Family::Temp,
-        PH => Family::PH,
-        Color => Family::Color,
-        TSS | COD | BOD5 | NH4 | TN | TP | TOC | Cl => Family::Water,
-        O2 => Family::O2,
-        PM | SO2 | NOx | NO | NO2 | CO | H2S | NH3 | HCl | HF => Family::Stack,
-        P => Family::Pressure,
-    }
-}
-
 /// Converts `value` given in `unit` to `param`'s canonical unit; `None` when the unit does not
-/// belong to the parameter. An empty unit means "not stated", i.e. already canonical.
+/// belong to the parameter. An empty unit means "not stated", i.e. already canonical. The
+/// spellings and factors are the parameter table's ([`Param::unit_factor`]), so a parameter the
+/// operator defines converts the same way as a built-in one.
 pub(crate) fn to_canonical(param: Param, unit: &str, value: f64) -> Option<f64> {
-    let unit = unit.trim();
-    if unit.is_empty() {
-        return Some(value);
-    }
-    // Lower-case into a stack buffer: no allocation on the hot path. Longer strings are not
-    // units we know.
-    let mut buf = [0u8; 24];
-    let bytes = unit.as_bytes();
-    let lower = buf.get_mut(..bytes.len())?;
-    lower.copy_from_slice(bytes);
-    lower.make_ascii_lowercase();
-    let u = std::str::from_utf8(lower).ok()?;
-
-    let factor = match (family(param), u) {
-        (Family::Flow, "m3/h" | "m³/h" | "m3/hr") => 1.0,
-        (Family::Flow, "m3/s" | "m³/s") => 3600.0,
-        (Family::Flow, "m3/day" | "m³/day" | "m3/d" | "m³/d") => 1.0 / 24.0,
-        // "ºc": the ordinal sign that keyboards offer in place of the degree sign.
-        (Family::Temp, "°c" | "c" | "oc" | "degc" | "℃" | "ºc") => 1.0,
-        (Family::PH, "ph" | "-") => 1.0,
-        (Family::Color, "pt-co" | "pt/co" | "ptco") => 1.0,
-        (Family::Water, "mg/l" | "g/m3" | "g/m³") => 1.0,
-        (Family::Water, "ug/l" | "µg/l" | "μg/l") => 1.0e-3,
-        (Family::O2, "%" | "%vol" | "vol%") => 1.0,
-        (Family::Stack, "mg/nm3" | "mg/nm³") => 1.0,
-        (Family::Stack, "ppm") => param.molar_mass()? / MOLAR_VOLUME_L,
-        (Family::Pressure, "kpa") => 1.0,
-        (Family::Pressure, "pa") => 1.0e-3,
-        (Family::Pressure, "hpa" | "mbar") => 0.1,
-        (Family::Pressure, "mmhg") => KPA_PER_MMHG,
-        _ => return None,
-    };
-    Some(value * factor)
+    param.unit_factor(unit).map(|factor| value * factor)
 }
 
 #[cfg(test)]
@@ -174,6 +108,25 @@ mod tests {
             760.0 * 0.133322
         ));
         assert_eq!(to_canonical(Param::P, "bar", 1.0), None);
+    }
+
+    #[test]
+    fn table_34_additions_and_turbidity_have_their_units() {
+        // Circular 10/2021 Table 34: RH in %, mercury vapour in µg/Nm3, O3 and fine dust as
+        // stack concentrations; turbidity in NTU.
+        assert!(close(to_canonical(Param::RH, "%", 63.0), 63.0));
+        assert!(close(to_canonical(Param::RH, "%RH", 63.0), 63.0));
+        assert!(close(to_canonical(Param::VHg, "ug/Nm3", 4.0), 4.0));
+        assert!(close(to_canonical(Param::VHg, "mg/Nm3", 0.004), 4.0));
+        assert!(close(to_canonical(Param::PM25, "µg/Nm3", 25.0), 0.025));
+        assert!(close(to_canonical(Param::PM10, "mg/Nm3", 0.05), 0.05));
+        assert!(close(to_canonical(Param::O3, "ppm", 1.0), 47.997 / 24.45));
+        assert!(close(to_canonical(Param::Turbidity, "NTU", 12.5), 12.5));
+        assert!(close(to_canonical(Param::Turbidity, "ntu", 12.5), 12.5));
+        assert_eq!(to_canonical(Param::Turbidity, "mg/L", 1.0), None);
+        // Dust has no molar mass, and µg/m3 at actual conditions is not µg/Nm3.
+        assert_eq!(to_canonical(Param::PM25, "ppm", 1.0), None);
+        assert_eq!(to_canonical(Param::PM25, "ug/m3", 1.0), None);
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! The journal: the local SQLite store where an MQTT message becomes durable, and the only
-//! SQLite code in quantrac.
+//! The journal: the local SQLite store where a message (an MQTT publish, or a file from the
+//! inbox) becomes durable, and the only SQLite code in quantrac.
 //!
 //! # Design
-//! Every message is committed here — raw payload bytes exactly as received, topic, receive time,
+//! Every message is committed here — raw payload bytes exactly as received, topic (for a file,
+//! `$inbox/` and its path, so a file taken again is recognised like a redelivery), receive time,
 //! station, the InfluxDB points rendered for it (the *outbox*) and its rejections (the *dead
 //! letters*) — in one transaction per batch (group commit), and only then is its MQTT
 //! acknowledgement resolved. A crash before the commit means no PUBACK, so the broker delivers
@@ -141,6 +142,7 @@ impl Error {
 pub struct Entry<'a> {
     /// Receive time, Unix epoch milliseconds.
     pub received_at_ms: i64,
+    /// The MQTT topic, or `$inbox/<path>` for a file from the inbox.
     pub topic: &'a str,
     /// The payload bytes exactly as received.
     pub payload: &'a [u8],

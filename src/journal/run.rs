@@ -1,5 +1,6 @@
 //! The journal stage: a dedicated OS thread (SQLite blocks) that group-commits whatever the
-//! pipeline has queued, then resolves those messages' acks, in order.
+//! pipeline has queued, then resolves those messages' acks, in order (as refused when nothing
+//! of a message was accepted: the inbox keeps such a file apart).
 //!
 //! Each turn: wait for one message, take whatever else is already queued (up to
 //! `max_batch`), commit them in one transaction, resolve their acks, update the metrics, wake
@@ -203,7 +204,12 @@ impl Stage {
         };
         drop(entries);
         for p in batch {
-            p.envelope.ack.resolve();
+            // Nothing accepted: the message is in the journal as a dead letter only.
+            if p.readings.is_empty() && !p.rejections.is_empty() {
+                p.envelope.ack.resolve_refused();
+            } else {
+                p.envelope.ack.resolve();
+            }
         }
         self.events.disk_has_room();
         self.events.duplicates(committed.duplicates);

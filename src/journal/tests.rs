@@ -137,6 +137,50 @@ fn append_then_read_back_messages_points_and_ids() {
 }
 
 #[test]
+fn an_inbox_file_is_recorded_once_by_its_path_and_content() {
+    // Issue #14: exactly once per file across restarts. An inbox file's topic is `$inbox/`
+    // and its path, so the digest of topic and payload is its name and SHA-256.
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    let file = |topic: &'static str, payload: &'static [u8]| Entry {
+        received_at_ms: T0,
+        topic,
+        payload,
+        station: Some("p/s/k1".into()),
+        rejections: &[],
+        points: lines(1, 1),
+        once: true,
+    };
+    let a = file(
+        "$inbox/HP_DV_K1_20261129140500.txt",
+        b"COD\t48.2\tmg/L\t20261129140500\t00",
+    );
+    let c = j.append(std::slice::from_ref(&a)).unwrap();
+    assert_eq!((c.count, c.duplicates), (1, 0));
+    // Taken again after a restart (journaled, not moved out of the inbox yet): skipped.
+    drop(j);
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    let c = j.append(std::slice::from_ref(&a)).unwrap();
+    assert_eq!((c.count, c.duplicates, c.head_id), (0, 1, 1));
+    // The same name with other content (a corrected file), another name: recorded.
+    let corrected = file(
+        "$inbox/HP_DV_K1_20261129140500.txt",
+        b"COD\t48.3\tmg/L\t20261129140500\t00",
+    );
+    let next = file(
+        "$inbox/HP_DV_K1_20261129141000.txt",
+        b"COD\t48.2\tmg/L\t20261129140500\t00",
+    );
+    let c = j.append(&[corrected, next]).unwrap();
+    assert_eq!((c.count, c.duplicates), (2, 0));
+    // A dead letter replayed after a configuration fix is quantrac's own record: recorded.
+    let replay = Entry { once: false, ..a };
+    let c = j.append(&[replay]).unwrap();
+    assert_eq!((c.count, c.duplicates), (1, 0));
+    assert!(verify(dir.path()).unwrap().ok());
+}
+
+#[test]
 fn outbox_cursor_survives_reopen_and_resumes_at_the_unwritten_tail() {
     let dir = tempfile::tempdir().unwrap();
     let mut j = Journal::open(dir.path(), true).unwrap();

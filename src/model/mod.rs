@@ -1,14 +1,16 @@
-//! The domain vocabulary shared by every stage: who reported ([`StationKey`]), what was
-//! measured ([`Param`], [`Status`], [`Reading`]), why something was refused ([`Reason`],
-//! [`Rejection`]) and what the limits said about it ([`Limit`], [`Judged`], [`WindowPoint`]).
+//! The domain vocabulary shared by every stage: who reported ([`StationKey`]; a topic through
+//! [`topic`], a file through [`file_name`]), what was measured ([`Param`] and their table,
+//! [`Params`]; [`Status`], [`Reading`]), why something was refused ([`Reason`], [`Rejection`])
+//! and what the limits said about it ([`Limit`], [`Judged`], [`WindowPoint`]).
 //!
 //! This module depends on nothing else in the crate, so every stage can speak it.
 
+pub mod file_name;
 mod param;
 mod reading;
 pub mod topic;
 
-pub use param::{Kind, Param};
+pub use param::{Definition, DefinitionError, Kind, Param, Params, MOLAR_VOLUME_L};
 pub use reading::{
     Judged, Limit, LimitSource, Reading, Reason, Rejection, StationKey, Status, WindowPoint,
 };

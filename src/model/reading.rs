@@ -127,12 +127,17 @@ impl Status {
 
 /// One measured value in its parameter's canonical unit, checked to be finite and physically
 /// possible. `ts_ms` is the reading's own time (Unix epoch milliseconds, UTC).
+///
+/// `value` is `None` only for a *status event*: an analyser calibrating (`01`) or in fault
+/// (`02`) that reported its status without a number, as dataloggers do (an empty or `null`
+/// value). It is stored and drives the station's state like any reading, and takes no part in
+/// verdicts or windows (only status `00` does, and a status `00` reading always has a value).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reading {
     pub key: StationKey,
     pub param: Param,
     pub ts_ms: i64,
-    pub value: f64,
+    pub value: Option<f64>,
     pub status: Status,
 }
 

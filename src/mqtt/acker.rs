@@ -56,7 +56,8 @@ pub(super) async fn acker(
             },
             _ = tokio::time::sleep(RETRY), if retry => {}
             event = resolved.recv() => match event {
-                Some(AckEvent::Durable(seq)) => { durable.insert(seq); }
+                // A refused message is a dead letter in the journal: durable all the same.
+                Some(AckEvent::Durable(seq) | AckEvent::Refused(seq)) => { durable.insert(seq); }
                 Some(AckEvent::Dropped(seq)) => {
                     events.ack_dropped(seq);
                     blocked = true;

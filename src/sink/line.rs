@@ -17,14 +17,17 @@ use std::fmt::Write as _;
 
 use crate::model::{Judged, WindowPoint};
 
-/// The `reading` point of one judged reading, or `None` when its value is not finite.
+/// The `reading` point of one judged reading, or `None` when its value is not finite. A
+/// status event (an analyser calibrating or in fault that gave no number) has no `value`
+/// field: its point carries the status.
 ///
 /// ```text
 /// reading,param=COD,park=p,site=s,station=o value=48.2,unit="mg/L",status="00",limit_max=67.5,ratio=0.714,exceeded=false 1795935900000
+/// reading,param=COD,park=p,site=s,station=o unit="mg/L",status="02",limit_max=67.5,exceeded=false 1795935900000
 /// ```
 pub fn reading_line(j: &Judged) -> Option<String> {
     let r = &j.reading;
-    if !r.value.is_finite() {
+    if r.value.is_some_and(|v| !v.is_finite()) {
         return None;
     }
     let mut line = String::with_capacity(160);
@@ -35,7 +38,9 @@ pub fn reading_line(j: &Judged) -> Option<String> {
     tag(&mut line, "station", r.key.station());
 
     let mut fields = Fields::new(&mut line);
-    fields.float("value", r.value);
+    if let Some(value) = r.value {
+        fields.float("value", value);
+    }
     fields.opt_float("value_ref", j.value_ref);
     fields.string("unit", r.param.canonical_unit());
     fields.string("status", r.status.code());
@@ -172,7 +177,7 @@ mod tests {
                 key: key(),
                 param,
                 ts_ms: 1_795_935_900_000,
-                value,
+                value: Some(value),
                 status: Status::Normal,
             },
             value_ref: None,
@@ -207,6 +212,25 @@ mod tests {
             line,
             "reading,param=COD,park=nam-dinh-vu,site=nd-textile,station=outfall-1 \
              value=48.2,unit=\"mg/L\",status=\"00\",exceeded=false 1795935900000"
+        );
+    }
+
+    // Issue #14: a status event (status 02 with an empty value in a Circular 10/2021 file) is
+    // stored with its status and no `value` field.
+    #[test]
+    fn a_status_event_is_a_reading_without_a_value_field() {
+        let mut j = judged(Param::COD, 0.0);
+        j.reading.value = None;
+        j.reading.status = Status::Fault;
+        j.limit = Some(Limit {
+            max: Some(135.0),
+            min: None,
+            source: LimitSource::Permit,
+        });
+        assert_eq!(
+            reading_line(&j).unwrap(),
+            "reading,param=COD,park=nam-dinh-vu,site=nd-textile,station=outfall-1 \
+             unit=\"mg/L\",status=\"02\",limit_max=135,exceeded=false 1795935900000"
         );
     }
 

@@ -12,6 +12,8 @@
 //! - [`mosquitto`] — [`Broker`]: mosquitto with persistence, as the README configures it.
 //! - [`influx`] — [`Influx1`]: InfluxDB 1.x (`influxd`) with the v1 write and query API.
 //! - [`victoria`] — [`Victoria`]: victoria-metrics, a real server for the v2 write API.
+//! - [`vsftpd`] — [`Ftp`]: vsftpd with a local user whose FTP root is an inbox folder, and
+//!   [`Ftp::upload`], a datalogger pushing a Circular 10/2021 file with Python's `ftplib`.
 //! - [`runner`] — [`Quantrac`]: the real binary (its path is passed in: only an integration
 //!   test or a benchmark knows `env!("CARGO_BIN_EXE_quantrac")`), and [`Stack`], the usual
 //!   broker + InfluxDB + quantrac.
@@ -33,6 +35,7 @@ pub mod programs;
 pub mod publisher;
 pub mod runner;
 pub mod victoria;
+pub mod vsftpd;
 pub mod wait;
 
 pub use fixtures::{json_message, STATIONS};
@@ -45,4 +48,5 @@ pub use programs::{program, run};
 pub use publisher::Publisher;
 pub use runner::{announced_http, Quantrac, Stack};
 pub use victoria::Victoria;
+pub use vsftpd::{Ftp, Upload};
 pub use wait::eventually;

@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 
 use crate::QUANTRAC;
 
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 7] = [
     "mqtt",
     "influx",
     "http",
     "stations",
     "journal",
     "compliance",
+    "inbox",
 ];
 
 fn root() -> &'static Path {

@@ -245,6 +245,11 @@ async fn row5_a_flood_from_four_publishers_is_journaled_exactly_once() {
     )
     .await;
     assert_eq!(q.metric("quantrac_mqtt_connected").await, Some(1.0));
+    let log = q.proc.log_text();
+    assert!(
+        !log.contains("MQTT connection lost") && !log.contains("reconnected"),
+        "the session stays up under the flood: {log}"
+    );
     let received = q.metric("quantrac_messages_received_total").await.unwrap();
     let duplicates = q.metric("quantrac_journal_duplicates_total").await.unwrap();
     q.proc.sigterm(Duration::from_secs(40)).expect("exits");

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// The pipeline's stages.
-const STAGES: [&str; 5] = ["mqtt", "decode", "compliance", "journal", "sink"];
+const STAGES: [&str; 6] = ["mqtt", "inbox", "decode", "compliance", "journal", "sink"];
 
 /// What each module may name as `crate::<module>` (beyond itself).
 fn allowed(module: &str) -> Option<&'static [&'static str]> {
@@ -22,7 +22,7 @@ fn allowed(module: &str) -> Option<&'static [&'static str]> {
     Some(match module {
         "model" | "shutdown" | "readiness" | "telemetry" => &[],
         "metrics" | "pipeline" | "config" => &["model"],
-        "mqtt" | "decode" | "compliance" | "journal" | "sink" => SHARED,
+        "mqtt" | "inbox" | "decode" | "compliance" | "journal" | "sink" => SHARED,
         "http" => &["metrics", "readiness", "shutdown", "model"],
         // `app` wires every stage; `demo` drives `app`; `cli` calls them all.
         "app" => &[
@@ -33,6 +33,7 @@ fn allowed(module: &str) -> Option<&'static [&'static str]> {
             "readiness",
             "shutdown",
             "mqtt",
+            "inbox",
             "decode",
             "compliance",
             "journal",

@@ -5,6 +5,7 @@ mod demo;
 mod docs;
 mod evidence;
 mod hostile;
+mod inbox;
 mod ingest;
 mod layering;
 mod lifecycle;

@@ -25,14 +25,21 @@ fn contract_json_example_decodes_with_ppm_converted() {
             key: key(),
             param: Param::COD,
             ts_ms: T0,
-            value: 48.2,
+            value: Some(48.2),
             status: Status::Normal
         }
     );
-    assert_eq!((r[1].param, r[1].value, r[1].ts_ms), (Param::PH, 7.1, T0));
+    assert_eq!(
+        (r[1].param, r[1].value, r[1].ts_ms),
+        (Param::PH, Some(7.1), T0)
+    );
     assert_eq!(r[1].status, Status::Normal, "status defaults to 00");
     assert_eq!(r[2].param, Param::SO2);
-    assert!(close(r[2].value, 120.0 * 64.066 / 24.45), "{}", r[2].value);
+    assert!(
+        close(r[2].value.unwrap(), 120.0 * 64.066 / 24.45),
+        "{:?}",
+        r[2].value
+    );
     assert_eq!(r[2].ts_ms, 1_795_935_900_000);
 }
 
@@ -48,8 +55,14 @@ fn circular_10_2021_text_with_crlf_and_local_time() {
     assert_eq!(d.key, Some(key()));
     let r = &d.readings;
     assert_eq!(r.len(), 3);
-    assert_eq!((r[0].param, r[0].value, r[0].ts_ms), (Param::COD, 48.2, T0));
-    assert_eq!((r[1].param, r[1].value, r[1].ts_ms), (Param::PH, 7.1, T0));
+    assert_eq!(
+        (r[0].param, r[0].value, r[0].ts_ms),
+        (Param::COD, Some(48.2), T0)
+    );
+    assert_eq!(
+        (r[1].param, r[1].value, r[1].ts_ms),
+        (Param::PH, Some(7.1), T0)
+    );
     assert_eq!((r[2].param, r[2].ts_ms), (Param::TSS, T0 - 300_000));
     assert_eq!(r[2].status, Status::Calibrating);
 }
@@ -62,7 +75,7 @@ fn text_tolerates_lf_blank_lines_trailing_tabs_and_a_bom() {
     assert!(d.rejections.is_empty(), "{:?}", d.rejections);
     assert_eq!(d.readings.len(), 2);
     assert_eq!(d.readings[1].param, Param::NH4);
-    assert!(close(d.readings[1].value, 1.5));
+    assert!(close(d.readings[1].value.unwrap(), 1.5));
     assert_eq!(d.readings[1].status, Status::Fault);
 }
 

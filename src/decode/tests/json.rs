@@ -39,12 +39,21 @@ fn json_shape_errors_are_malformed_with_a_detail() {
 }
 
 #[test]
-fn null_value_is_a_value_rejection() {
-    // A present-but-null value is a missing measurement (typically with status 02), not a
-    // broken payload: counted under `value`.
+fn null_value_is_a_status_event_with_01_or_02_and_a_value_rejection_with_00() {
+    // A present-but-null value is a missing measurement, not a broken payload. With status 02
+    // (or 01) it is the analyser saying it is in fault: a status event (issue #14). With 00
+    // there should have been a number: counted under `value`.
     let d = one(r#"{"param": "COD", "value": null, "status": "02"}"#);
+    assert!(d.rejections.is_empty(), "{:?}", d.rejections);
+    assert_eq!(d.readings[0].value, None);
+    assert_eq!(d.readings[0].status, Status::Fault);
+    let d = one(r#"{"param": "COD", "value": null}"#);
     let r = only_rejection(&d, Reason::Value);
-    assert_eq!(r.detail, "reading 0 (COD): value is null (no measurement)");
+    assert!(
+        r.detail.starts_with("reading 0 (COD): no value"),
+        "{}",
+        r.detail
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@
 use super::*;
 
 mod contract;
+mod field;
 mod json;
 mod plumbing;
 mod rejections;
