@@ -9,12 +9,16 @@ need=()
 have mosquitto || need+=(mosquitto)
 have mosquitto_pub || need+=(mosquitto-clients)
 have influxd || need+=(influxdb)
+have influx || need+=(influxdb-client)
 have victoria-metrics || need+=(victoria-metrics)
 have promtool || need+=(prometheus)
 have amtool || need+=(prometheus-alertmanager)
 have openssl || need+=(openssl)
 have vsftpd || need+=(vsftpd)
 have python3 || need+=(python3)
+# The README's shell blocks (tests/it/readme.rs): curl, and `ip` for a network namespace's loopback.
+have curl || need+=(curl)
+have ip || need+=(iproute2)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing: ${need[*]} — run as root, or: sudo apt-get install ${need[*]}" >&2

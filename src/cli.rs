@@ -57,6 +57,23 @@ pub enum Command {
         #[command(subcommand)]
         action: DeadLetterAction,
     },
+    /// Points InfluxDB refused for good (kept in the journal with its answer).
+    Refused {
+        #[command(subcommand)]
+        action: RefusedAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RefusedAction {
+    /// Show refused points: the record they came from, InfluxDB's answer, the line sent.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Most entries to show (newest).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -82,7 +99,8 @@ pub struct VerifyArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum DeadLetterAction {
-    /// Show rejected payloads: time, topic, reason, raw bytes as received.
+    /// Show rejected payloads: time, topic, reasons, the payload as received, and which record
+    /// a replay became.
     List {
         #[command(flatten)]
         config: ConfigArg,
@@ -149,6 +167,9 @@ fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
         },
+        Command::Refused {
+            action: RefusedAction::List { config, limit },
+        } => refused_list(&config, limit),
     }
 }
 
@@ -265,25 +286,86 @@ fn dead_letters_list(c: &ConfigArg, limit: usize) -> anyhow::Result<ExitCode> {
         let time = chrono::DateTime::from_timestamp_millis(d.received_at_ms)
             .map(|t| t.to_rfc3339())
             .unwrap_or_else(|| d.received_at_ms.to_string());
-        println!(
-            "#{} {} {}{}",
-            d.id,
-            time,
-            d.topic,
-            if d.replayed { " (replayed)" } else { "" }
-        );
+        let mut links = String::new();
+        if let Some(original) = d.replay_of {
+            links.push_str(&format!(" (replay of #{original})"));
+        }
+        match (d.replayed, d.replayed_as) {
+            (true, Some(new)) => links.push_str(&format!(" (replayed as #{new})")),
+            (true, None) => links.push_str(" (replayed)"),
+            _ => {}
+        }
+        println!("#{} {} {}{links}", d.id, time, d.topic);
         for (reason, detail) in &d.reasons {
             println!("  {reason}: {detail}");
         }
-        println!("  raw: {}", escape_bytes(&d.payload));
+        println!("  payload ({} bytes):", d.payload.len());
+        for line in readable(&d.payload).lines() {
+            println!("    {line}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Raw bytes as received: printable ASCII as is, everything else escaped, so nothing is hidden.
-fn escape_bytes(b: &[u8]) -> String {
-    b.iter()
-        .flat_map(|c| std::ascii::escape_default(*c))
-        .map(char::from)
-        .collect()
+fn refused_list(c: &ConfigArg, limit: usize) -> anyhow::Result<ExitCode> {
+    let settings = load(c)?;
+    let dir = &settings.journal.path;
+    let points = crate::journal::refused_points(dir, limit)
+        .with_context(|| format!("reading refused points from {}", dir.display()))?;
+    if points.is_empty() {
+        println!("no points refused by InfluxDB");
+    }
+    for p in points {
+        let time = chrono::DateTime::from_timestamp_millis(p.received_at_ms)
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_else(|| p.received_at_ms.to_string());
+        println!(
+            "point #{} of record #{} ({} received {time})",
+            p.point_id, p.msg_id, p.topic
+        );
+        println!("  InfluxDB: {}", p.reason);
+        println!("  line: {}", p.line);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A payload as a person reads it: UTF-8 text as it is (a JSON payload shows as JSON, quotes
+/// and all), one line per line; tabs, carriage returns and other control characters escaped
+/// (`\t`, `\r`, `\u{1b}`), so the Circular 10/2021 fields stay visible. Bytes that are not
+/// UTF-8 show as `\xNN`, so nothing is hidden.
+pub fn readable(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len());
+    for chunk in b.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\n' => out.push('\n'),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() => out.push_str(&c.escape_unicode().to_string()),
+                c => out.push(c),
+            }
+        }
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::readable;
+
+    #[test]
+    fn payloads_read_as_text_with_control_bytes_escaped() {
+        let json = br#"{"ts":"2026-11-29T14:05:00+07:00","readings":[{"param":"COD"}]}"#;
+        assert_eq!(readable(json), std::str::from_utf8(json).unwrap());
+        assert_eq!(
+            readable(b"COD\t48.2\tmg/L\t20261129140500\t00\r\npH\t7.1"),
+            "COD\\t48.2\\tmg/L\\t20261129140500\\t00\\r\npH\\t7.1"
+        );
+        assert_eq!(readable(b"a\xff\x00b\\"), "a\\xff\\u{0}b\\\\");
+        assert_eq!(readable("nhiệt độ".as_bytes()), "nhiệt độ");
+    }
 }

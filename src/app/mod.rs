@@ -419,7 +419,7 @@ mod tests {
     use super::*;
 
     async fn running(dir: &std::path::Path) -> Running {
-        let broker = crate::demo::start_broker_listeners(0, 0).unwrap().v5;
+        let broker = crate::demo::start_broker_listeners(0).unwrap().v5;
         let stations = dir.join("stations.toml");
         std::fs::write(&stations, crate::demo::stations_toml()).unwrap();
         let mut settings = Settings::default();

@@ -176,9 +176,18 @@ pub fn replay_dead_letters(settings: &Settings) -> anyhow::Result<usize> {
         .map(|p| journal::Entry::of(p, render_points(p)))
         .collect();
     if !entries.is_empty() {
-        journal.append(&entries)?;
-        let ids: Vec<u64> = letters.iter().map(|d| d.id).collect();
-        journal::mark_replayed(&settings.journal.path, &ids, now)?;
+        // Replays are never skipped as duplicates (`Envelope::internal`), so the batch's
+        // records are numbered in the order of `letters`.
+        let committed = journal.append(&entries)?;
+        let replays: Vec<(u64, u64)> = letters
+            .iter()
+            .zip(committed.first_id..)
+            .map(|(d, new)| (d.id, new))
+            .collect();
+        for &(original, new) in &replays {
+            println!("#{original} is now record #{new}");
+        }
+        journal::mark_replayed(&settings.journal.path, &replays, now)?;
     }
     Ok(letters.len())
 }

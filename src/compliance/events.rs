@@ -376,6 +376,21 @@ mod tests {
         assert!(
             text.contains(r#"quantrac_station_state{park="p",site="s",state="ok",station="x"} 0"#)
         );
+        // Not heard from since start-up: no state is 1, `ok` least of all.
+        events.health([crate::compliance::StationHealth {
+            key: key(),
+            state: HealthState::Unheard,
+            last_reading_ms: None,
+            stuck_params: Vec::new(),
+        }]);
+        let text = m.render();
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("quantrac_station_state{") && l.ends_with(" 1"))
+                .count(),
+            0,
+            "{text}"
+        );
 
         events.judged(
             &[

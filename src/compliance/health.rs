@@ -10,7 +10,7 @@
 //! - `silent`: a configured station has sent nothing for more than 3 × `expected_interval_s`,
 //!   measured on the receive side (the `now_ms` of the message), so a datalogger replaying old
 //!   readings still counts as talking. A station never heard from is measured from the engine's
-//!   start.
+//!   start, and until then it is `unheard`, never `ok`: nothing says it works.
 //! - `fault` / `calibrating`: the latest reading (by its own time) of some parameter has status
 //!   `02` / `01`. Parameters whose latest reading is more than 3 intervals older than the
 //!   station's newest reading are left out, so a parameter the station stopped sending cannot
@@ -42,10 +42,15 @@ pub enum HealthState {
     Fault,
     Calibrating,
     Stuck,
+    /// A configured station not heard from since start-up, before it counts as silent. Not an
+    /// exported state: every `quantrac_station_state` series of the station is 0, so nothing
+    /// shows it `ok` before it has reported.
+    Unheard,
 }
 
 impl HealthState {
-    /// Every state, in the order of `metrics::STATION_STATES`.
+    /// Every exported state, in the order of `metrics::STATION_STATES` ([`HealthState::Unheard`]
+    /// is not one).
     pub const ALL: [HealthState; 5] = [
         HealthState::Ok,
         HealthState::Silent,
@@ -62,6 +67,7 @@ impl HealthState {
             HealthState::Fault => "fault",
             HealthState::Calibrating => "calibrating",
             HealthState::Stuck => "stuck",
+            HealthState::Unheard => "unheard",
         }
     }
 }
@@ -268,6 +274,8 @@ fn evaluate(
     };
     let state = if silent {
         HealthState::Silent
+    } else if station.is_some() && last_seen.is_none() {
+        HealthState::Unheard
     } else if any_status(Status::Fault) {
         HealthState::Fault
     } else if any_status(Status::Calibrating) {
@@ -335,10 +343,11 @@ mod tests {
     fn silent_after_three_intervals_without_a_message() {
         // expected_interval_s = 300: silent when more than 900 s pass without a message.
         let mut t = Tracker::default();
+        assert_eq!(state(&t, 0), HealthState::Unheard, "never heard, at start");
         assert_eq!(
             state(&t, 15 * MIN),
-            HealthState::Ok,
-            "never heard, 3 intervals after start"
+            HealthState::Unheard,
+            "never heard, 3 intervals after start: not silent yet, and not ok"
         );
         assert_eq!(
             state(&t, 15 * MIN + 1),

@@ -453,7 +453,8 @@ fn an_invalid_closed_window_does_not_replace_the_last_valid_one() {
 #[test]
 fn health_silent_station_fault_and_start_time() {
     let mut e = engine();
-    assert!(e.health(T0).iter().all(|h| h.state == HealthState::Ok));
+    // Not heard from yet: neither ok nor silent.
+    assert!(e.health(T0).iter().all(|h| h.state == HealthState::Unheard));
     e.tick(T0);
     // The outfall reports a fault; the stack is never heard from.
     let fault = with_status(r(&outfall(), Param::COD, T0 + 10 * MIN, 0.0), Status::Fault);

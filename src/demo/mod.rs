@@ -5,8 +5,11 @@
 //! - [`park`]: the stations and their permits (`stations.toml` text) — six discharge points in
 //!   Đình Vũ, Nam Đình Vũ, DEEP C and Tràng Duệ.
 //! - [`sim`]: what they publish at a given time — daily patterns, noise, and one of each event
-//!   the service must notice: an exceedance, a calibration, a device fault, a silent station.
-//! - [`broker`]: rumqttd on 127.0.0.1, one MQTT v5 and one MQTT 3.1.1 listener.
+//!   the service must notice: an exceedance, a calibration, a device fault, a silent station,
+//!   a stuck analyser, readings it must reject; [`ALERT_TIMELINE`] says which alert each fires
+//!   and when.
+//! - [`broker`]: rumqttd on 127.0.0.1: one port for MQTT 3.1.1 and v5, in front of one
+//!   listener per version.
 //! - [`publish`]: the simulator driven against a broker with rumqttc, QoS 1, PUBACKs counted.
 //!
 //! - [`run`]: `quantrac demo` and `quantrac simulate`, wired from these parts and [`crate::app`].
@@ -20,7 +23,7 @@ mod run;
 mod sim;
 
 pub use broker::{start_broker, start_broker_listeners, BrokerAddrs, QUIET_BROKER_LOG};
-pub use park::{stations_toml, stations_toml_replicated};
+pub use park::{stations_toml, stations_toml_for, stations_toml_replicated, ALERT_TIMELINE};
 pub use publish::{publish, PublishOptions, PublishReport};
 pub use run::{run, simulate, DemoArgs, SimulateArgs};
 pub use sim::Simulator;

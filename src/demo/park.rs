@@ -19,11 +19,11 @@ pub(crate) enum Format {
     Tab,
 }
 
-/// What goes wrong at a station, so the demo shows every kind of event within minutes.
+/// What goes wrong at a station, so the demo shows every kind of event within minutes. The
+/// minutes are counted from the first message; [`ALERT_TIMELINE`] says which shipped alert
+/// each one fires, and when.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Scenario {
-    /// Measures normally all the time.
-    Normal,
     /// The main pollutant reads about `high` for `on_min` minutes of every `period_min`,
     /// starting at the first message, and never above `normal_cap` the rest of the time.
     Exceeds {
@@ -45,6 +45,12 @@ pub(crate) enum Scenario {
     },
     /// Publishes `messages` messages, then nothing: the staleness alert's case.
     FallsSilent { messages: u32 },
+    /// One analyser is frozen: `param` repeats `value` (status `00`) in every message.
+    Stuck { param: &'static str, value: f64 },
+    /// The datalogger sends `params` with no value (`"---"`) in every message: readings the
+    /// service rejects (`malformed`) and keeps as dead letters, the rest of the message is
+    /// accepted.
+    Garbles { params: &'static [&'static str] },
 }
 
 /// The shape of a station's day (local time), from -1 to 1.
@@ -120,15 +126,73 @@ pub(crate) const EXCEEDING_COD: f64 = 168.0;
 /// Its COD on a normal day never goes above this (well under the limit, so verdicts flip).
 pub(crate) const NORMAL_COD_CAP: f64 = 120.0;
 
+/// The electronics outfall's frozen TSS analyser repeats this, in mg/L.
+pub(crate) const STUCK_TSS: f64 = 18.4;
+
+/// Which shipped alert (deploy/prometheus/rules/quantrac.rules.yml) each scenario fires, and
+/// when, counted from the demo's start with Prometheus scraping it: `(when, alert, what)`.
+/// The demo's banner prints it and the README repeats it; the times follow from the scenarios
+/// above, the 5-second interval, the demo's windows and the rules' `for:` durations.
+pub const ALERT_TIMELINE: &[(&str, &str, &str)] = &[
+    (
+        "~3 min",
+        "StationSilent",
+        "trang-due/td-footwear/outfall-1 stops after 3 messages (silent after 3 intervals, alert after 2 min)",
+    ),
+    (
+        "~7 min",
+        "StationDeviceFault",
+        "dinh-vu/dv-power/boiler-1: NOx analyser in fault (status 02) in minutes 1-12 of every 30",
+    ),
+    (
+        "5-10 min",
+        "LimitExceeded",
+        "nam-dinh-vu/nd-textile/outfall-1: COD 168 mg/L against 135 in minutes 0-18 of every 30; the first whole 5-minute window closes over the limit",
+    ),
+    (
+        "~11 min",
+        "AnalyserStuck",
+        "deep-c/dc-electronics/outfall-1: TSS repeats 18.4 mg/L (stuck_after_s = 300, alert after 5 min)",
+    ),
+    (
+        "~16 min",
+        "InstantLimitExceeded",
+        "nam-dinh-vu/nd-textile/outfall-1: every COD reading over the limit for 15 minutes",
+    ),
+    (
+        "~16 min",
+        "ReadingsRejected",
+        "dinh-vu/dv-steel/stack-1 sends H2S, HCl and HF with no value: about 8 % of readings rejected (malformed), kept as dead letters",
+    ),
+    (
+        "at :45 past an hour",
+        "LimitEarlyWarning",
+        "nam-dinh-vu/nd-textile/outfall-1: the running 1h COD mean is above 80 % of the limit, once that hour has half its samples, for 15 minutes (within 75 min)",
+    ),
+    (
+        "after 1 h",
+        "StationSilent (critical)",
+        "trang-due/td-footwear/outfall-1 still silent",
+    ),
+    (
+        "not in the demo",
+        "StationCalibrating",
+        "nam-dinh-vu/nd-chem/outfall-1 calibrates (status 01) in minutes 0-3 of every 30: its state shows it; the alert needs 2 h of calibration",
+    ),
+];
+
 /// Every simulated station, in publishing order.
 pub(crate) const PARK: &[StationSpec] = &[
-    // Sinter/electric-arc steel works: dust and SO2 follow the production shifts.
+    // Sinter/electric-arc steel works: dust and SO2 follow the production shifts. Since a
+    // firmware update its datalogger sends three gases it has no analyser for, with no value.
     StationSpec {
         park: "dinh-vu",
         site: "dv-steel",
         station: "stack-1",
         format: Format::Json,
-        scenario: Scenario::Normal,
+        scenario: Scenario::Garbles {
+            params: &["H2S", "HCl", "HF"],
+        },
         daily: Daily::Shifts,
         main: "PM",
         params: &[
@@ -140,10 +204,14 @@ pub(crate) const PARK: &[StationSpec] = &[
             p("SO2", "mg/Nm3", 105.0, 0.2, 8.0),
             p("NOx", "mg/Nm3", 210.0, 0.15, 12.0),
             p("CO", "mg/Nm3", 250.0, 0.2, 30.0),
+            // Sent as "---" (Scenario::Garbles): no analyser behind them.
+            p("H2S", "mg/Nm3", 0.0, 0.0, 0.0),
+            p("HCl", "mg/Nm3", 0.0, 0.0, 0.0),
+            p("HF", "mg/Nm3", 0.0, 0.0, 0.0),
         ],
     },
     // Coal-fired boiler of a power plant: the datalogger reports SO2 in ppm and flow in m³/s;
-    // the NOx analyser faults every ten minutes.
+    // the NOx analyser is in fault for minutes 1 to 12 of every half hour.
     StationSpec {
         park: "dinh-vu",
         site: "dv-power",
@@ -151,9 +219,9 @@ pub(crate) const PARK: &[StationSpec] = &[
         format: Format::Json,
         scenario: Scenario::Faults {
             param: "NOx",
-            period_min: 10,
+            period_min: 30,
             from_min: 1,
-            to_min: 4,
+            to_min: 12,
         },
         daily: Daily::Grid,
         main: "SO2",
@@ -167,15 +235,16 @@ pub(crate) const PARK: &[StationSpec] = &[
             p("CO", "mg/Nm3", 85.0, 0.1, 8.0),
         ],
     },
-    // Textile dyeing: COD and colour rise with the dye-house shifts, and COD exceeds.
+    // Textile dyeing: COD and colour rise with the dye-house shifts, and COD exceeds for the
+    // first 18 minutes of every half hour.
     StationSpec {
         park: "nam-dinh-vu",
         site: "nd-textile",
         station: "outfall-1",
         format: Format::Json,
         scenario: Scenario::Exceeds {
-            period_min: 20,
-            on_min: 6,
+            period_min: 30,
+            on_min: 18,
             high: EXCEEDING_COD,
             normal_cap: NORMAL_COD_CAP,
         },
@@ -215,13 +284,16 @@ pub(crate) const PARK: &[StationSpec] = &[
             p("TP", "mg/L", 1.6, 0.1, 0.15),
         ],
     },
-    // Electronics assembly: a steady outfall; flow reported per day.
+    // Electronics assembly: a steady outfall, flow reported per day; its TSS analyser froze.
     StationSpec {
         park: "deep-c",
         site: "dc-electronics",
         station: "outfall-1",
         format: Format::Json,
-        scenario: Scenario::Normal,
+        scenario: Scenario::Stuck {
+            param: "TSS",
+            value: STUCK_TSS,
+        },
         daily: Daily::Shifts,
         main: "COD",
         params: &[
@@ -329,6 +401,7 @@ kq = 1.0
 kf = 1.0
 expected_interval_s = 5
 windows = ["5m", "1h", "24h"]
+stuck_after_s = 300             # a frozen analyser shows within minutes
 
 [[station]]
 park = "trang-due"
@@ -381,6 +454,26 @@ pub fn stations_toml_replicated(replicas: u32) -> String {
         }
     }
     out
+}
+
+/// `stations.toml` for the park replicated `replicas` times, reporting every `interval_s`
+/// seconds (at least 1): what `quantrac simulate --stations FILE` writes, so a service run
+/// with that file judges every station the simulator publishes, and counts silence and
+/// capture against the interval they really have.
+pub fn stations_toml_for(replicas: u32, interval_s: u64) -> String {
+    let interval_s = interval_s.max(1);
+    stations_toml_replicated(replicas)
+        .lines()
+        .map(|line| {
+            if line.starts_with("expected_interval_s = ") {
+                format!("expected_interval_s = {interval_s}\n")
+            } else if let Some(rest) = line.strip_prefix("# Reporting every 5 s") {
+                format!("# Reporting every {interval_s} s{rest}\n")
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -484,6 +577,16 @@ mod tests {
             Some(100.0)
         );
         assert_eq!(stations_toml_replicated(1), stations_toml());
+    }
+
+    #[test]
+    fn a_written_stations_file_has_the_simulated_interval() {
+        let text = stations_toml_for(2, 60);
+        let stations = Stations::parse(&text, "simulate", &defaults()).unwrap();
+        assert_eq!(stations.by_key.len(), 2 * PARK.len());
+        assert!(stations.iter().all(|s| s.expected_interval_s == 60));
+        assert!(text.contains("# Reporting every 60 s"), "{text}");
+        assert_eq!(stations_toml_for(1, 5), stations_toml());
     }
 
     #[test]

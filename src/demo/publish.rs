@@ -38,9 +38,12 @@ pub struct PublishOptions {
     pub interval: Duration,
     /// Stop after this long (`None`: only when told to stop).
     pub duration: Option<Duration>,
-    /// How many copies of the park to simulate (`--stations N`); copies are named as in
+    /// How many copies of the park to simulate (`--copies N`); copies are named as in
     /// [`super::stations_toml_replicated`].
     pub replicas: u32,
+    /// Only these stations (`park/site/station`), e.g. those a stations file configures;
+    /// `None`: every station of the park.
+    pub only: Option<std::collections::BTreeSet<String>>,
     /// At most this many messages a second over all stations (`None`: as fast as PUBACKs
     /// come back).
     pub rate: Option<f64>,
@@ -60,6 +63,7 @@ impl Default for PublishOptions {
             interval: Duration::from_secs(5),
             duration: None,
             replicas: 1,
+            only: None,
             rate: None,
             max_inflight: 100,
             drain_timeout: Duration::from_secs(10),
@@ -216,6 +220,9 @@ pub async fn publish(
     });
     let (client, events) = connect(&opts, shared.clone())?;
     let mut sim = Simulator::with_replicas(opts.seed, opts.interval, opts.replicas);
+    if let Some(only) = &opts.only {
+        sim.retain(only);
+    }
     let deadline = opts.duration.map(|d| tokio::time::Instant::now() + d);
     let until_deadline = async {
         match deadline {
@@ -363,7 +370,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn publishes_the_park_and_every_message_is_acknowledged() {
-        let addrs = start_broker_listeners(0, 0).unwrap();
+        let addrs = start_broker_listeners(0).unwrap();
         let (received, _sub) = subscriber(addrs.v311).await;
 
         let v5 = run_for(Protocol::V5, addrs.v5.port(), 1).await;

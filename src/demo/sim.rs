@@ -76,6 +76,14 @@ impl Simulator {
             .collect()
     }
 
+    /// Keeps only the stations whose `park/site/station` is in `keys` (those a stations file
+    /// configures); returns how many are left.
+    pub fn retain(&mut self, keys: &std::collections::BTreeSet<String>) -> usize {
+        self.stations
+            .retain(|s| keys.contains(&format!("{}/{}/{}", s.spec.park, s.spec.site, s.station)));
+        self.stations.len()
+    }
+
     /// The messages due at wall time `now_ms` (epoch milliseconds): `(topic, payload)`.
     ///
     /// A station is due when it has not published for about one interval (a tenth of it is
@@ -129,6 +137,8 @@ struct Sample {
     spec: &'static ParamSpec,
     value: f64,
     status: &'static str,
+    /// Sent with `"---"` for its value (a [`Scenario::Garbles`] parameter).
+    garbled: bool,
 }
 
 /// A value with the daily pattern, noise and the station's scenario applied.
@@ -169,8 +179,11 @@ fn sample(
             status = "02";
             value = 0.0;
         }
+        Scenario::Stuck { param, value: v } if p.symbol == param => value = v,
         _ => {}
     }
+    let garbled =
+        matches!(station.scenario, Scenario::Garbles { params } if params.contains(&p.symbol));
     value = match p.symbol {
         "pH" => value.clamp(0.0, 14.0),
         "O2" => value.clamp(0.0, 20.0),
@@ -181,6 +194,7 @@ fn sample(
         spec: p,
         value: (value * 100.0).round() / 100.0,
         status,
+        garbled,
     }
 }
 
@@ -200,7 +214,11 @@ fn json_payload(local: &DateTime<FixedOffset>, readings: &[Sample]) -> Vec<u8> {
         .map(|r| {
             let mut o = serde_json::Map::new();
             o.insert("param".into(), r.spec.symbol.into());
-            o.insert("value".into(), r.value.into());
+            if r.garbled {
+                o.insert("value".into(), "---".into());
+            } else {
+                o.insert("value".into(), r.value.into());
+            }
             if !r.spec.unit.is_empty() {
                 o.insert("unit".into(), r.spec.unit.into());
             }
@@ -285,7 +303,7 @@ mod tests {
     }
 
     #[test]
-    fn json_payloads_follow_the_contract_with_6_to_10_readings() {
+    fn json_payloads_follow_the_contract_with_6_to_11_readings() {
         // Contract "Topics and payloads": ts in RFC 3339, status "00"/"01"/"02".
         let mut sim = Simulator::new(1, INTERVAL);
         let mut seen = 0;
@@ -298,9 +316,16 @@ mod tests {
             let ts = v["ts"].as_str().unwrap();
             assert_eq!(ts, "2026-11-29T14:05:00+07:00", "{topic}");
             let n = v["readings"].as_array().unwrap().len();
-            assert!((6..=10).contains(&n), "{topic}: {n} readings");
+            assert!((6..=11).contains(&n), "{topic}: {n} readings");
             for r in v["readings"].as_array().unwrap() {
-                assert!(r["value"].as_f64().unwrap().is_finite());
+                // The steel stack's three gases without an analyser come as "---".
+                match r["value"].as_f64() {
+                    Some(x) => assert!(x.is_finite()),
+                    None => {
+                        assert_eq!(topic, "env/dinh-vu/dv-steel/stack-1");
+                        assert_eq!(r["value"], "---");
+                    }
+                }
                 assert!(["00", "01", "02"].contains(&r["status"].as_str().unwrap()));
             }
         }
@@ -338,7 +363,8 @@ mod tests {
         let textile = "env/nam-dinh-vu/nd-textile/outfall-1";
         let mut sim = Simulator::new(42, INTERVAL);
         let (mut high, mut low) = (0, 0);
-        // Two hours at one message every 5 s: the scenario cycles every 20 minutes.
+        // Two hours at one message every 5 s: the scenario cycles every 30 minutes, over the
+        // limit for 18 (long enough for InstantLimitExceeded's 15 minutes).
         for n in 0..(2 * 3600 / 5) {
             let minute = n * 5 / 60;
             for (topic, payload) in step(&mut sim, n) {
@@ -346,7 +372,7 @@ mod tests {
                     continue;
                 }
                 let cod = reading(&json(&payload), "COD")["value"].as_f64().unwrap();
-                if minute % 20 < 6 {
+                if minute % 30 < 18 {
                     assert!(cod > limit, "minute {minute}: COD {cod}");
                     high += 1;
                 } else {
@@ -355,7 +381,7 @@ mod tests {
                 }
             }
         }
-        assert!(high > 0 && low > high);
+        assert!(high > 0 && low > 0);
         // Within the first 30 s already.
         let mut sim = Simulator::new(3, INTERVAL);
         let first = sim.messages_at(T0);
@@ -406,6 +432,10 @@ mod tests {
         let v = at(&mut sim, 2 * 12); // minute 2
         assert_eq!(reading(&v, "NOx")["status"], "02");
         assert_eq!(reading(&v, "SO2")["status"], "00");
+        // Long enough for StationDeviceFault's 5 minutes: still in fault at minute 11.
+        let v = at(&mut sim, 11 * 12);
+        assert_eq!(reading(&v, "NOx")["status"], "02");
+        assert_eq!(reading(&at(&mut sim, 13 * 12), "NOx")["status"], "00");
         // The units that need conversion: SO2 in ppm, Flow in m³/s.
         assert_eq!(reading(&v, "SO2")["unit"], "ppm");
         assert_eq!(reading(&v, "Flow")["unit"], "m3/s");
@@ -421,7 +451,9 @@ mod tests {
             for (_, p) in ma.iter().filter(|(_, p)| p.first() == Some(&b'{')) {
                 let v = json(p);
                 for r in v["readings"].as_array().unwrap() {
-                    let x = r["value"].as_f64().unwrap();
+                    let Some(x) = r["value"].as_f64() else {
+                        continue; // "---"
+                    };
                     match r["param"].as_str().unwrap() {
                         "pH" => assert!((0.0..=14.0).contains(&x)),
                         "O2" => assert!((0.0..20.0).contains(&x)),
@@ -477,13 +509,13 @@ mod tests {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|r| {
-                    (
+                .filter_map(|r| {
+                    Some((
                         r["param"].as_str().unwrap().to_owned(),
-                        r["value"].as_f64().unwrap(),
+                        r["value"].as_f64()?, // "---": rejected, no verdict
                         r["unit"].as_str().unwrap_or("").to_owned(),
                         r["status"].as_str().unwrap().to_owned(),
-                    )
+                    ))
                 })
                 .collect()
         } else {
@@ -567,6 +599,42 @@ mod tests {
             }
         }
         assert!(exceedances > 0);
+    }
+
+    #[test]
+    fn the_electronics_tss_is_stuck_and_the_steel_stack_sends_gases_without_values() {
+        let mut sim = Simulator::new(4, INTERVAL);
+        let mut tss = std::collections::BTreeSet::new();
+        for n in 0..120 {
+            for (topic, payload) in step(&mut sim, n) {
+                match topic.as_str() {
+                    "env/deep-c/dc-electronics/outfall-1" => {
+                        let v = json(&payload);
+                        tss.insert(reading(&v, "TSS")["value"].to_string());
+                        assert_eq!(reading(&v, "TSS")["status"], "00");
+                    }
+                    "env/dinh-vu/dv-steel/stack-1" => {
+                        let v = json(&payload);
+                        for gas in ["H2S", "HCl", "HF"] {
+                            assert_eq!(reading(&v, gas)["value"], "---");
+                        }
+                        assert!(reading(&v, "PM")["value"].is_number());
+                    }
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(tss.into_iter().collect::<Vec<_>>(), ["18.4"]);
+    }
+
+    #[test]
+    fn a_retained_park_publishes_only_the_stations_kept() {
+        let mut sim = Simulator::new(1, INTERVAL);
+        let keep: std::collections::BTreeSet<String> =
+            ["nam-dinh-vu/nd-textile/outfall-1".to_owned()].into();
+        assert_eq!(sim.retain(&keep), 1);
+        let topics: Vec<String> = sim.messages_at(T0).into_iter().map(|(t, _)| t).collect();
+        assert_eq!(topics, ["env/nam-dinh-vu/nd-textile/outfall-1"]);
     }
 
     #[test]

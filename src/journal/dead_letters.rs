@@ -3,9 +3,13 @@
 //!
 //! A replay goes through the pipeline as a new message (a new record in the chain; the original
 //! stays as evidence of what was received). [`mark_replayed`] notes on the original that it was
-//! replayed; the note is bookkeeping outside the chain, like the outbox cursor.
+//! replayed and which record it became (`replays`, `replay_of`); a replay that is rejected
+//! again is a dead letter of its own that names its original, so a listing shows one history,
+//! not unrelated failures. The notes are bookkeeping outside the chain, like the outbox cursor.
 
 use std::path::Path;
+
+use rusqlite::OptionalExtension as _;
 
 use super::schema::{self, to_i64, Mode};
 use super::Error;
@@ -20,6 +24,10 @@ pub struct DeadLetter {
     /// `(reason label, detail)`, in the order decode reported them.
     pub reasons: Vec<(String, String)>,
     pub replayed: bool,
+    /// The record this dead letter's replay became, when it was replayed.
+    pub replayed_as: Option<u64>,
+    /// The dead letter this record is a replay of, when it is one.
+    pub replay_of: Option<u64>,
 }
 
 /// The newest `limit` dead letters, oldest first (the order to replay them in).
@@ -40,6 +48,8 @@ pub fn dead_letters(dir: &Path, limit: usize) -> Result<Vec<DeadLetter>, Error> 
                 payload: r.get(3)?,
                 reasons: Vec::new(),
                 replayed: r.get(4)?,
+                replayed_as: None,
+                replay_of: None,
             })
         })?;
         rows.collect::<Result<Vec<_>, _>>()?
@@ -51,12 +61,31 @@ pub fn dead_letters(dir: &Path, limit: usize) -> Result<Vec<DeadLetter>, Error> 
         let rows = stmt.query_map([to_i64(d.id)?], |r| Ok((r.get(0)?, r.get(1)?)))?;
         d.reasons = rows.collect::<Result<_, _>>()?;
     }
+    // A journal written before replays were linked has no `replay_of` table.
+    if schema::has_table(&conn, "replay_of")? {
+        let mut of = conn.prepare_cached("SELECT original_id FROM replay_of WHERE msg_id = ?1")?;
+        let mut as_ = conn.prepare_cached(
+            "SELECT min(msg_id) FROM replay_of WHERE original_id = ?1 HAVING count(*) > 0",
+        )?;
+        for d in &mut list {
+            let id = to_i64(d.id)?;
+            d.replay_of = of
+                .query_row([id], |r| r.get::<_, i64>(0))
+                .optional()?
+                .map(|i| i as u64);
+            d.replayed_as = as_
+                .query_row([id], |r| r.get::<_, i64>(0))
+                .optional()?
+                .map(|i| i as u64);
+        }
+    }
     Ok(list)
 }
 
-/// Notes that these dead letters were replayed at `at_ms`; returns how many were newly marked.
-/// Ids that are not (or no longer) in the journal are ignored.
-pub fn mark_replayed(dir: &Path, ids: &[u64], at_ms: i64) -> Result<usize, Error> {
+/// Notes that these dead letters were replayed at `at_ms`, each `(original, new)` becoming
+/// record `new`; returns how many originals were newly marked. Originals that are not (or no
+/// longer) dead letters in the journal are ignored.
+pub fn mark_replayed(dir: &Path, replays: &[(u64, u64)], at_ms: i64) -> Result<usize, Error> {
     let mut conn = schema::open(dir, Mode::Bookkeeping)?;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut n = 0;
@@ -65,8 +94,13 @@ pub fn mark_replayed(dir: &Path, ids: &[u64], at_ms: i64) -> Result<usize, Error
             "INSERT OR IGNORE INTO replays (msg_id, at_ms)
              SELECT id, ?2 FROM messages WHERE id = ?1 AND n_rejected > 0",
         )?;
-        for id in ids {
-            n += stmt.execute((to_i64(*id)?, at_ms))?;
+        let mut link = tx.prepare_cached(
+            "INSERT OR IGNORE INTO replay_of (msg_id, original_id)
+             SELECT ?1, id FROM messages WHERE id = ?2 AND n_rejected > 0",
+        )?;
+        for &(original, new) in replays {
+            n += stmt.execute((to_i64(original)?, at_ms))?;
+            link.execute((to_i64(new)?, to_i64(original)?))?;
         }
     }
     tx.commit()?;

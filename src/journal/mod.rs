@@ -59,7 +59,7 @@ use std::path::PathBuf;
 use crate::model;
 
 pub use dead_letters::{dead_letters, mark_replayed, DeadLetter};
-pub use outbox::Outbox;
+pub use outbox::{refused_points, Outbox, RefusedPoint};
 pub use run::{run, RunParams};
 pub use verify::{verify, verify_with, Anchor, Finding, Mismatch, Options, Problem, VerifyReport};
 pub use writer::{Journal, MIN_RETENTION};

@@ -110,6 +110,45 @@ impl Outbox {
     }
 }
 
+/// A point InfluxDB refused for good, as `quantrac refused list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedPoint {
+    pub point_id: u64,
+    /// The journal record (message) the point was rendered from, its topic and receive time.
+    pub msg_id: u64,
+    pub topic: String,
+    pub received_at_ms: i64,
+    /// The line protocol as it was sent.
+    pub line: String,
+    /// InfluxDB's answer (status and body).
+    pub reason: String,
+}
+
+/// The newest `limit` points InfluxDB refused for good, oldest first, read-only: the journal
+/// keeps them (with InfluxDB's answer) until their record is pruned.
+pub fn refused_points(dir: &Path, limit: usize) -> Result<Vec<RefusedPoint>, Error> {
+    let conn = schema::open(dir, Mode::ReadOnly)?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.point_id, p.msg_id, m.topic, m.received_at_ms, p.line, r.reason
+         FROM refused r JOIN points p ON p.id = r.point_id
+         LEFT JOIN messages m ON m.id = p.msg_id
+         ORDER BY r.point_id DESC LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+        Ok(RefusedPoint {
+            point_id: r.get::<_, i64>(0)? as u64,
+            msg_id: r.get::<_, i64>(1)? as u64,
+            topic: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+            received_at_ms: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+            line: r.get(4)?,
+            reason: r.get(5)?,
+        })
+    })?;
+    let mut list = rows.collect::<Result<Vec<_>, _>>()?;
+    list.reverse();
+    Ok(list)
+}
+
 /// [`Outbox`] for async callers: each call runs on tokio's blocking pool (`spawn_blocking`), so
 /// SQLite, and its busy timeout, never holds up a runtime worker.
 ///
@@ -226,6 +265,9 @@ mod tests {
         let mut again = Outbox::open(dir.path()).unwrap();
         assert_eq!(again.cursor(), 4);
         assert_eq!(again.refused(10).unwrap()[0].0, 4);
+        let listed = refused_points(dir.path(), 10).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].point_id, 4);
     }
 
     // Issue 8 "no blocking calls on runtime workers": while another connection holds the write

@@ -77,6 +77,10 @@ CREATE TABLE IF NOT EXISTS replays (
     msg_id INTEGER PRIMARY KEY,
     at_ms  INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS replay_of (
+    msg_id      INTEGER PRIMARY KEY,
+    original_id INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS digests (
     digest BLOB    PRIMARY KEY,
     msg_id INTEGER NOT NULL
@@ -287,6 +291,9 @@ fn create(conn: &Connection) -> Result<(), Error> {
 /// absent). Refuses a newer journal.
 ///
 /// 1 → 2: the `checkpoints` table and the base times in `meta`, both from the steps before.
+///
+/// Added within version 2, by the DDL alone: `replay_of` (which record a replayed dead letter
+/// became). An older build ignores it; readers check that it exists ([`has_table`]).
 /// A base that version 1 moved gets times of 0, which `verify` reports as a base with no
 /// recorded pruning until the next pruning records real ones.
 fn migrate(conn: &Connection) -> Result<(), Error> {

@@ -322,6 +322,80 @@ fn verify_names_the_record_whose_point_or_rejection_changed() {
 }
 
 #[test]
+fn verify_names_the_record_whose_column_changed_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    fill(&mut j, 8, 2, 8);
+    let db = raw(dir.path());
+    // The same bytes, now TEXT: an SQL edit (`SET payload = '…'`) leaves this behind.
+    db.execute(
+        "UPDATE messages SET payload = CAST(payload AS TEXT) WHERE id = 5",
+        [],
+    )
+    .unwrap();
+    let r = verify(dir.path()).unwrap();
+    match &r.problem {
+        Some(Problem::Retyped {
+            id: 5,
+            column: "messages.payload",
+            found: "TEXT",
+            expected: "BLOB",
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(r.records, 4);
+    let text = r.to_string();
+    assert!(
+        text.contains("record 5 (topic env/dinh-vu/dv-steel/stack-1")
+            && text.contains("its messages.payload holds TEXT where quantrac wrote BLOB"),
+        "{text}"
+    );
+    // Back to a BLOB: intact again. Then a count stored as text, and a point line as a BLOB.
+    db.execute(
+        "UPDATE messages SET payload = CAST(payload AS BLOB) WHERE id = 5",
+        [],
+    )
+    .unwrap();
+    assert!(verify(dir.path()).unwrap().ok());
+    db.execute("UPDATE messages SET n_points = '2 points' WHERE id = 3", [])
+        .unwrap();
+    let r = verify(dir.path()).unwrap();
+    assert!(
+        matches!(
+            r.problem,
+            Some(Problem::Retyped {
+                id: 3,
+                column: "messages.n_points",
+                found: "TEXT",
+                ..
+            })
+        ),
+        "{r}"
+    );
+    db.execute("UPDATE messages SET n_points = 2 WHERE id = 3", [])
+        .unwrap();
+    db.execute(
+        "UPDATE points SET line = CAST(line AS BLOB) WHERE id = 13",
+        [],
+    )
+    .unwrap();
+    let r = verify(dir.path()).unwrap();
+    assert!(
+        matches!(
+            r.problem,
+            Some(Problem::Retyped {
+                id: 7,
+                column: "points.line",
+                found: "BLOB",
+                ..
+            })
+        ),
+        "{r}"
+    );
+}
+
+#[test]
 fn verify_reports_a_deleted_record_as_missing() {
     let dir = tempfile::tempdir().unwrap();
     let mut j = Journal::open(dir.path(), true).unwrap();
@@ -487,12 +561,18 @@ fn dead_letters_list_rejected_messages_with_reasons_oldest_first() {
     let last = dead_letters(dir.path(), 2).unwrap();
     assert_eq!(last.iter().map(|d| d.id).collect::<Vec<_>>(), vec![6, 9]);
     // Marking: only dead letters, each once.
-    assert_eq!(mark_replayed(dir.path(), &[3, 4, 3, 99], T0).unwrap(), 1);
+    // Record 9 stands for the replay of dead letter 3 that was rejected again.
+    let replays = [(3, 9), (4, 9), (3, 9), (99, 9)];
+    assert_eq!(mark_replayed(dir.path(), &replays, T0).unwrap(), 1);
     let all = dead_letters(dir.path(), 100).unwrap();
     assert_eq!(
         all.iter().map(|d| d.replayed).collect::<Vec<_>>(),
         vec![true, false, false]
     );
+    // Each side names the other.
+    assert_eq!(all[0].replayed_as, Some(9));
+    assert_eq!(all[2].replay_of, Some(3));
+    assert_eq!((all[1].replayed_as, all[1].replay_of), (None, None));
     // Replay marks are outside the chain.
     assert!(verify(dir.path()).unwrap().ok());
 }

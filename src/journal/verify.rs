@@ -8,6 +8,9 @@
 //! - a hash mismatch where the content of a nearby record hashes to what this position expects
 //!   → the records were **reordered** (swapped or moved);
 //! - any other mismatch, or a point that names another message → the record was **altered**;
+//! - a column that holds another SQLite type than quantrac wrote (a payload turned from BLOB
+//!   into TEXT by an SQL edit, a count turned into text) → that record was **altered**, and
+//!   the column is named: values are read whatever their type, never trusted to be typed;
 //! - a chain that ends before the head recorded with the last commit → records were removed
 //!   from the **end**.
 //!
@@ -35,6 +38,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Row};
 
 use super::chain::{record_hash, RecordRef, RejectionRow};
@@ -202,6 +206,16 @@ pub enum Problem {
         topic: String,
         received_at_ms: i64,
     },
+    /// A column of the record (or of one of its points or rejections) holds another SQLite
+    /// type than quantrac wrote: `column` as `table.column`, `found` the type it now holds.
+    Retyped {
+        id: u64,
+        topic: String,
+        received_at_ms: i64,
+        column: &'static str,
+        found: &'static str,
+        expected: &'static str,
+    },
     /// An id gap: record `id` was removed (`next` is the record found after the gap).
     Missing { id: u64, next: u64 },
     /// The content now stored as record `found_at` was written as record `id`.
@@ -239,6 +253,19 @@ impl fmt::Display for Problem {
                 f,
                 "record {id} (topic {topic}, received {}) was altered after it was written: \
                  its content no longer matches its hash",
+                time(*received_at_ms)
+            ),
+            Problem::Retyped {
+                id,
+                topic,
+                received_at_ms,
+                column,
+                found,
+                expected,
+            } => write!(
+                f,
+                "record {id} (topic {topic}, received {}) was altered after it was written: \
+                 its {column} holds {found} where quantrac wrote {expected}",
                 time(*received_at_ms)
             ),
             Problem::Missing { id, next } => write!(
@@ -476,6 +503,121 @@ struct Record {
     points: Vec<(u64, String)>,
     /// Every point in the record's range names it as its message.
     points_owned: bool,
+    /// The first column found holding another type than quantrac wrote.
+    retyped: Option<Retyped>,
+}
+
+/// A column holding another SQLite type than quantrac wrote into it.
+#[derive(Clone, Copy, Debug)]
+struct Retyped {
+    column: &'static str,
+    found: &'static str,
+    expected: &'static str,
+}
+
+/// The SQLite storage classes, as `typeof()` names them.
+fn type_name(v: ValueRef<'_>) -> &'static str {
+    match v {
+        ValueRef::Null => "NULL",
+        ValueRef::Integer(_) => "INTEGER",
+        ValueRef::Real(_) => "REAL",
+        ValueRef::Text(_) => "TEXT",
+        ValueRef::Blob(_) => "BLOB",
+    }
+}
+
+/// Reads columns whatever type they hold (an edited journal may hold anything), converting
+/// to what quantrac wrote and noting the first column that held something else, so `verify`
+/// names the record instead of failing on a type it did not expect.
+#[derive(Default)]
+struct Lenient {
+    retyped: Option<Retyped>,
+}
+
+impl Lenient {
+    fn note(&mut self, column: &'static str, v: ValueRef<'_>, expected: &'static str) {
+        if self.retyped.is_none() {
+            self.retyped = Some(Retyped {
+                column,
+                found: type_name(v),
+                expected,
+            });
+        }
+    }
+
+    fn int(&mut self, row: &Row<'_>, i: usize, column: &'static str) -> Result<i64, Error> {
+        let v = row.get_ref(i)?;
+        Ok(match v {
+            ValueRef::Integer(n) => n,
+            other => {
+                self.note(column, other, "INTEGER");
+                match other {
+                    ValueRef::Real(x) => x as i64,
+                    ValueRef::Text(t) => std::str::from_utf8(t)
+                        .ok()
+                        .and_then(|t| t.trim().parse().ok())
+                        .unwrap_or(0),
+                    _ => 0,
+                }
+            }
+        })
+    }
+
+    fn int_or_null(
+        &mut self,
+        row: &Row<'_>,
+        i: usize,
+        column: &'static str,
+    ) -> Result<Option<i64>, Error> {
+        match row.get_ref(i)? {
+            ValueRef::Null => Ok(None),
+            _ => self.int(row, i, column).map(Some),
+        }
+    }
+
+    fn text(&mut self, row: &Row<'_>, i: usize, column: &'static str) -> Result<String, Error> {
+        let v = row.get_ref(i)?;
+        Ok(match v {
+            ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+            other => {
+                self.note(column, other, "TEXT");
+                lossy(other)
+            }
+        })
+    }
+
+    fn text_or_null(
+        &mut self,
+        row: &Row<'_>,
+        i: usize,
+        column: &'static str,
+    ) -> Result<Option<String>, Error> {
+        match row.get_ref(i)? {
+            ValueRef::Null => Ok(None),
+            _ => self.text(row, i, column).map(Some),
+        }
+    }
+
+    fn blob(&mut self, row: &Row<'_>, i: usize, column: &'static str) -> Result<Vec<u8>, Error> {
+        let v = row.get_ref(i)?;
+        Ok(match v {
+            ValueRef::Blob(b) => b.to_vec(),
+            other => {
+                self.note(column, other, "BLOB");
+                lossy(other).into_bytes()
+            }
+        })
+    }
+}
+
+/// Any value as text: what an edited column's content most likely meant.
+fn lossy(v: ValueRef<'_>) -> String {
+    match v {
+        ValueRef::Null => String::new(),
+        ValueRef::Integer(n) => n.to_string(),
+        ValueRef::Real(x) => x.to_string(),
+        ValueRef::Text(t) | ValueRef::Blob(t) => String::from_utf8_lossy(t).into_owned(),
+    }
 }
 
 const COLUMNS: &str =
@@ -483,44 +625,56 @@ const COLUMNS: &str =
 
 impl Record {
     fn read(conn: &Connection, row: &Row<'_>) -> Result<Record, Error> {
-        let id = row.get::<_, i64>(0)? as u64;
-        let first_point = row.get::<_, i64>(5)?;
-        let n_points = row.get::<_, i64>(6)?;
-        let hash: Vec<u8> = row.get(8)?;
+        let mut col = Lenient::default();
+        let id = col.int(row, 0, "messages.id")?.max(0) as u64;
+        let received_at_ms = col.int(row, 1, "messages.received_at_ms")?;
+        let topic = col.text(row, 2, "messages.topic")?;
+        let payload = col.blob(row, 3, "messages.payload")?;
+        let station = col.text_or_null(row, 4, "messages.station")?;
+        let first_point = col.int(row, 5, "messages.first_point")?;
+        let n_points = col.int(row, 6, "messages.n_points")?;
+        let n_rejected = col.int(row, 7, "messages.n_rejected")?;
+        let hash = col.blob(row, 8, "messages.hash")?;
         let mut rec = Record {
             id,
-            received_at_ms: row.get(1)?,
-            topic: row.get(2)?,
-            payload: row.get(3)?,
-            station: row.get(4)?,
+            received_at_ms,
+            topic,
+            payload,
+            station,
             n_points: n_points.max(0) as u64,
-            n_rejected: row.get::<_, i64>(7)?.max(0) as u64,
+            n_rejected: n_rejected.max(0) as u64,
             hash: schema::to_hash(&hash),
             rejections: Vec::new(),
             points: Vec::new(),
             points_owned: true,
+            retyped: None,
         };
         let mut pts = conn.prepare_cached(
             "SELECT id, msg_id, line FROM points WHERE id >= ?1 AND id < ?2 ORDER BY id",
         )?;
         let mut rows = pts.query((first_point, first_point.saturating_add(n_points)))?;
         while let Some(r) = rows.next()? {
-            let msg_id = r.get::<_, i64>(1)?;
+            let point_id = col.int(r, 0, "points.id")?;
+            let msg_id = col.int(r, 1, "points.msg_id")?;
             rec.points_owned &= msg_id == to_i64(id)?;
-            rec.points.push((r.get::<_, i64>(0)? as u64, r.get(2)?));
+            rec.points
+                .push((point_id.max(0) as u64, col.text(r, 2, "points.line")?));
         }
         let mut rej = conn.prepare_cached(
             "SELECT seq, reading, reason, detail FROM rejections WHERE msg_id = ?1 ORDER BY seq",
         )?;
-        let rows = rej.query_map([to_i64(id)?], |r| {
-            Ok(RejectionRow {
-                seq: r.get::<_, i64>(0)? as u64,
-                reading: r.get::<_, Option<i64>>(1)?.map(|i| i as u64),
-                reason: r.get(2)?,
-                detail: r.get(3)?,
-            })
-        })?;
-        rec.rejections = rows.collect::<Result<_, _>>()?;
+        let mut rows = rej.query([to_i64(id)?])?;
+        while let Some(r) = rows.next()? {
+            rec.rejections.push(RejectionRow {
+                seq: col.int(r, 0, "rejections.seq")?.max(0) as u64,
+                reading: col
+                    .int_or_null(r, 1, "rejections.reading")?
+                    .map(|i| i.max(0) as u64),
+                reason: col.text(r, 2, "rejections.reason")?,
+                detail: col.text(r, 3, "rejections.detail")?,
+            });
+        }
+        rec.retyped = col.retyped;
         Ok(rec)
     }
 
@@ -542,7 +696,8 @@ impl Record {
 
     /// The counts stored on the message agree with the rows found for it.
     fn consistent(&self) -> bool {
-        self.points_owned
+        self.retyped.is_none()
+            && self.points_owned
             && self.points.len() as u64 == self.n_points
             && self.rejections.len() as u64 == self.n_rejected
     }
@@ -574,6 +729,7 @@ pub fn verify_with(dir: &Path, opts: &Options) -> Result<VerifyReport, Error> {
         broken: match &walk.problem {
             Some(Problem::Missing { id, .. })
             | Some(Problem::Altered { id, .. })
+            | Some(Problem::Retyped { id, .. })
             | Some(Problem::Reordered { id, .. }) => Some(*id),
             _ => None,
         },
@@ -803,6 +959,17 @@ fn walk(
                 w.hashes.insert(rec.id, expected);
             }
             continue;
+        }
+        if let Some(t) = rec.retyped {
+            w.problem = Some(Problem::Retyped {
+                id: rec.id,
+                topic: rec.topic,
+                received_at_ms: rec.received_at_ms,
+                column: t.column,
+                found: t.found,
+                expected: t.expected,
+            });
+            return Ok(w);
         }
         w.problem = Some(match displaced(conn, &rec, &w.end_hash)? {
             Some(moved) => Problem::Reordered {

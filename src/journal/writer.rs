@@ -308,6 +308,8 @@ impl Journal {
             .execute([id_sql])?;
         tx.prepare_cached("DELETE FROM replays WHERE msg_id <= ?1")?
             .execute([id_sql])?;
+        tx.prepare_cached("DELETE FROM replay_of WHERE msg_id <= ?1")?
+            .execute([id_sql])?;
         tx.prepare_cached("DELETE FROM digests WHERE msg_id <= ?1")?
             .execute([id_sql])?;
         tx.prepare_cached("DELETE FROM refused WHERE point_id <= ?1")?

@@ -19,8 +19,12 @@
 //!   (beyond retention, field type conflict). The batch is done; the dropped count is reported.
 //! - 401/403: credentials: keep the data, retry slowly, log loudly.
 //! - 429/503: throttled: wait for `Retry-After` (seconds or HTTP-date), capped.
-//! - 408, other 5xx, other 4xx (404 bucket not found, …) and transport errors (TLS handshake
-//!   failures among them, counted as `tls`): back off.
+//! - 404: the write endpoint, database or bucket does not exist — a configuration error, not
+//!   the server's weather (an InfluxDB 1.x answering `/api/v2/write` with `404 page not
+//!   found` because `influx.api` is `v2`, or `database not found`): keep the data, retry
+//!   slowly like refused credentials, and say what to fix ([`not_found_hint`]).
+//! - 408, other 5xx, other 4xx and transport errors (TLS handshake failures among them,
+//!   counted as `tls`): back off.
 
 use std::time::{Duration, SystemTime};
 
@@ -32,6 +36,7 @@ pub enum ErrorKind {
     Server,
     Throttled,
     Auth,
+    NotFound,
     Rejected,
     TooLarge,
     /// The TLS handshake failed (a certificate refused by either side).
@@ -39,12 +44,13 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 8] = [
+    pub const ALL: [ErrorKind; 9] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Server,
         ErrorKind::Throttled,
         ErrorKind::Auth,
+        ErrorKind::NotFound,
         ErrorKind::Rejected,
         ErrorKind::TooLarge,
         ErrorKind::Tls,
@@ -57,6 +63,7 @@ impl ErrorKind {
             ErrorKind::Server => "server",
             ErrorKind::Throttled => "throttled",
             ErrorKind::Auth => "auth",
+            ErrorKind::NotFound => "not_found",
             ErrorKind::Rejected => "rejected",
             ErrorKind::TooLarge => "too_large",
             ErrorKind::Tls => "tls",
@@ -82,6 +89,9 @@ pub enum Outcome {
     Reject(ErrorKind),
     /// Credentials refused: keep the data, retry slowly.
     AuthFailed,
+    /// 404: no such endpoint, database or bucket (a configuration error): keep the data,
+    /// retry slowly.
+    NotFound,
 }
 
 impl Outcome {
@@ -92,6 +102,7 @@ impl Outcome {
             Outcome::Partial { .. } => Some(ErrorKind::Rejected),
             Outcome::RetryAfter(_) => Some(ErrorKind::Throttled),
             Outcome::AuthFailed => Some(ErrorKind::Auth),
+            Outcome::NotFound => Some(ErrorKind::NotFound),
             Outcome::Backoff(k) | Outcome::Split(k) | Outcome::Reject(k) => Some(*k),
         }
     }
@@ -124,11 +135,29 @@ pub fn classify(
         400 => split_or_reject(ErrorKind::Rejected),
         413 => split_or_reject(ErrorKind::TooLarge),
         401 | 403 => Outcome::AuthFailed,
+        404 => Outcome::NotFound,
         429 | 503 => match retry_after.and_then(|h| parse_retry_after(h, now)) {
             Some(d) => Outcome::RetryAfter(d),
             None => Outcome::Backoff(ErrorKind::Throttled),
         },
         _ => Outcome::Backoff(ErrorKind::Server),
+    }
+}
+
+/// What to fix after a 404, from its body: InfluxDB 1.x says `database not found`, 2.x
+/// `bucket "…" not found` (or `organization name "…" not found`), and a server that has no
+/// such endpoint at all (InfluxDB 1.x asked for `/api/v2/write`) a bare `404 page not found`.
+pub fn not_found_hint(body: &str) -> &'static str {
+    let body = body.to_ascii_lowercase();
+    if body.contains("database not found") {
+        "the InfluxDB 1.x database does not exist: create it (influx -execute 'CREATE DATABASE quantrac', \
+         with the name in influx.database) or set influx.database to one that exists"
+    } else if body.contains("bucket") || body.contains("organization") {
+        "the InfluxDB 2.x bucket or organisation does not exist: check influx.org and influx.bucket \
+         (influx bucket create --name quantrac)"
+    } else {
+        "InfluxDB has no such write endpoint: an InfluxDB 1.x server needs influx.api = \"v1\" \
+         (writes to /write), a 2.x or 3.x server influx.api = \"v2\" (/api/v2/write); check influx.url too"
     }
 }
 
@@ -290,9 +319,27 @@ mod tests {
         );
     }
 
+    // A 404 is a configuration error (wrong API, no database or bucket), not the server's
+    // weather: its own kind, slow retries, and a hint naming what to fix.
+    #[test]
+    fn not_found_is_its_own_kind_with_a_hint() {
+        assert_eq!(c(404, "404 page not found\n", 10), Outcome::NotFound);
+        assert_eq!(c(404, "", 1), Outcome::NotFound);
+        assert_eq!(Outcome::NotFound.error_kind(), Some(ErrorKind::NotFound));
+        assert_eq!(ErrorKind::NotFound.as_label(), "not_found");
+        // InfluxDB 1.x answering a v2 write.
+        assert!(not_found_hint("404 page not found").contains("influx.api = \"v1\""));
+        // InfluxDB 1.x with api = "v1" and no database.
+        let v1 = r#"{"error":"database not found: \"quantrac\""}"#;
+        assert!(not_found_hint(v1).contains("CREATE DATABASE"));
+        // InfluxDB 2.x.
+        let v2 = r#"{"code":"not found","message":"bucket \"quantrac\" not found"}"#;
+        assert!(not_found_hint(v2).contains("influx.bucket"));
+    }
+
     #[test]
     fn server_errors_and_timeouts_back_off() {
-        for s in [408, 500, 502, 504, 404, 405] {
+        for s in [408, 500, 502, 504, 405] {
             assert_eq!(c(s, "", 10), Outcome::Backoff(ErrorKind::Server), "{s}");
         }
         assert_eq!(
@@ -319,6 +366,7 @@ mod tests {
                 "server",
                 "throttled",
                 "auth",
+                "not_found",
                 "rejected",
                 "too_large",
                 "tls"

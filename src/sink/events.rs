@@ -105,6 +105,11 @@ impl Failing<'_> {
                 error.message = %message,
                 "InfluxDB refused the credentials (check influx.token or influx.username/password); points stay in the journal, retrying slowly"
             ),
+            Failure::Write(ErrorKind::NotFound) => tracing::error!(
+                error.message = %message,
+                hint = super::classify::not_found_hint(message),
+                "InfluxDB answered 404 Not Found; points stay in the journal, retrying slowly"
+            ),
             Failure::Write(ErrorKind::Throttled) => tracing::warn!(
                 error.message = %message,
                 "InfluxDB is throttling writes, waiting as asked"

@@ -65,7 +65,8 @@ impl Health {
         self.retry.cap(asked)
     }
 
-    /// The wait after refused credentials: the longest backoff.
+    /// The wait after refused credentials or a 404 (a configuration error, which retrying fast
+    /// will not fix): the longest backoff.
     pub fn refused_credentials(&mut self) -> Duration {
         self.attempt = self.attempt.saturating_add(1);
         self.retry.auth_wait()

@@ -134,6 +134,11 @@ impl<B: Backlog, W: WriteApi> Writer<B, W> {
                         .failed(Failure::Write(ErrorKind::Auth), &message);
                     return Step::Wait(self.health.refused_credentials());
                 }
+                Outcome::NotFound => {
+                    self.health
+                        .failed(Failure::Write(ErrorKind::NotFound), &message);
+                    return Step::Wait(self.health.refused_credentials());
+                }
             }
         }
         Step::Done

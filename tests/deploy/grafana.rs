@@ -277,3 +277,40 @@ fn dashboard_promql_queries_parse() {
     );
     assert_success("promtool check rules (dashboard PromQL)", &out);
 }
+
+/// Parameters of different units never share an axis: the station dashboard draws one panel
+/// per parameter with its limits (flow in m3/h beside pH would flatten pH to a line), and a
+/// rate of readings is not shown as HTTP requests.
+#[test]
+fn the_station_dashboard_draws_each_parameter_against_its_own_limits() {
+    let d = dashboard("station-detail.json");
+    let all = panels(&d);
+    let values = all
+        .iter()
+        .find(|p| p["title"] == "$param against its limits")
+        .expect("the values panel");
+    assert_eq!(values["repeat"], "param");
+    let query = values["targets"][0]["query"].as_str().unwrap();
+    assert!(
+        query.contains("limit_max") && !query.contains(r#""param" fill"#),
+        "{query}"
+    );
+    let param = variables(&d)
+        .into_iter()
+        .find(|v| v["name"] == "param")
+        .unwrap();
+    assert_eq!(
+        param["current"]["value"][0], "$__all",
+        "every parameter by default"
+    );
+    for name in DASHBOARDS {
+        let d = dashboard(name);
+        for p in panels(&d) {
+            assert_ne!(
+                p["fieldConfig"]["defaults"]["unit"], "reqps",
+                "{name}: {} counts requests",
+                p["title"]
+            );
+        }
+    }
+}

@@ -46,6 +46,8 @@ fn compose_file_has_every_service() {
         "alertmanager",
         "grafana",
         "quantrac",
+        // The park simulator behind the `demo` profile: Grafana has data on a first start.
+        "simulator",
     ] {
         assert!(
             text.contains(&format!("\n  {service}:\n")),
@@ -56,6 +58,8 @@ fn compose_file_has_every_service() {
         "QUANTRAC__INFLUX__TOKEN_FILE",
         "/var/lib/quantrac",
         "secrets:",
+        "profiles: [demo]",
+        "--stations=/etc/quantrac/stations.toml",
     ] {
         assert!(text.contains(needle), "compose.yaml lacks {needle}");
     }

@@ -34,13 +34,11 @@ fn promtool_unit_tests_of_every_alert_pass() {
 #[test]
 fn promtool_check_config_accepts_prometheus_yml() {
     let dir = repo().join("deploy/prometheus");
-    let out = run(
-        "promtool",
-        "prometheus",
-        &["check", "config", "prometheus.yml"],
-        &dir,
-    );
-    assert_success("promtool check config", &out);
+    // The compose stack's, and the one for a Prometheus beside quantrac on the same host.
+    for file in ["prometheus.yml", "prometheus-local.yml"] {
+        let out = run("promtool", "prometheus", &["check", "config", file], &dir);
+        assert_success(&format!("promtool check config {file}"), &out);
+    }
 }
 
 #[test]
@@ -144,12 +142,15 @@ fn every_alert_has_labels_annotations_runbook_and_a_unit_test() {
         }
         let url =
             field(&b.text, "runbook_url").unwrap_or_else(|| panic!("{}: no runbook_url", b.name));
-        let rel = url
-            .strip_prefix("https://github.com/quantrac/quantrac/blob/main/")
-            .unwrap_or_else(|| panic!("{}: runbook_url {url} is not in the repository", b.name));
+        // The base comes from one place (the `quantrac:runbook_base` rule), the page from the
+        // repository's docs/runbooks/.
+        let page = url
+            .strip_prefix(r#"'{{ with query "quantrac:runbook_base" }}{{ . | first | label "url" }}{{ end }}/"#)
+            .and_then(|rest| rest.strip_suffix('\''))
+            .unwrap_or_else(|| panic!("{}: runbook_url {url} is not built from quantrac:runbook_base", b.name));
         assert!(
-            repo().join(rel).is_file(),
-            "{}: runbook {rel} does not exist",
+            repo().join("docs/runbooks").join(page).is_file(),
+            "{}: runbook docs/runbooks/{page} does not exist",
             b.name
         );
         // Both firing and quiet cases are in the unit tests: at least two evaluations each.
@@ -185,5 +186,45 @@ fn alertmanager_routes_by_audience_and_inhibits_exceedances() {
         r#"source_matchers: ['severity="critical"']"#,
     ] {
         assert!(am.contains(needle), "alertmanager.yml lacks {needle}");
+    }
+}
+
+/// Who gets what, as Alertmanager itself routes it: the operator acts on exceedances too (their
+/// runbook says so), inspectors see nothing of the devices and data flow.
+#[test]
+fn alertmanager_sends_exceedances_to_inspectors_and_operators() {
+    let dir = repo().join("deploy/alertmanager");
+    for (labels, receivers) in [
+        (
+            [
+                "alertname=LimitExceeded",
+                "audience=inspector",
+                "severity=critical",
+            ],
+            "inspectors,park-operators",
+        ),
+        (
+            [
+                "alertname=StationDeviceFault",
+                "audience=operator",
+                "severity=warning",
+            ],
+            "park-operators",
+        ),
+        (
+            [
+                "alertname=QuantracDown",
+                "audience=operator",
+                "severity=critical",
+            ],
+            "park-operators",
+        ),
+    ] {
+        let mut args = vec!["config", "routes", "test", "--config.file=alertmanager.yml"];
+        args.extend(labels);
+        let out = run("amtool", "prometheus-alertmanager", &args, &dir);
+        assert_success("amtool config routes test", &out);
+        let got = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(got.trim(), receivers, "{labels:?}");
     }
 }

@@ -405,3 +405,44 @@ fn the_readme_lists_exactly_the_metrics_quantrac_exposes() {
         );
     }
 }
+
+/// The InfluxDB 1.x example is the shipped configuration with the v1 keys in place of the v2
+/// ones, and loads as `api = "v1"`.
+#[test]
+fn the_influxdb1_example_is_the_shipped_configuration_with_the_v1_api() {
+    let path = root().join("config/quantrac-influxdb1.toml");
+    let settings = quantrac::config::Settings::load(&path, true, Some(Default::default())).unwrap();
+    assert!(
+        matches!(settings.influx.api, quantrac::config::InfluxApi::V1(_)),
+        "{:?}",
+        settings.influx.api
+    );
+    let body = |file: &str| -> Vec<String> {
+        let text = std::fs::read_to_string(root().join(file)).unwrap();
+        let start = text.find("[mqtt]").unwrap();
+        text[start..]
+            .lines()
+            .filter(|l| {
+                let key = l.trim_start_matches("# ").split(' ').next().unwrap_or("");
+                ![
+                    "api",
+                    "org",
+                    "bucket",
+                    "token_file",
+                    "database",
+                    "retention_policy",
+                    "username",
+                    "password_file",
+                ]
+                .contains(&key)
+                    && !l.starts_with("# api =")
+                    && !l.starts_with("# Each API")
+            })
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        body("config/quantrac-influxdb1.toml"),
+        body("config/quantrac.toml")
+    );
+}

@@ -9,6 +9,7 @@ mod inbox;
 mod ingest;
 mod layering;
 mod lifecycle;
+mod readme;
 mod reliability;
 mod sink;
 mod tls;

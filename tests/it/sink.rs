@@ -149,3 +149,61 @@ async fn a_refused_point_is_isolated_and_the_rest_are_written() {
     })
     .await;
 }
+
+/// InfluxDB 1.x written to with `api = "v2"` answers 404 on `/api/v2/write`: its own error kind,
+/// a log line that says to set `influx.api = "v1"`, the data kept; and with the API right but
+/// no database, the hint says to create it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_404_is_not_found_with_a_hint_and_keeps_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let influx = Influx1::start(dir.path());
+    let v2 = format!(
+        "url = \"{}\"\napi = \"v2\"\norg = \"quantrac\"\nbucket = \"quantrac\"",
+        influx.url()
+    );
+    let cfg = Quantrac::config_text(dir.path(), &broker.url(), &v2, "");
+    let mut q = Quantrac::start(QUANTRAC, dir.path(), &cfg, STATIONS);
+    q.wait_ready().await;
+    let p = Publisher::connect(broker.port).await;
+    p.publish(OUTFALL, message(0)).await;
+    p.wait_acked(1).await;
+    eventually("a not_found error", Duration::from_secs(20), || async {
+        let t = q.metrics().await;
+        (parse_metric(
+            &t,
+            r#"quantrac_influx_write_errors_total{kind="not_found"}"#,
+        ) >= Some(1.0)
+            && parse_metric(&t, r#"quantrac_influx_write_errors_total{kind="server"}"#)
+                == Some(0.0)
+            && parse_metric(&t, "quantrac_journal_backlog_readings") == Some(3.0))
+        .then_some(())
+    })
+    .await;
+    let log = q.proc.log_text();
+    assert!(
+        log.contains("404") && log.contains(r#"influx.api = \"v1\""#),
+        "the hint names influx.api:\n{log}"
+    );
+
+    // The API fixed, the database still missing.
+    std::fs::write(
+        &q.config,
+        Quantrac::config_text(dir.path(), &broker.url(), &influx.v1_config(), ""),
+    )
+    .unwrap();
+    q.restart();
+    q.wait_ready().await;
+    eventually("database not found", Duration::from_secs(20), || async {
+        q.proc.find_log("CREATE DATABASE")
+    })
+    .await;
+    // Created: the kept points arrive.
+    influx.create_db().await;
+    eventually(
+        "the kept points in InfluxDB",
+        Duration::from_secs(60),
+        || async { (influx.count("SELECT count(value) FROM reading").await > 0).then_some(()) },
+    )
+    .await;
+}
