@@ -126,6 +126,12 @@ impl Journal {
         Ok(self.committed(first_id, batch.len() as u64))
     }
 
+    /// The writer's own connection, for tests that check its settings or make its writes fail.
+    #[cfg(test)]
+    pub(super) fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     fn committed(&self, first_id: u64, count: u64) -> Committed {
         Committed {
             first_id,
