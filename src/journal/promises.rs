@@ -7,7 +7,8 @@
 //!   (`synchronous = FULL` on the writer's own connection);
 //! - tamper evidence covers the whole record: the record hash is checked against a vector
 //!   computed independently of this code, and `verify` is shown each hashed column changed, the
-//!   counts and point ownership it checks beside the hash, and the recorded head.
+//!   counts and point ownership it checks beside the hash, and the recorded head;
+//! - retention: the stage prunes expired, delivered records by itself, counted in days.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -575,4 +576,75 @@ fn a_failed_commit_releases_no_ack_and_reports_every_message_dropped() {
     let reason = not_ready.reason().expect("/readyz says why");
     assert!(reason.contains("journal failed"), "{reason}");
     assert_eq!(verify(dir.path()).unwrap().records, 0);
+}
+
+// --- Retention, through the stage -----------------------------------------------------------
+
+// README: records are pruned once all their points are in InfluxDB and they are older than
+// `retention_days` (default 60). The stage's parameters come from the settings in days.
+#[test]
+fn retention_is_counted_in_days_from_the_settings() {
+    let settings = crate::config::JournalSettings {
+        retention_days: 60,
+        chain_log_interval_s: 0,
+        ..Default::default()
+    };
+    let p = RunParams::from_settings(&settings);
+    assert_eq!(p.retention, Duration::from_secs(60 * 86_400));
+    assert_eq!(
+        p.chain_log_interval,
+        Duration::from_secs(1),
+        "at least a second"
+    );
+    assert_eq!(p.max_bytes, settings.max_bytes);
+}
+
+// The stage prunes on its own, not only when the journal is full: records past the retention
+// whose points InfluxDB has are deleted soon after start, the rest stays, and the chain still
+// verifies from its new base.
+#[test]
+fn the_stage_prunes_expired_written_records_while_not_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    let hour = 3_600_000;
+    let payload = b"{}";
+    let entry = |received_at_ms| Entry {
+        received_at_ms,
+        topic: STACK,
+        payload,
+        station: None,
+        rejections: &[],
+        points: vec![format!("reading value=1 {received_at_ms}")],
+    };
+    // Three records two hours old, one just received; all four points written.
+    j.append(&[
+        entry(now - 2 * hour),
+        entry(now - 2 * hour + 1),
+        entry(now - 2 * hour + 2),
+        entry(now),
+    ])
+    .unwrap();
+    Outbox::open(dir.path()).unwrap().written(4).unwrap();
+    let (tx, rx) = mpsc::channel::<Processed>(1);
+    drop(tx);
+    run(
+        j,
+        rx,
+        Box::new(|_: &Processed| vec![]),
+        Metrics::new(),
+        Arc::new(Notify::new()),
+        RunParams {
+            max_bytes: u64::MAX,
+            retention: Duration::from_secs(3600),
+            chain_log_interval: Duration::from_secs(3600),
+            prune_interval: Duration::from_secs(3600),
+            max_batch: 2_000,
+        },
+        Readiness::default(),
+    )
+    .unwrap();
+    let r = verify(dir.path()).unwrap();
+    assert!(r.ok(), "{r}");
+    assert_eq!((r.base_id, r.records), (3, 1), "{r}");
 }
