@@ -601,7 +601,7 @@ fn retention_is_counted_in_days_from_the_settings() {
 
 // The stage prunes on its own, not only when the journal is full: records past the retention
 // whose points InfluxDB has are deleted soon after start, the rest stays, and the chain still
-// verifies from its new base.
+// verifies from its new base. The chain head is exported from the start, for anchoring.
 #[test]
 fn the_stage_prunes_expired_written_records_while_not_full() {
     let dir = tempfile::tempdir().unwrap();
@@ -617,22 +617,24 @@ fn the_stage_prunes_expired_written_records_while_not_full() {
         rejections: &[],
         points: vec![format!("reading value=1 {received_at_ms}")],
     };
-    // Three records two hours old, one just received; all four points written.
-    j.append(&[
-        entry(now - 2 * hour),
-        entry(now - 2 * hour + 1),
-        entry(now - 2 * hour + 2),
-        entry(now),
-    ])
-    .unwrap();
-    Outbox::open(dir.path()).unwrap().written(4).unwrap();
+    // Three records two hours old, one just received; the three old points written.
+    let c = j
+        .append(&[
+            entry(now - 2 * hour),
+            entry(now - 2 * hour + 1),
+            entry(now - 2 * hour + 2),
+            entry(now),
+        ])
+        .unwrap();
+    Outbox::open(dir.path()).unwrap().written(3).unwrap();
     let (tx, rx) = mpsc::channel::<Processed>(1);
     drop(tx);
+    let metrics = Metrics::new();
     run(
         j,
         rx,
         Box::new(|_: &Processed| vec![]),
-        Metrics::new(),
+        metrics.clone(),
         Arc::new(Notify::new()),
         RunParams {
             max_bytes: u64::MAX,
@@ -647,4 +649,14 @@ fn the_stage_prunes_expired_written_records_while_not_full() {
     let r = verify(dir.path()).unwrap();
     assert!(r.ok(), "{r}");
     assert_eq!((r.base_id, r.records), (3, 1), "{r}");
+    // The head and the backlog are exported from the start, before any commit.
+    let text = metrics.render();
+    assert!(
+        text.contains(&format!(
+            "quantrac_journal_chain_head{{hash=\"{}\"}} 4",
+            hex::encode(c.head_hash)
+        )),
+        "{text}"
+    );
+    assert_eq!(metrics.journal_backlog.get(), 1);
 }
