@@ -617,16 +617,18 @@ fn the_stage_prunes_expired_written_records_while_not_full() {
         rejections: &[],
         points: vec![format!("reading value=1 {received_at_ms}")],
     };
-    // Three records two hours old, one just received; the three old points written.
+    // Three records two hours old and two just received; the points of the first four are
+    // written: the fourth is delivered but too young, the fifth not delivered.
     let c = j
         .append(&[
             entry(now - 2 * hour),
             entry(now - 2 * hour + 1),
             entry(now - 2 * hour + 2),
             entry(now),
+            entry(now + 1),
         ])
         .unwrap();
-    Outbox::open(dir.path()).unwrap().written(3).unwrap();
+    Outbox::open(dir.path()).unwrap().written(4).unwrap();
     let (tx, rx) = mpsc::channel::<Processed>(1);
     drop(tx);
     let metrics = Metrics::new();
@@ -648,12 +650,12 @@ fn the_stage_prunes_expired_written_records_while_not_full() {
     .unwrap();
     let r = verify(dir.path()).unwrap();
     assert!(r.ok(), "{r}");
-    assert_eq!((r.base_id, r.records), (3, 1), "{r}");
+    assert_eq!((r.base_id, r.records), (3, 2), "{r}");
     // The head and the backlog are exported from the start, before any commit.
     let text = metrics.render();
     assert!(
         text.contains(&format!(
-            "quantrac_journal_chain_head{{hash=\"{}\"}} 4",
+            "quantrac_journal_chain_head{{hash=\"{}\"}} 5",
             hex::encode(c.head_hash)
         )),
         "{text}"
