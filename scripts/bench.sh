@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The pipeline benchmark: per-core decode and verdict, then publishers → mosquitto → quantrac →
-# InfluxDB 1.x on this machine. Prints figures; asserts nothing. Needs mosquitto and influxd 1.x
-# installed (not running: the benchmark starts its own on free loopback ports).
+# InfluxDB 1.x on this machine. Prints figures, asserts no speed, exits non-zero when a part
+# could not be measured. Needs mosquitto and influxd 1.x installed (not running: the benchmark
+# starts its own on free loopback ports).
 #
 # Sizes (environment, defaults in benches/pipeline/sizes.rs):
 #   QUANTRAC_BENCH_STATIONS=200        stations (whole copies of the 6-station demo park)

@@ -482,3 +482,77 @@ fn an_older_receive_time_cannot_reopen_a_forgotten_window() {
     assert!(points.is_empty(), "{points:?}");
     assert!(e.tick(T0 + 73 * HOUR).is_empty());
 }
+
+/// One stack message: SO2 `so2` mg/Nm3 with O2 `o2` % at `ts`.
+fn stack_message(ts: i64, so2: f64, o2: f64) -> Vec<Reading> {
+    vec![
+        r(&stack(), Param::SO2, ts, so2),
+        r(&stack(), Param::O2, ts, o2),
+    ]
+}
+
+/// O2 13.95 % doubles a concentration at the stack's reference 7 %: (20.9 − 7) / (20.9 − 13.95)
+/// = 13.9 / 6.95 = 2; O2 7 % leaves it as measured.
+const DOUBLING_O2: f64 = 13.95;
+
+/// The hour's SO2 point among `points`, checked against the hand computation: six samples of
+/// 220 at the reference O2 and six of 220 × 2 = 440 give a mean of 330 mg/Nm3 at 7 % O2,
+/// above the permit's 300 (ratio 1.1), although every measured value (220) is below it.
+fn assert_corrected_stack_hour(points: &[WindowPoint]) {
+    let hour: Vec<&WindowPoint> = points
+        .iter()
+        .filter(|p| p.param == Param::SO2 && p.window == "1h")
+        .collect();
+    assert_eq!(hour.len(), 1, "{points:?}");
+    let p = hour[0];
+    assert_eq!((p.start_ms, p.samples), (T0, 12));
+    assert!((p.mean - 330.0).abs() < 1e-9, "mean {} at 7 % O2", p.mean);
+    assert_eq!(p.capture, 1.0);
+    assert!(p.valid);
+    assert_eq!(p.limit_max, Some(300.0));
+    assert!((p.ratio.unwrap() - 1.1).abs() < 1e-9);
+    assert!(p.exceeded, "the corrected average exceeds the permit");
+}
+
+// README: windows average O2-corrected values where the station has `o2_ref` (stack averages
+// at the reference O2), judged live…
+#[test]
+fn a_stack_hour_averages_o2_corrected_values() {
+    let mut e = engine();
+    for i in 0..12 {
+        let ts = T0 + i * 5 * MIN;
+        let o2 = if i < 6 { DOUBLING_O2 } else { 7.0 };
+        let (judged, _) = e.judge(stack_message(ts, 220.0, o2), ts);
+        let expected = if i < 6 { 440.0 } else { 220.0 };
+        assert!((judged[0].value_ref.unwrap() - expected).abs() < 1e-9);
+    }
+    assert_corrected_stack_hour(&e.tick(T0 + HOUR));
+}
+
+// …and after a restart, when the first half of the hour is rebuilt from the journal.
+#[test]
+fn a_stack_hour_rebuilt_after_a_restart_averages_o2_corrected_values() {
+    let restart = T0 + 30 * MIN;
+    let mut e = engine();
+    let before: Vec<Reading> = (0..6)
+        .flat_map(|i| stack_message(T0 + i * 5 * MIN, 220.0, DOUBLING_O2))
+        .collect();
+    e.restore(before, restart);
+    for i in 6..12 {
+        let ts = T0 + i * 5 * MIN;
+        e.judge(stack_message(ts, 220.0, 7.0), ts);
+    }
+    assert_corrected_stack_hour(&e.tick(T0 + HOUR));
+
+    // The whole hour from the journal (a restart after it closed, before its point was
+    // written): the same point, by the rebuild alone.
+    let mut e = engine();
+    let all: Vec<Reading> = (0..12)
+        .flat_map(|i| {
+            let o2 = if i < 6 { DOUBLING_O2 } else { 7.0 };
+            stack_message(T0 + i * 5 * MIN, 220.0, o2)
+        })
+        .collect();
+    e.restore(all, T0 + HOUR - 1);
+    assert_corrected_stack_hour(&e.tick(T0 + HOUR));
+}

@@ -98,6 +98,39 @@ mod tests {
         assert_eq!(to_canonical(Param::SO2, "mg/m3", 1.0), None);
     }
 
+    /// The molar masses of the README's parameter table, gas by gas.
+    const MOLAR_MASSES: [(Param, &str, f64); 9] = [
+        (Param::SO2, "SO2", 64.066),
+        (Param::NOx, "NOx (as NO2)", 46.006),
+        (Param::NO, "NO", 30.006),
+        (Param::NO2, "NO2", 46.006),
+        (Param::CO, "CO", 28.010),
+        (Param::H2S, "H2S", 34.081),
+        (Param::NH3, "NH3", 17.031),
+        (Param::HCl, "HCl", 36.461),
+        (Param::HF, "HF", 20.006),
+    ];
+
+    // Every gas's ppm converts with the molar mass the README gives, and the README gives
+    // these ones (mg/Nm3 = ppm × M / 24.45).
+    #[test]
+    fn every_gas_converts_ppm_with_the_molar_mass_the_readme_gives() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let row = readme
+            .lines()
+            .find(|l| l.contains("mg/Nm3 = ppm × M / 24.45"))
+            .expect("the README's ppm row");
+        for (param, name, m) in MOLAR_MASSES {
+            assert!(
+                row.contains(&format!("{name} {m:.3}")),
+                "the README does not give {name} {m:.3}: {row}"
+            );
+            assert_eq!(param.molar_mass(), Some(m), "{name}");
+            assert!(close(to_canonical(param, "ppm", 24.45), m), "{name}");
+        }
+    }
+
     #[test]
     fn stack_pressure_converts_to_kilopascals() {
         assert!(close(to_canonical(Param::P, "kPa", 101.3), 101.3));

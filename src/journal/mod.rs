@@ -214,4 +214,6 @@ pub fn db_path(dir: &std::path::Path) -> PathBuf {
 }
 
 #[cfg(test)]
+mod promises;
+#[cfg(test)]
 mod tests;

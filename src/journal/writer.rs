@@ -214,7 +214,8 @@ impl Journal {
         Ok(db + wal)
     }
 
-    /// The writer's connection, for the signed checkpoints written on the same thread.
+    /// The writer's connection: for the signed checkpoints written on the same thread, and for
+    /// tests that check its settings or make its writes fail.
     pub(super) fn connection(&self) -> &Connection {
         &self.conn
     }

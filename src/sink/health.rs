@@ -72,3 +72,32 @@ impl Health {
         self.retry.auth_wait()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // README: retried with capped exponential backoff. A write that gets through starts the
+    // backoff over, so the next outage is retried quickly again.
+    #[test]
+    fn backoff_grows_to_the_cap_and_starts_over_after_a_recovery() {
+        let policy = RetryPolicy {
+            min: Duration::from_millis(200),
+            max: Duration::from_secs(30),
+        };
+        let mut h = Health::new(policy, crate::readiness::Readiness::default());
+        assert_eq!(h.backoff(), policy.min, "the first retry waits the minimum");
+        for _ in 0..20 {
+            let wait = h.backoff();
+            assert!(wait >= policy.min && wait <= policy.max, "{wait:?}");
+        }
+        assert_eq!(h.throttled(Duration::from_secs(3600)), policy.max);
+        assert_eq!(h.refused_credentials(), policy.max);
+        h.recovered();
+        assert_eq!(
+            h.backoff(),
+            policy.min,
+            "after a recovery, the minimum again"
+        );
+    }
+}

@@ -1,9 +1,13 @@
-//! The README's configuration reference is checked against the real config structs, and the
-//! shipped configuration works with `check-config` as the README says.
+//! The README against the code, both ways: the configuration and station keys of its tables
+//! against what the config structs accept, the metrics it names against a rendered /metrics;
+//! and the shipped configuration works with `check-config` as the README says.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use quantrac_testkit::{json_message, Broker, Publisher, Quantrac, STATIONS};
 
 use crate::QUANTRAC;
 
@@ -40,10 +44,45 @@ fn fields_of(toml_text: &str, load: impl Fn(&Path) -> String) -> Vec<String> {
         .collect()
 }
 
+/// The backticked names in the first column of the README table whose header row is `header`
+/// (`mqtt.password` and `mqtt.password_file` from "| `mqtt.password`, `mqtt.password_file` |").
+fn readme_table_keys(readme: &str, header: &str) -> BTreeSet<String> {
+    let mut lines = readme.lines().skip_while(|l| l.trim() != header);
+    assert!(lines.next().is_some(), "README has no table {header:?}");
+    let keys: BTreeSet<String> = lines
+        .skip(1) // |---|---|
+        .take_while(|l| l.starts_with('|'))
+        .flat_map(|row| {
+            let first = row.split('|').nth(1).unwrap_or("");
+            first
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(!keys.is_empty(), "README table {header:?} is empty");
+    keys
+}
+
+/// Both ways: every key the code accepts is in the README's table, and every key in the table
+/// is accepted.
+fn assert_same_keys(what: &str, code: &BTreeSet<String>, readme: &BTreeSet<String>) {
+    let undocumented: Vec<&String> = code.difference(readme).collect();
+    let unknown: Vec<&String> = readme.difference(code).collect();
+    assert!(
+        undocumented.is_empty() && unknown.is_empty(),
+        "{what}: accepted but not in the README's table: {undocumented:?}; in the README's \
+         table but not accepted: {unknown:?}"
+    );
+}
+
 #[test]
-fn the_readme_documents_every_configuration_key() {
+fn the_readme_documents_exactly_the_configuration_keys() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
     let shipped = std::fs::read_to_string(root().join("config/quantrac.toml")).unwrap();
+    let mut accepted = BTreeSet::new();
     for section in SECTIONS {
         let fields = fields_of(&format!("[{section}]\nno_such_key = 1\n"), |p| {
             quantrac::config::Settings::load(p, true, Some(Default::default()))
@@ -55,8 +94,6 @@ fn the_readme_documents_every_configuration_key() {
             "{section}: {fields:?}"
         );
         for f in fields {
-            let key = format!("`{section}.{f}`");
-            assert!(readme.contains(&key), "README does not document {key}");
             let secret = f.contains("password") || f.contains("token") || f == "ca_file";
             // Keys of the InfluxDB API the file does not use are shown commented out.
             assert!(
@@ -65,29 +102,34 @@ fn the_readme_documents_every_configuration_key() {
                     || shipped.contains(&format!("\n# {f} =")),
                 "config/quantrac.toml does not show {section}.{f}"
             );
+            accepted.insert(format!("{section}.{f}"));
         }
     }
+    let documented = readme_table_keys(&readme, "| key | default | meaning |");
+    assert_same_keys("configuration", &accepted, &documented);
 }
 
 #[test]
-fn the_readme_documents_every_station_key() {
+fn the_readme_documents_exactly_the_station_keys() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
     let defaults = quantrac::config::ComplianceSettings::default().station_defaults();
-    let fields = fields_of(
+    let fields: BTreeSet<String> = fields_of(
         "[[station]]\npark = \"p\"\nsite = \"s\"\nstation = \"x\"\nkind = \"wastewater\"\nno_such_key = 1\n",
         |p| {
             quantrac::config::Stations::load(p, &defaults)
                 .unwrap_err()
                 .to_string()
         },
-    );
+    )
+    .into_iter()
+    .collect();
     assert!(fields.len() > 10, "{fields:?}");
-    for f in fields {
-        assert!(
-            readme.contains(&format!("`{f}`")),
-            "README does not document station key {f}"
-        );
-    }
+    // The station table's first column; `[station.limits]` is how `limits` is written.
+    let documented: BTreeSet<String> = readme_table_keys(&readme, "| key | meaning |")
+        .into_iter()
+        .filter(|k| k != "[station.limits]")
+        .collect();
+    assert_same_keys("stations.toml", &fields, &documented);
 }
 
 #[test]
@@ -375,35 +417,80 @@ fn the_deployment_configuration_is_valid() {
     }
 }
 
-#[test]
-fn the_readme_lists_exactly_the_metrics_quantrac_exposes() {
+/// The metric families of a Prometheus scrape (`# TYPE name kind` lines).
+fn families(scrape: &str) -> BTreeSet<String> {
+    scrape
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| name.starts_with("quantrac_"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every `quantrac_…` metric name the README mentions.
+fn readme_metrics(readme: &str) -> BTreeSet<String> {
+    readme
+        .split("quantrac_")
+        .skip(1)
+        .map(|rest| {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            format!("quantrac_{name}")
+        })
+        .collect()
+}
+
+// The metric set is what a running quantrac renders on /metrics: a station reporting (its
+// gauges and windows), and InfluxDB unreachable (the write errors by kind), so every family
+// has a sample. The README names exactly those.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_lists_exactly_the_metrics_quantrac_exposes() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let source = std::fs::read_to_string(root().join("src/metrics.rs")).unwrap();
-    let names = |text: &str, quoted: bool| -> std::collections::BTreeSet<String> {
-        let prefix = if quoted { "\"quantrac_" } else { "quantrac_" };
-        text.split(prefix)
-            .skip(1)
-            .map(|rest| {
-                let name: String = rest
-                    .chars()
-                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-                    .collect();
-                format!("quantrac_{name}")
-            })
-            .collect()
+    let documented = readme_metrics(&readme);
+    assert!(documented.len() > 15, "{documented:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = Quantrac::config_text(
+        dir.path(),
+        &broker.url(),
+        &format!("url = \"http://127.0.0.1:{closed}\"\napi = \"v1\"\ndatabase = \"q\""),
+        "",
+    );
+    let q = Quantrac::start(QUANTRAC, dir.path(), &cfg, STATIONS);
+    q.wait_ready().await;
+    let p = Publisher::connect(broker.port).await;
+    let ts = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    p.publish(
+        "env/nam-dinh-vu/nd-textile/outfall-1",
+        json_message(&ts, &[("COD", 200.0, "mg/L")]),
+    )
+    .await;
+    p.wait_acked(1).await;
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exposed = loop {
+        let exposed = families(&q.metrics().await);
+        if exposed.is_superset(&documented) || Instant::now() > deadline {
+            break exposed;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let exposed = names(&source, true);
-    assert!(exposed.len() > 15, "{exposed:?}");
-    let documented = names(&readme, false);
-    for m in &exposed {
-        assert!(documented.contains(m), "README does not document {m}");
-    }
-    for m in &documented {
-        assert!(
-            exposed.contains(m),
-            "README names {m}, which quantrac does not expose"
-        );
-    }
+    let undocumented: Vec<&String> = exposed.difference(&documented).collect();
+    let missing: Vec<&String> = documented.difference(&exposed).collect();
+    assert!(
+        undocumented.is_empty() && missing.is_empty(),
+        "/metrics has families the README does not name: {undocumented:?}; the README names \
+         metrics /metrics does not have: {missing:?}"
+    );
 }
 
 /// The InfluxDB 1.x example is the shipped configuration with the v1 keys in place of the v2

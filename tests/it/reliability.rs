@@ -27,13 +27,44 @@ fn message(base: chrono::DateTime<Utc>, i: i64) -> String {
     )
 }
 
+/// What the journal in `dir/journal` holds for `topic`, counted in the journal itself (InfluxDB
+/// overwrites a point written twice, so its counts cannot show a duplicate).
+#[derive(Debug)]
+struct Journaled {
+    /// Records of the topic: every delivery that was committed, redeliveries included.
+    records: u64,
+    /// Distinct payloads among them: the messages.
+    messages: u64,
+    /// `reading` points in their outbox, and how many of those are distinct lines.
+    reading_points: u64,
+    distinct_reading_points: u64,
+}
+
+fn journaled(dir: &std::path::Path, topic: &str) -> Journaled {
+    let db = rusqlite::Connection::open(dir.join("journal/journal.sqlite")).unwrap();
+    let count =
+        |sql: &str| -> u64 { db.query_row(sql, [topic], |r| r.get::<_, i64>(0)).unwrap() as u64 };
+    Journaled {
+        records: count("SELECT count(*) FROM messages WHERE topic = ?1"),
+        messages: count("SELECT count(DISTINCT payload) FROM messages WHERE topic = ?1"),
+        reading_points: count(
+            "SELECT count(*) FROM points JOIN messages ON points.msg_id = messages.id
+             WHERE messages.topic = ?1 AND points.line LIKE 'reading,%'",
+        ),
+        distinct_reading_points: count(
+            "SELECT count(DISTINCT points.line) FROM points JOIN messages ON points.msg_id = messages.id
+             WHERE messages.topic = ?1 AND points.line LIKE 'reading,%'",
+        ),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_kill9_and_an_influx_outage_lose_nothing_and_duplicate_nothing() {
     let Stack {
         mut q,
         mut influx,
         broker,
-        dir: _dir,
+        dir,
     } = Stack::start(QUANTRAC, "").await;
 
     const N: i64 = 3000;
@@ -68,7 +99,7 @@ async fn repeated_kill9_and_an_influx_outage_lose_nothing_and_duplicate_nothing(
         kills += 1;
         q.restart();
     }
-    let _publisher = sender.await.unwrap();
+    let publisher = sender.await.unwrap();
     q.wait_ready().await;
     let expected = (N * 3) as u64;
     eventually(
@@ -101,6 +132,42 @@ async fn repeated_kill9_and_an_influx_outage_lose_nothing_and_duplicate_nothing(
     .await;
     let (ok, out) = q.command(&["verify"]);
     assert!(ok, "the chain holds after {kills} kills: {out}");
+
+    // Counted in the journal, where a duplicate shows: every message is there; a message
+    // redelivered after a kill (committed, not yet acknowledged) is there again, with points
+    // byte for byte those of its first delivery, so InfluxDB overwrites them.
+    let j = journaled(dir.path(), OUTFALL);
+    assert_eq!(j.messages, N as u64, "every message journaled: {j:?}");
+    assert_eq!(
+        j.reading_points,
+        j.records * 3,
+        "three readings a delivery: {j:?}"
+    );
+    assert_eq!(
+        j.distinct_reading_points,
+        (N * 3) as u64,
+        "a redelivered message's points are those of its first delivery: {j:?}"
+    );
+    // What was acknowledged is never delivered again: after a clean stop and start, the next
+    // message published is the next one journaled (the broker delivers a session's messages
+    // in order, so a redelivery would come before it).
+    assert!(q.proc.sigterm(Duration::from_secs(30)).unwrap().success());
+    q.restart();
+    q.wait_ready().await;
+    publisher.publish(OUTFALL, message(base, N)).await;
+    publisher.wait_acked(N as u64 + 1).await;
+    eventually(
+        "the next message journaled",
+        Duration::from_secs(20),
+        || async { (journaled(dir.path(), OUTFALL).messages == N as u64 + 1).then_some(()) },
+    )
+    .await;
+    let after = journaled(dir.path(), OUTFALL);
+    assert_eq!(
+        after.records,
+        j.records + 1,
+        "a restart redelivered acknowledged messages: {after:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,7 +176,7 @@ async fn a_broker_restart_mid_stream_loses_nothing() {
         q,
         influx,
         mut broker,
-        dir: _dir,
+        dir,
     } = Stack::start(QUANTRAC, "").await;
     let base = Utc::now() - chrono::Duration::hours(2);
     {
@@ -136,6 +203,9 @@ async fn a_broker_restart_mid_stream_loses_nothing() {
     )
     .await;
     assert_eq!(q.metric("quantrac_mqtt_connected").await, Some(1.0));
+    let j = journaled(dir.path(), OUTFALL);
+    assert_eq!(j.messages, 1000, "every message journaled: {j:?}");
+    assert_eq!(j.distinct_reading_points, 3000, "{j:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,6 +263,12 @@ async fn a_full_journal_stops_acknowledging_and_loses_nothing() {
     )
     .await;
     assert_eq!(q.metric("quantrac_journal_full").await, Some(0.0));
+    let j = journaled(dir.path(), OUTFALL);
+    assert_eq!(
+        j.messages, N as u64,
+        "every message journaled once room was made: {j:?}"
+    );
+    assert_eq!(j.distinct_reading_points, (N * 3) as u64, "{j:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,6 +30,57 @@ async fn throttling_honours_retry_after() {
     r.stop().await;
 }
 
+/// `at` as an HTTP-date (RFC 9110 §5.6.7, IMF-fixdate).
+fn http_date(at: std::time::SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(at)
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
+}
+
+/// The wait between a 503 carrying `retry_after` and the next attempt, through the writer loop.
+async fn wait_after_retry_after(retry_after: String) -> Duration {
+    let b = MemBacklog::with(2);
+    let f = FakeInflux::new(move |_, n| {
+        if n == 0 {
+            Ok(Reply {
+                status: 503,
+                retry_after: Some(retry_after.clone()),
+                body: String::new(),
+            })
+        } else {
+            reply(204)
+        }
+    });
+    let r = start(&b, &f, opts(2));
+    until(|| b.cursor() == 2).await;
+    let req = f.requests();
+    assert_eq!(req.len(), 2);
+    assert_eq!(r.errors("throttled"), 1);
+    r.stop().await;
+    req[1].0 - req[0].0
+}
+
+// README: 429/503 → Retry-After honoured, and every wait is bounded by `retry_max_ms` (30 s
+// here): a server asking for an hour, in seconds or as an HTTP-date, cannot park the writer
+// for an hour.
+#[tokio::test(start_paused = true)]
+async fn a_long_retry_after_is_capped_at_the_longest_backoff() {
+    let hour = Duration::from_secs(3600);
+    assert_eq!(
+        wait_after_retry_after("3600".into()).await,
+        Duration::from_secs(30)
+    );
+    let date = http_date(std::time::SystemTime::now() + hour);
+    assert_eq!(wait_after_retry_after(date).await, Duration::from_secs(30));
+    // A date within the bound is honoured (to the second the date is written in).
+    let date = http_date(std::time::SystemTime::now() + Duration::from_secs(10));
+    let wait = wait_after_retry_after(date.clone()).await;
+    assert!(
+        wait > Duration::from_secs(8) && wait <= Duration::from_secs(10),
+        "{date}: {wait:?}"
+    );
+}
+
 // Style §2 (never wedge, never lose): under a long outage the cursor never moves and the
 // loop keeps trying, with growing waits, until the server is back.
 #[tokio::test(start_paused = true)]
