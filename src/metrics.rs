@@ -311,6 +311,9 @@ impl Metrics {
         for reason in Reason::ALL {
             m.readings_rejected.with_label_values(&[reason.as_label()]);
         }
+        for outcome in INBOX_OUTCOMES {
+            m.inbox_files.with_label_values(&[outcome]);
+        }
         m
     }
 
