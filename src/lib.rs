@@ -35,3 +35,4 @@ pub mod shutdown;
 pub mod sink;
 pub mod telemetry;
 pub mod tls;
+pub mod uplink;

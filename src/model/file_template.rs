@@ -68,11 +68,13 @@ impl FileTemplate {
                         "station" => Token::Station,
                         other => match TIMES.iter().find(|(n, _)| *n == other) {
                             Some((_, f)) => Token::Time(f),
-                            None => return Err(format!(
+                            None => {
+                                return Err(format!(
                                 "{template:?}: unknown placeholder {{{other}}} (use {{province}}, \
                                      {{facility}}, {{station}}, {{yyyyMMddHHmmss}}, {{yyyyMMdd}}, \
                                      {{yyyy}}, {{MM}}, {{dd}}, {{HH}}, {{mm}}, {{ss}})"
-                            )),
+                            ))
+                            }
                         },
                     };
                     tokens.push(token);
