@@ -33,6 +33,8 @@ pub struct Ftp {
     pub proc: Proc,
     /// Where uploads land (the FTP user's root).
     pub inbox: PathBuf,
+    /// vsftpd's log: every command (`log_ftp_protocol`), so the order of uploads and renames.
+    pub log: PathBuf,
 }
 
 /// How a datalogger delivers a file.
@@ -121,7 +123,38 @@ impl Ftp {
             port,
             proc,
             inbox: inbox.to_path_buf(),
+            log: data.join("vsftpd.log"),
         }
+    }
+
+    /// Stops the server (SIGKILL): the port refuses connections until [`Ftp::restart`].
+    pub fn stop(&mut self) {
+        self.proc.kill9();
+    }
+
+    /// Starts the server again, on the same port with the same configuration.
+    pub fn restart(&mut self) {
+        self.proc.restart();
+        wait_port(self.port, "vsftpd");
+    }
+
+    /// The final names (`RNTO` commands vsftpd answered with 250), in the order they were
+    /// renamed, as paths below the FTP root.
+    pub fn renamed(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut out = Vec::new();
+        let mut pending: Option<String> = None;
+        for line in text.lines() {
+            if let Some(i) = line.find("\"RNTO ") {
+                let name = line[i + 6..].trim_end_matches('"').to_string();
+                pending = Some(name);
+            } else if line.contains("\"250 Rename successful.\"") {
+                if let Some(name) = pending.take() {
+                    out.push(name.trim_start_matches('/').to_string());
+                }
+            }
+        }
+        out
     }
 
     /// Uploads `content` as `remote` (a path in the inbox; folders are made as needed), as a

@@ -13,6 +13,7 @@ mod readme;
 mod reliability;
 mod sink;
 mod tls;
+mod uplink;
 mod windows;
 
 /// The quantrac binary cargo built for these tests.
