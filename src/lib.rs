@@ -10,7 +10,9 @@
 //!    instantaneous verdicts and averaging windows.
 //! 4. [`journal`] — the local SQLite store where a message becomes durable (hash-chained),
 //!    before its acknowledgement is sent.
-//! 5. [`sink`] — InfluxDB writer: reads the journal's outbox in order, batches, retries.
+//! 5. [`sink`] — InfluxDB writer: reads the journal's outbox in order, batches, retries;
+//!    [`uplink`] — Circular 10/2021 files for the provincial department, made from the
+//!    journal per station and period, committed, then sent over FTP/FTPS.
 //!
 //! Beside it: [`metrics`] (Prometheus), [`http`] (`/metrics`, `/healthz`, `/readyz`),
 //! [`config`] (settings and stations), [`tls`] (certificate files and the one TLS client
