@@ -42,7 +42,14 @@ fn readings_of(
 pub struct UplinkStore {
     outbox: AsyncUplinkOutbox,
     decoder: Arc<Mutex<Decoder>>,
+    /// Delivered files are kept this long (`journal.retention_days`), then deleted.
+    retention_ms: i64,
+    /// When delivered files were last pruned (once a day).
+    pruned_at_ms: i64,
 }
+
+/// How often delivered files past the retention are deleted.
+const PRUNE_EVERY_MS: i64 = 24 * 3600 * 1000;
 
 impl UplinkStore {
     /// Opens the outbox off the runtime's workers (SQLite).
@@ -55,6 +62,8 @@ impl UplinkStore {
         Ok(UplinkStore {
             outbox: AsyncUplinkOutbox::new(outbox),
             decoder: Arc::new(Mutex::new(super::recovery::decoder(settings, stations)?)),
+            retention_ms: i64::from(settings.journal.retention_days) * 24 * 3600 * 1000,
+            pruned_at_ms: 0,
         })
     }
 }
@@ -106,10 +115,23 @@ impl uplink::Store for UplinkStore {
                 content: f.content,
             })
             .collect();
+        let now = now_ms();
+        let prune_before =
+            (now - self.pruned_at_ms >= PRUNE_EVERY_MS).then(|| now - self.retention_ms);
         self.outbox
-            .call(move |o| o.close_period(end_ms, now_ms(), &files))
+            .call(move |o| {
+                o.close_period(end_ms, now, &files)?;
+                if let Some(before) = prune_before {
+                    o.prune_sent(before)?;
+                }
+                Ok(())
+            })
             .await
-            .map_err(store_error)
+            .map_err(store_error)?;
+        if prune_before.is_some() {
+            self.pruned_at_ms = now;
+        }
+        Ok(())
     }
 
     async fn pending(&mut self) -> Result<Vec<Pending>, StoreError> {

@@ -137,7 +137,15 @@ pub async fn run<S: Store>(
                     closed = last;
                     stage.check = true;
                 }
-                Err(e) => stage.store_failed("closing a period", e)?,
+                Err(e) => {
+                    stage.store_failed("closing a period", e)?;
+                    // Due again at once: wait before the next try.
+                    tokio::select! {
+                        _ = tokio::time::sleep(RETRY_MIN) => {}
+                        _ = stop.cancelled() => return Ok(()),
+                    }
+                    continue;
+                }
             }
         }
         // 2. Send what is pending.
