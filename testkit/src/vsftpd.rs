@@ -71,6 +71,27 @@ impl Ftp {
     /// Starts vsftpd serving `inbox` (created, given to [`FTP_USER`]) with its own files in
     /// `dir/vsftpd`.
     pub fn start(dir: &Path, inbox: &Path) -> Ftp {
+        Ftp::start_with(dir, inbox, "")
+    }
+
+    /// [`Ftp::start`] requiring explicit TLS (`AUTH TLS`) on the control and data connections,
+    /// with this certificate and key (PEM).
+    pub fn start_tls(dir: &Path, inbox: &Path, cert: &Path, key: &Path) -> Ftp {
+        Ftp::start_with(
+            dir,
+            inbox,
+            &format!(
+                "ssl_enable=YES\nrsa_cert_file={}\nrsa_private_key_file={}\n\
+                 force_local_logins_ssl=YES\nforce_local_data_ssl=YES\n\
+                 ssl_tlsv1=NO\nssl_sslv2=NO\nssl_sslv3=NO\n",
+                cert.display(),
+                key.display()
+            ),
+        )
+    }
+
+    /// [`Ftp::start`] with more lines of `vsftpd.conf`.
+    fn start_with(dir: &Path, inbox: &Path, conf_extra: &str) -> Ftp {
         let uid = ensure_user();
         let bin = program("vsftpd", "vsftpd");
         let data = dir.join("vsftpd");
@@ -103,7 +124,7 @@ impl Ftp {
                  allow_writeable_chroot=YES\nsecure_chroot_dir={empty}\npam_service_name=vsftpd\n\
                  pasv_enable=YES\npasv_address=127.0.0.1\npasv_min_port={pmin}\npasv_max_port={pmax}\n\
                  connect_from_port_20=NO\nseccomp_sandbox=NO\nisolate=NO\nisolate_network=NO\n\
-                 xferlog_enable=YES\nvsftpd_log_file={log}\nlog_ftp_protocol=YES\n",
+                 xferlog_enable=YES\nvsftpd_log_file={log}\nlog_ftp_protocol=YES\n{conf_extra}",
                 inbox = inbox.display(),
                 empty = empty.display(),
                 pmin = passive.iter().min().unwrap(),

@@ -75,6 +75,23 @@ impl Setup {
         }
     }
 
+    /// The department's server requires explicit TLS, its certificate from a private CA.
+    fn new_tls() -> (Setup, Pki) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("pki")).unwrap();
+        let pki = Pki::create(&dir.path().join("pki"));
+        let root = dir.path().join("department");
+        let ftp = Ftp::start_tls(dir.path(), &root, &pki.server_cert, &pki.server_key);
+        let broker = Broker::start(dir.path());
+        let setup = Setup {
+            ftp,
+            broker,
+            dir,
+            root,
+        };
+        (setup, pki)
+    }
+
     /// quantrac.toml with `[uplink]` (`extra` adds keys to it), the password in a file.
     fn config(&self, password: &str, extra: &str) -> String {
         let secret = self.dir.path().join("uplink-password");
@@ -436,4 +453,38 @@ async fn a_wrong_password_is_counted_logged_without_it_and_loses_nothing() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     backlog_is_zero(&q).await;
     assert_every_period_once_in_order(&s, &q);
+}
+
+// FTPS (explicit TLS, the server's certificate from the park's CA in `uplink.ca_file`): the
+// control and data connections are encrypted, the files arrive as over FTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_go_over_ftps_with_a_private_ca() {
+    let (s, pki) = Setup::new_tls();
+    let config = s
+        .config(
+            FTP_PASSWORD,
+            &format!(
+                "period_s = 2\ndelay_s = 1\ndir = \"\"\nca_file = {:?}\n",
+                pki.ca.display().to_string()
+            ),
+        )
+        .replace("ftp://127.0.0.1", "ftps://127.0.0.1");
+    let q = s.start(&config);
+    q.wait_ready().await;
+    let publisher = keep_publishing(s.broker.port);
+    metric_at_least(&q, &files_total("sent"), 2.0).await;
+    publisher.abort();
+    let on_disk = files(&s.root);
+    assert!(on_disk.len() >= 2, "{on_disk:?}");
+    for (path, content) in on_disk {
+        assert!(
+            path.starts_with("incoming/hp/HP_NDTEXTILE_NDTEXTILE_NT1_"),
+            "{path}"
+        );
+        assert!(
+            content.starts_with("COD\t4") && content.ends_with("\t00\r\n"),
+            "{content:?}"
+        );
+    }
+    assert_eq!(q.metric(&files_total("tls")).await, Some(0.0));
 }
