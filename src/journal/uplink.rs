@@ -73,7 +73,8 @@ impl UplinkOutbox {
     }
 
     /// Records that periods up to `end_ms` are closed, committing their files with it.
-    /// A period at or before the recorded one is refused (it was closed already).
+    /// A period at or before the recorded one was closed already, with its files: it is left
+    /// as it was, and `files` are not added (never a second copy).
     pub fn close_period(
         &mut self,
         end_ms: i64,
@@ -83,9 +84,7 @@ impl UplinkOutbox {
         let tx = self.conn.transaction()?;
         let before: Option<i64> = schema::get_u64_opt(&tx, CLOSED_UPTO)?.map(|v| v as i64);
         if before.is_some_and(|b| b >= end_ms) {
-            return Err(Error::Corrupt(format!(
-                "uplink period ending {end_ms} is already closed (closed up to {before:?})"
-            )));
+            return Ok(());
         }
         {
             let mut insert = tx.prepare_cached(
@@ -267,7 +266,7 @@ mod tests {
     }
 
     // Invariants 1 and 2: a period's files and its closing commit together; files stay pending,
-    // in period order, until sent; a closed period cannot be closed again.
+    // in period order, until sent; closing a closed period again adds nothing.
     #[test]
     fn periods_close_once_and_files_stay_until_sent() {
         let dir = tempfile::tempdir().unwrap();
@@ -276,9 +275,8 @@ mod tests {
         o.close_period(300_000, 1, &[file("p/s/a", "a1"), file("p/s/b", "b1")])
             .unwrap();
         o.close_period(600_000, 2, &[file("p/s/a", "a2")]).unwrap();
-        assert!(o
-            .close_period(600_000, 3, &[file("p/s/a", "again")])
-            .is_err());
+        o.close_period(600_000, 3, &[file("p/s/a", "again")])
+            .unwrap();
         assert_eq!(o.closed_upto().unwrap(), Some(600_000));
         let names = |o: &UplinkOutbox| -> Vec<String> {
             o.pending().unwrap().into_iter().map(|f| f.name).collect()

@@ -132,11 +132,14 @@ pub async fn run<S: Store>(
             end += p;
         }
         if let Some(&last) = ends.last() {
-            match close(&mut store, &plan, closed, &ends, last < now - delay - p).await {
-                Ok(()) => {
-                    closed = last;
-                    stage.check = true;
-                }
+            let late = last < now - delay - p;
+            let before = closed;
+            let result = close(&mut store, &plan, &mut closed, &ends, late).await;
+            if closed != before {
+                stage.check = true;
+            }
+            match result {
+                Ok(()) => {}
                 Err(e) => {
                     stage.store_failed("closing a period", e)?;
                     // Due again at once: wait before the next try.
@@ -185,20 +188,22 @@ pub async fn run<S: Store>(
     }
 }
 
-/// Reads the readings of the periods `ends` (after `closed`) once, and closes each period.
+/// Reads the readings of the periods `ends` (after `closed`) once, and closes each period,
+/// moving `closed` with every commit (so a failure half-way leaves it at the last one).
 async fn close<S: Store>(
     store: &mut S,
     plan: &Plan,
-    closed: i64,
+    closed: &mut i64,
     ends: &[i64],
     late: bool,
 ) -> Result<(), StoreError> {
     let last = *ends.last().expect("at least one period");
-    let readings = store.readings(closed, last).await?;
+    let readings = store.readings(*closed, last).await?;
     for &end in ends {
         let files = plan.files(end, &readings);
         let n = files.len();
         store.close_period(end, files).await?;
+        *closed = end;
         events::PeriodClosed {
             end: period::local(end, plan.tz),
             files: n,
