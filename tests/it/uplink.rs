@@ -488,3 +488,78 @@ async fn files_go_over_ftps_with_a_private_ca() {
     }
     assert_eq!(q.metric(&files_total("tls")).await, Some(0.0));
 }
+
+// The department's server refuses one station's files for good (its folder is not writable
+// for the account): they are kept, counted, logged once, and do not hold the other station;
+// once the folder is fixed, they arrive at the next start, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_file_waits_without_holding_other_stations() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let s = Setup::new();
+    let uid = std::fs::metadata(&s.root).unwrap().uid();
+    let base = s.root.join("incoming/hp");
+    let blocked = base.join("DVSTEEL_K1");
+    std::fs::create_dir_all(&blocked).unwrap();
+    std::os::unix::fs::chown(s.root.join("incoming"), Some(uid), None).unwrap();
+    std::os::unix::fs::chown(&base, Some(uid), None).unwrap();
+    std::fs::set_permissions(&blocked, std::fs::Permissions::from_mode(0o555)).unwrap();
+
+    let mut q = s.start(&s.config(
+        FTP_PASSWORD,
+        "period_s = 2\ndelay_s = 1\ndir = \"{station}\"\n",
+    ));
+    q.wait_ready().await;
+    let outfall = keep_publishing(s.broker.port);
+    let stack = tokio::spawn({
+        let port = s.broker.port;
+        async move {
+            let p = Publisher::connect(port).await;
+            loop {
+                let ts = Utc::now().with_timezone(&HCM).to_rfc3339();
+                p.publish(STACK, message(&ts, &[("SO2", Some(120.0), "mg/Nm3", "00")]))
+                    .await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    });
+    metric_at_least(&q, &files_total("refused"), 1.0).await;
+    let sent = q.metric(&files_total("sent")).await.unwrap();
+    metric_at_least(&q, &files_total("sent"), sent + 3.0).await;
+    assert!(files(&blocked).is_empty());
+    // Tried once, logged once, until the retry an hour later or the next start.
+    assert_eq!(q.metric(&files_total("refused")).await, Some(1.0));
+    let logged = q.proc.log_text().matches("refused an uplink file").count();
+    assert_eq!(logged, 1, "{}", q.proc.tail(20));
+    assert!(q.proc.log_text().contains("553"), "{}", q.proc.tail(20));
+
+    // The department fixes the folder; quantrac restarts and sends what waited, oldest first.
+    std::fs::set_permissions(&blocked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(&blocked, Some(uid), None).unwrap();
+    q.restart();
+    q.wait_ready().await;
+    metric_at_least(&q, &files_total("sent"), 3.0).await;
+    outfall.abort();
+    stack.abort();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    backlog_is_zero(&q).await;
+    let times: Vec<chrono::NaiveDateTime> = files(&blocked)
+        .keys()
+        .map(|name| {
+            let t = name.rsplit('_').next().unwrap().trim_end_matches(".txt");
+            chrono::NaiveDateTime::parse_from_str(t, "%Y%m%d%H%M%S").unwrap()
+        })
+        .collect();
+    assert!(times.len() >= 4, "{times:?}");
+    for pair in times.windows(2) {
+        assert_eq!(pair[1] - pair[0], chrono::Duration::seconds(2), "{times:?}");
+    }
+    let renamed: Vec<String> = s
+        .ftp
+        .renamed()
+        .into_iter()
+        .filter(|n| n.contains("DVSTEEL_K1/"))
+        .collect();
+    let mut in_order = renamed.clone();
+    in_order.sort();
+    assert_eq!(renamed, in_order, "the stack's files in period order");
+}
