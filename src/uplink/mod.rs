@@ -97,3 +97,6 @@ pub trait Store: Send + 'static {
         reason: String,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
+
+#[cfg(test)]
+mod tests;
