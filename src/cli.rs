@@ -252,6 +252,13 @@ fn check_config(c: &ConfigArg) -> anyhow::Result<ExitCode> {
     let stations = settings.load_stations()?;
     // As `run` builds it: with `[inbox]`, the stations' uplink codes must tell them apart.
     crate::app::decoder(&settings, &stations)?;
+    // With `[uplink]`, the stations sent must have codes of their own.
+    if let Some(up) = &settings.uplink {
+        crate::uplink::Plan::new(up, &stations, settings.stations.timezone)
+            .check()
+            .map_err(anyhow::Error::msg)
+            .context("[uplink]")?;
+    }
     let now = chrono::Utc::now().timestamp();
     for (client, tls) in [
         ("mqtt", &settings.mqtt.tls),

@@ -229,6 +229,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         // Beside the pipeline: /readyz never waits for the department's server.
         let stations = settings.load_stations()?;
         let plan = uplink_stage::Plan::new(&up, &stations, settings.stations.timezone);
+        plan.check()
+            .map_err(anyhow::Error::msg)
+            .context("[uplink]")?;
         let store = uplink::UplinkStore::open(&settings, &stations).await?;
         tasks.spawn(
             "uplink",

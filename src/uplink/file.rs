@@ -60,6 +60,22 @@ impl Plan {
         }
     }
 
+    /// Two stations sent under one `uplink_code` would write each other's files: refused.
+    pub fn check(&self) -> Result<(), String> {
+        let mut seen: std::collections::HashMap<String, &StationKey> =
+            std::collections::HashMap::new();
+        for (key, code) in &self.stations {
+            if let Some(other) = seen.insert(code.to_ascii_lowercase(), key) {
+                return Err(format!(
+                    "stations {other} and {key} have the same uplink_code {code:?}: their files \
+                     for the department would have the same names (set uplink_code, or \
+                     uplink = false for one)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The same plan for one station only.
     pub fn only(mut self, station: StationKey, code: String) -> Plan {
         self.stations = vec![(station, code)];
@@ -223,6 +239,20 @@ mod tests {
             ]
         );
         assert!(files.iter().all(|f| f.content.is_empty()));
+    }
+
+    #[test]
+    fn two_stations_sent_under_one_code_are_refused() {
+        let plan = Plan::new(&settings(""), &stations(), HCM);
+        assert!(plan.check().is_ok());
+        let twice = plan.clone().only(
+            StationKey::parse("p", "s", "x").unwrap(),
+            "dvsteel_k1".into(),
+        );
+        let mut both = plan.clone();
+        both.stations.extend(twice.stations);
+        let e = both.check().unwrap_err();
+        assert!(e.contains("same uplink_code"), "{e}");
     }
 
     #[test]
