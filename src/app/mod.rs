@@ -31,11 +31,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 
 use crate::config::Settings;
 use crate::journal::{self, Journal, Outbox};
 use crate::metrics::Metrics;
+use crate::model::ParkStatus;
 use crate::pipeline::{Envelope, Processed};
 use crate::readiness::Readiness;
 use crate::shutdown::{CancellationToken, Outcome, Tasks};
@@ -103,6 +104,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     .await
     .context("rebuilding compliance windows")??;
 
+    // The compliance stage publishes the park's status for readers.
+    let (status_tx, _status) =
+        watch::channel(Arc::new(ParkStatus::empty(settings.stations.timezone)));
     let http_stop = CancellationToken::new();
     let (http_addr, http) = http::serve(
         settings.http.listen,
@@ -139,6 +143,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             compliance_rx,
             to_journal,
             metrics.clone(),
+            status_tx,
         )),
     );
 

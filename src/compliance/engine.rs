@@ -9,7 +9,8 @@ use super::windows::{self, Series};
 use super::{
     health, limits, o2, Catalogue, LimitRow, StationHealth, WindowState, MIN_LATE_HORIZON_MS,
 };
-use crate::config::Stations;
+use crate::config::{Station, Stations};
+use crate::model::status::{Latest, ParamStatus};
 use crate::model::{Judged, Limit, Param, Reading, StationKey, Status, WindowPoint};
 
 /// What the engine keeps per configured station × parameter.
@@ -18,6 +19,8 @@ struct ParamState {
     limit: Option<Limit>,
     /// One series per window length, in the station's window order.
     series: Vec<Series>,
+    /// The newest reading (by its own time) and its verdict, for the status page.
+    latest: Option<Latest>,
 }
 
 /// What the engine keeps per configured station, found once per message.
@@ -26,6 +29,8 @@ struct StationState {
     o2_ref: Option<f64>,
     /// Indexed by `Param as usize`.
     params: Vec<ParamState>,
+    /// A reading reached it since [`Engine::station_status`] last described it.
+    changed: bool,
 }
 
 /// Limits, O2 correction, instantaneous verdicts, windows and station health.
@@ -71,6 +76,7 @@ impl Engine {
                 .map(|p| ParamState {
                     limit: resolved.limits.get(p).cloned(),
                     series: Vec::new(),
+                    latest: None,
                 })
                 .collect();
             for (param, limit) in resolved.limits {
@@ -102,6 +108,7 @@ impl Engine {
             slots.push(StationState {
                 o2_ref: station.o2_ref,
                 params,
+                changed: true,
             });
         }
         let horizon_ms = MIN_LATE_HORIZON_MS.max(2 * longest_s as i64 * 1000);
@@ -219,7 +226,19 @@ impl Engine {
                     }
                 }
             }
-            judged.push(verdict(reading, value_ref, limit));
+            let judged_reading = verdict(reading, value_ref, limit);
+            if let Some(slot) = self.slots.get_mut(handle) {
+                slot.changed = true;
+                let p = &mut slot.params[judged_reading.reading.param as usize];
+                observe_latest(
+                    &mut p.latest,
+                    &judged_reading.reading,
+                    value_ref,
+                    judged_reading.ratio,
+                    judged_reading.exceeded,
+                );
+            }
+            judged.push(judged_reading);
         }
         touched.sort_unstable();
         touched.dedup();
@@ -285,9 +304,13 @@ impl Engine {
             let sample =
                 (reading.status == Status::Normal).then(|| value_ref.unwrap_or(reading.value));
             let off = offset.at(reading.ts_ms, self.tz);
-            for series in &mut slot.params[reading.param as usize].series {
+            let param = &mut slot.params[reading.param as usize];
+            for series in &mut param.series {
                 series.put_at(reading.ts_ms, off, sample, self.tz, floor);
             }
+            let (ratio, exceeded) = instant(param.limit.as_ref(), reading, value_ref);
+            observe_latest(&mut param.latest, reading, value_ref, ratio, exceeded);
+            slot.changed = true;
         }
         let mut close_due = i64::MAX;
         let mut evict_due = i64::MAX;
@@ -337,6 +360,53 @@ impl Engine {
             .health(&self.stations, self.started_ms.unwrap_or(now_ms), now_ms)
     }
 
+    /// The configured stations, in key order: a station's position here is its `slot` in
+    /// [`Engine::station_status`].
+    pub fn stations(&self) -> impl Iterator<Item = &Station> {
+        self.stations.iter()
+    }
+
+    /// The parameters of the configured station at `slot` as they stand at `now_ms` (every
+    /// parameter with a reading or a limit, in table order), and the time until which that
+    /// answer holds unless a reading arrives: the earliest end of a window open at `now_ms`.
+    /// Clears the station's "changed" mark.
+    pub fn station_status(&mut self, slot: usize, now_ms: i64) -> (Vec<ParamStatus>, i64) {
+        let tz = self.tz;
+        let state = &mut self.slots[slot];
+        state.changed = false;
+        let mut until = i64::MAX;
+        let params = Param::ALL
+            .iter()
+            .zip(&state.params)
+            .filter(|(_, p)| p.latest.is_some() || p.limit.is_some())
+            .map(|(&param, p)| {
+                for s in &p.series {
+                    until = until.min(windows::bounds(now_ms, s.spec.seconds, tz).1);
+                }
+                super::status::param_status(
+                    param,
+                    p.latest,
+                    p.limit.as_ref(),
+                    &p.series,
+                    now_ms,
+                    tz,
+                )
+            })
+            .collect();
+        (params, until)
+    }
+
+    /// Whether a reading reached the configured station at `slot` since
+    /// [`Engine::station_status`] last described it.
+    pub fn station_changed(&self, slot: usize) -> bool {
+        self.slots[slot].changed
+    }
+
+    /// The zone windows align to.
+    pub fn timezone(&self) -> Tz {
+        self.tz
+    }
+
     /// Windows ending at or before this are beyond the late-data horizon. Measured from the
     /// latest time given, so a message carrying an older receive time cannot reopen a window
     /// that was already forgotten.
@@ -378,13 +448,7 @@ impl Offset {
 /// The instantaneous verdict. Readings of stations that are not configured have no limit,
 /// hence no verdict.
 fn verdict(reading: Reading, value_ref: Option<f64>, limit: Option<Limit>) -> Judged {
-    let (ratio, exceeded) = match (&limit, reading.status) {
-        (Some(l), Status::Normal) => {
-            let v = value_ref.unwrap_or(reading.value);
-            (limits::ratio(l, v), limits::exceeds(l, v))
-        }
-        _ => (None, false),
-    };
+    let (ratio, exceeded) = instant(limit.as_ref(), &reading, value_ref);
     Judged {
         reading,
         value_ref,
@@ -392,6 +456,53 @@ fn verdict(reading: Reading, value_ref: Option<f64>, limit: Option<Limit>) -> Ju
         ratio,
         exceeded,
     }
+}
+
+/// The instantaneous ratio and verdict: only status-00 readings are compared.
+fn instant(
+    limit: Option<&Limit>,
+    reading: &Reading,
+    value_ref: Option<f64>,
+) -> (Option<f64>, bool) {
+    match (limit, reading.status) {
+        (Some(l), Status::Normal) => {
+            let v = value_ref.unwrap_or(reading.value);
+            (limits::ratio(l, v), limits::exceeds(l, v))
+        }
+        _ => (None, false),
+    }
+}
+
+/// Keeps the newest reading of a parameter. An exceedance run starts at the first exceeded
+/// reading after one that was not, and ends with the next reading that is not (whatever its
+/// status: a calibration interrupts it). Late readings do not move it.
+fn observe_latest(
+    latest: &mut Option<Latest>,
+    reading: &Reading,
+    value_ref: Option<f64>,
+    ratio: Option<f64>,
+    exceeded: bool,
+) {
+    if latest.is_some_and(|l| l.ts_ms > reading.ts_ms) {
+        return;
+    }
+    let since = match latest {
+        _ if !exceeded => None,
+        Some(Latest {
+            exceeding_since_ms: Some(since),
+            ..
+        }) => Some(*since),
+        _ => Some(reading.ts_ms),
+    };
+    *latest = Some(Latest {
+        ts_ms: reading.ts_ms,
+        value: reading.value,
+        value_ref,
+        status: reading.status,
+        ratio,
+        exceeded,
+        exceeding_since_ms: since,
+    });
 }
 
 #[cfg(test)]

@@ -1,0 +1,383 @@
+//! The status snapshot ([`ParkStatus`]) the stage publishes once a tick for the status page
+//! and `/api/stations`: readers get an `Arc` through a `watch` and never touch the engine.
+//!
+//! Most of a park does not change from one second to the next, so a station's description is
+//! rebuilt only when a reading reached it, when one of its open windows ended, or when its
+//! health changed; otherwise the previous `Arc` is shared. With stations reporting every few
+//! minutes that is a handful of stations a second, whatever the size of the park.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use chrono_tz::Tz;
+use tokio::sync::watch;
+
+use super::windows::Series;
+use super::{Engine, StationHealth};
+use crate::model::status::{
+    excerpt, Latest, ParamStatus, RecentRejection, StationStatus, WindowStatus, EXCERPT_CHARS,
+    RECENT_REJECTIONS,
+};
+use crate::model::{Limit, Param, ParkStatus, Rejection, StationKey};
+
+/// The hourly chart covers this much time before "now".
+const CHART_MS: i64 = 24 * 3_600_000;
+
+/// One parameter of one station at `now_ms`.
+pub fn param_status(
+    param: Param,
+    latest: Option<Latest>,
+    limit: Option<&Limit>,
+    series: &[Series],
+    now_ms: i64,
+    tz: Tz,
+) -> ParamStatus {
+    let windows = series
+        .iter()
+        .map(|s| WindowStatus {
+            label: s.spec.label.clone(),
+            seconds: s.spec.seconds,
+            running: s.running_mean(now_ms, tz),
+            closed: s.last_valid_mean(tz),
+        })
+        .collect();
+    let hourly = series
+        .iter()
+        .find(|s| s.spec.seconds == 3600)
+        .map(|s| s.means(now_ms - CHART_MS, now_ms + 1).collect())
+        .unwrap_or_default();
+    ParamStatus {
+        param,
+        latest,
+        limit: limit.cloned(),
+        windows,
+        hourly,
+    }
+}
+
+/// A configured station as last described, and until when that description holds.
+struct Described {
+    status: Arc<StationStatus>,
+    until_ms: i64,
+}
+
+/// Builds and publishes the snapshots.
+pub struct StatusBoard {
+    tx: watch::Sender<Arc<ParkStatus>>,
+    /// By slot (configured stations in key order).
+    described: Vec<Option<Described>>,
+    /// Stations heard from but not configured, by key.
+    others: Vec<Arc<StationStatus>>,
+    rejections: VecDeque<RecentRejection>,
+    shared_rejections: Arc<[RecentRejection]>,
+    rejections_changed: bool,
+}
+
+impl StatusBoard {
+    pub fn new(tx: watch::Sender<Arc<ParkStatus>>) -> StatusBoard {
+        StatusBoard {
+            tx,
+            described: Vec::new(),
+            others: Vec::new(),
+            rejections: VecDeque::with_capacity(RECENT_REJECTIONS),
+            shared_rejections: Arc::from(Vec::new()),
+            rejections_changed: false,
+        }
+    }
+
+    /// The rejections of one message on `topic`, received at `received_at_ms`. Only the topic,
+    /// the reason and the detail are kept, each cut to a short excerpt: never the payload.
+    pub fn rejected(
+        &mut self,
+        topic: &str,
+        key: Option<&StationKey>,
+        rejections: &[Rejection],
+        received_at_ms: i64,
+    ) {
+        for r in rejections {
+            if self.rejections.len() == RECENT_REJECTIONS {
+                self.rejections.pop_back();
+            }
+            self.rejections.push_front(RecentRejection {
+                received_at_ms,
+                topic: excerpt(topic, EXCERPT_CHARS),
+                key: key.cloned(),
+                reason: r.reason,
+                detail: excerpt(&r.detail, EXCERPT_CHARS),
+            });
+            self.rejections_changed = true;
+        }
+    }
+
+    /// Publishes the park at `now_ms`. `health` is [`Engine::health`] at `now_ms`: the
+    /// configured stations first, in slot order, then the others.
+    pub fn publish(&mut self, engine: &mut Engine, health: &[StationHealth], now_ms: i64) {
+        let configured = engine.stations().count();
+        self.described.resize_with(configured, || None);
+        let stale: Vec<usize> = health
+            .iter()
+            .take(configured)
+            .enumerate()
+            .filter(|&(slot, h)| match &self.described[slot] {
+                None => true,
+                Some(d) => {
+                    now_ms >= d.until_ms
+                        || engine.station_changed(slot)
+                        || !same_health(&d.status, h)
+                }
+            })
+            .map(|(slot, _)| slot)
+            .collect();
+        let rebuilt: Vec<_> = stale
+            .into_iter()
+            .map(|slot| (slot, engine.station_status(slot, now_ms)))
+            .collect();
+        // Slots are in ascending order, as are the stations: one pass joins them.
+        let mut rebuilt = rebuilt.into_iter().peekable();
+        for (slot, (station, h)) in engine.stations().zip(health).enumerate() {
+            let Some((_, (params, until_ms))) = rebuilt.next_if(|(s, _)| *s == slot) else {
+                continue;
+            };
+            debug_assert_eq!(station.key, h.key);
+            self.described[slot] = Some(Described {
+                status: Arc::new(StationStatus {
+                    key: h.key.clone(),
+                    kind: Some(station.kind),
+                    expected_interval_s: Some(station.expected_interval_s),
+                    state: h.state,
+                    last_message_ms: h.last_reading_ms,
+                    stuck: h.stuck_params.clone(),
+                    params: Arc::from(params),
+                }),
+                until_ms,
+            });
+        }
+        let others = &health[configured.min(health.len())..];
+        if others.len() != self.others.len()
+            || others
+                .iter()
+                .zip(&self.others)
+                .any(|(h, s)| h.key != s.key || !same_health(s, h))
+        {
+            self.others = others
+                .iter()
+                .map(|h| {
+                    Arc::new(StationStatus {
+                        key: h.key.clone(),
+                        kind: None,
+                        expected_interval_s: None,
+                        state: h.state,
+                        last_message_ms: h.last_reading_ms,
+                        stuck: h.stuck_params.clone(),
+                        params: Arc::from(Vec::new()),
+                    })
+                })
+                .collect();
+        }
+        if self.rejections_changed {
+            self.shared_rejections = self.rejections.iter().cloned().collect();
+            self.rejections_changed = false;
+        }
+        let stations = self
+            .described
+            .iter()
+            .flatten()
+            .map(|d| d.status.clone())
+            .chain(self.others.iter().cloned())
+            .collect();
+        self.tx.send_replace(Arc::new(ParkStatus {
+            at_ms: Some(now_ms),
+            tz: engine.timezone(),
+            stations,
+            rejections: self.shared_rejections.clone(),
+        }));
+    }
+}
+
+fn same_health(s: &StationStatus, h: &StationHealth) -> bool {
+    s.state == h.state && s.last_message_ms == h.last_reading_ms && s.stuck == h.stuck_params
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{StationDefaults, Stations, WindowSpec};
+    use crate::model::{HealthState, Reading, Reason, Status};
+
+    const HOUR: i64 = 3_600_000;
+    /// 2026-11-29T00:00:00Z.
+    const T0: i64 = 1_795_910_400_000;
+
+    fn engine() -> Engine {
+        let defaults = StationDefaults {
+            windows: vec![
+                WindowSpec::parse("1h").unwrap(),
+                WindowSpec::parse("24h").unwrap(),
+            ],
+            min_capture: 0.75,
+            stuck_after_s: 0,
+        };
+        let text = quantrac_testkit::fixtures::CONTRACT_STATIONS;
+        let stations = Stations::parse(text, "stations.toml", &defaults).unwrap();
+        Engine::new(
+            stations,
+            &super::super::Catalogue::builtin(),
+            chrono_tz::Asia::Ho_Chi_Minh,
+        )
+    }
+
+    fn outfall() -> StationKey {
+        StationKey::parse("nam-dinh-vu", "nd-textile", "outfall-1").unwrap()
+    }
+
+    fn cod(ts_ms: i64, value: f64, status: Status) -> Reading {
+        Reading {
+            key: outfall(),
+            param: Param::COD,
+            ts_ms,
+            value,
+            status,
+        }
+    }
+
+    fn publish(board: &mut StatusBoard, e: &mut Engine, now: i64) {
+        let health = e.health(now);
+        board.publish(e, &health, now);
+    }
+
+    fn cod_status(s: &ParkStatus) -> ParamStatus {
+        let station = s.stations.iter().find(|s| s.key == outfall()).unwrap();
+        station
+            .params
+            .iter()
+            .find(|p| p.param == Param::COD)
+            .unwrap()
+            .clone()
+    }
+
+    #[test]
+    fn the_snapshot_holds_latest_values_windows_hourly_means_and_exceedance_runs() {
+        let (tx, rx) = watch::channel(Arc::new(ParkStatus::empty(chrono_tz::UTC)));
+        let mut board = StatusBoard::new(tx);
+        let mut e = engine();
+        // Three hours of 5-minute COD readings at 100 mg/L, then 200 (limit 135: QCVN 40:2011
+        // column B 150 × Kq 0.9 × Kf 1.0).
+        for i in 0..36 {
+            let ts = T0 + i * 300_000;
+            e.judge(vec![cod(ts, 100.0, Status::Normal)], ts);
+        }
+        e.tick(T0 + 3 * HOUR);
+        for i in 0..3 {
+            let ts = T0 + 3 * HOUR + i * 300_000;
+            e.judge(vec![cod(ts, 200.0, Status::Normal)], ts);
+        }
+        let now = T0 + 3 * HOUR + 11 * 60_000;
+        publish(&mut board, &mut e, now);
+        let s = rx.borrow().clone();
+        assert_eq!(s.at_ms, Some(now));
+        assert_eq!(s.stations.len(), 2, "both configured stations");
+        let p = cod_status(&s);
+        let latest = p.latest.unwrap();
+        assert_eq!(latest.value, 200.0);
+        assert!(latest.exceeded);
+        assert_eq!(
+            latest.exceeding_since_ms,
+            Some(T0 + 3 * HOUR),
+            "the run's first reading"
+        );
+        assert!((latest.ratio.unwrap() - 200.0 / 135.0).abs() < 1e-9);
+        assert_eq!(p.limit.unwrap().max, Some(135.0));
+        let hourly: Vec<_> = p.hourly.iter().map(|m| (m.start_ms, m.mean)).collect();
+        assert_eq!(
+            hourly,
+            [
+                (T0, 100.0),
+                (T0 + HOUR, 100.0),
+                (T0 + 2 * HOUR, 100.0),
+                (T0 + 3 * HOUR, 200.0)
+            ]
+        );
+        let one_hour = &p.windows[0];
+        assert_eq!(one_hour.label, "1h");
+        let running = one_hour.running.unwrap();
+        assert_eq!((running.mean, running.samples), (200.0, 3));
+        assert_eq!(running.capture, 0.25);
+        assert_eq!(one_hour.closed.unwrap().start_ms, T0 + 2 * HOUR);
+        assert_eq!(p.windows[1].label, "24h");
+
+        // A calibration ends the run; the next exceedance starts a new one.
+        let ts = now + 60_000;
+        e.judge(vec![cod(ts, 5.0, Status::Calibrating)], ts);
+        e.judge(vec![cod(ts + 300_000, 210.0, Status::Normal)], ts + 300_000);
+        publish(&mut board, &mut e, ts + 300_000);
+        let latest = cod_status(&rx.borrow()).latest.unwrap();
+        assert_eq!(latest.exceeding_since_ms, Some(ts + 300_000));
+        // A late reading does not move the latest one.
+        e.judge(vec![cod(T0, 1.0, Status::Normal)], ts + 400_000);
+        publish(&mut board, &mut e, ts + 400_000);
+        assert_eq!(cod_status(&rx.borrow()).latest.unwrap().value, 210.0);
+    }
+
+    #[test]
+    fn unchanged_stations_are_shared_between_snapshots() {
+        let (tx, rx) = watch::channel(Arc::new(ParkStatus::empty(chrono_tz::UTC)));
+        let mut board = StatusBoard::new(tx);
+        let mut e = engine();
+        e.judge(vec![cod(T0, 100.0, Status::Normal)], T0);
+        publish(&mut board, &mut e, T0 + 1000);
+        let first = rx.borrow().clone();
+        publish(&mut board, &mut e, T0 + 2000);
+        let second = rx.borrow().clone();
+        for (a, b) in first.stations.iter().zip(&second.stations) {
+            assert!(Arc::ptr_eq(a, b), "{:?} was rebuilt", a.key);
+        }
+        // A new reading rebuilds its station only; the end of the hour rebuilds every one.
+        e.judge(vec![cod(T0 + 300_000, 100.0, Status::Normal)], T0 + 300_000);
+        publish(&mut board, &mut e, T0 + 300_000);
+        let third = rx.borrow().clone();
+        let rebuilt: Vec<_> = second
+            .stations
+            .iter()
+            .zip(&third.stations)
+            .filter(|(a, b)| !Arc::ptr_eq(a, b))
+            .map(|(a, _)| a.key.clone())
+            .collect();
+        assert_eq!(rebuilt, [outfall()]);
+        publish(&mut board, &mut e, T0 + HOUR);
+        let fourth = rx.borrow().clone();
+        let outfall_status = fourth.stations.iter().find(|s| s.key == outfall()).unwrap();
+        assert!(
+            cod_status(&fourth).windows[0].running.is_none(),
+            "a new hour"
+        );
+        assert_eq!(
+            outfall_status.state,
+            HealthState::Silent,
+            "55 min without a message"
+        );
+    }
+
+    #[test]
+    fn rejections_keep_the_newest_excerpts_only() {
+        let (tx, rx) = watch::channel(Arc::new(ParkStatus::empty(chrono_tz::UTC)));
+        let mut board = StatusBoard::new(tx);
+        let mut e = engine();
+        let long = "x".repeat(10_000);
+        for i in 0..RECENT_REJECTIONS as i64 + 5 {
+            let r = Rejection {
+                reason: Reason::Malformed,
+                detail: format!("{i} {long}"),
+                index: None,
+            };
+            board.rejected(&format!("env/{i}/{long}"), None, &[r], T0 + i);
+        }
+        publish(&mut board, &mut e, T0 + 1000);
+        let s = rx.borrow().clone();
+        assert_eq!(s.rejections.len(), RECENT_REJECTIONS);
+        let newest = &s.rejections[0];
+        assert_eq!(newest.received_at_ms, T0 + RECENT_REJECTIONS as i64 + 4);
+        assert!(newest.topic.len() <= EXCERPT_CHARS + '…'.len_utf8());
+        assert!(newest.detail.starts_with("204 x"));
+        assert!(newest.detail.len() <= EXCERPT_CHARS + '…'.len_utf8());
+    }
+}
