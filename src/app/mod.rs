@@ -104,14 +104,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     .await
     .context("rebuilding compliance windows")??;
 
-    // The compliance stage publishes the park's status for readers.
-    let (status_tx, _status) =
+    // The compliance stage publishes the park's status; the status page only reads it.
+    let (status_tx, status_rx) =
         watch::channel(Arc::new(ParkStatus::empty(settings.stations.timezone)));
     let http_stop = CancellationToken::new();
     let (http_addr, http) = http::serve(
         settings.http.listen,
         metrics.clone(),
         readiness.clone(),
+        status_rx,
         http_stop.clone(),
     )
     .await

@@ -1,0 +1,639 @@
+//! The status page (`GET /`) and a station's page (`GET /station/{park}/{site}/{station}`),
+//! rendered on the server from one snapshot: complete without JavaScript (a reload shows
+//! current data); `status.js` only fetches the page again every few seconds and swaps its
+//! `<main>`. Every text from the pipeline is escaped ([`Html::text`]); states are written as
+//! words, never shown by colour alone.
+
+use std::fmt::Write;
+
+use super::chart;
+use super::html::{self, Html};
+use super::view::{self, Basis, Over, StationView, View};
+use crate::model::status::{ParamStatus, RecentRejection, StationStatus, WindowStatus};
+use crate::model::{HealthState, Kind, Limit, LimitSource, ParkStatus, StationKey, Status};
+
+/// Rejections listed on the overview (the JSON has all the snapshot keeps).
+const OVERVIEW_REJECTIONS: usize = 20;
+
+/// The overview: every park → site → station, exceedances first.
+pub fn overview(status: &ParkStatus) -> String {
+    let v = View::new(status);
+    let mut h = Html::with_capacity(4096 + 3000 * status.stations.len());
+    head(&mut h, "Park status");
+    h.raw("<main id=\"status\">");
+    updated(&mut h, &v);
+    summary(&mut h, &v);
+    over_table(&mut h, &v, true);
+    for park in &v.parks {
+        h.raw("<section class=\"park\"><h2><span class=\"kicker\">Park</span> ")
+            .text(park.name)
+            .raw("</h2>");
+        for site in &park.sites {
+            h.raw("<h3><span class=\"kicker\">Site</span> ")
+                .text(site.name)
+                .raw("</h3>");
+            for st in &site.stations {
+                station_card(&mut h, &v, st);
+            }
+        }
+        h.raw("</section>");
+    }
+    if v.parks.is_empty() {
+        h.raw("<p class=\"empty\">No station is configured and none has been heard from yet.</p>");
+    }
+    rejections(
+        &mut h,
+        &v,
+        status.rejections.iter().take(OVERVIEW_REJECTIONS),
+        status.rejections.len() > OVERVIEW_REJECTIONS,
+    );
+    h.raw("</main>");
+    foot(&mut h);
+    h.out
+}
+
+/// One station's page; `None` when the snapshot does not know the station.
+pub fn station(status: &ParkStatus, key: &StationKey) -> Option<String> {
+    let s = status.stations.iter().find(|s| s.key == *key)?;
+    let now_ms = status.at_ms.unwrap_or(0);
+    let st = view::station_view(s, now_ms);
+    let v = View {
+        status,
+        now_ms,
+        parks: Vec::new(),
+    };
+    let mut h = Html::with_capacity(32 * 1024);
+    head(&mut h, &key.to_string());
+    h.raw("<main id=\"status\"><p class=\"back\"><a href=\"/\">← every station</a></p>");
+    updated(&mut h, &v);
+    h.raw("<h2 class=\"station-title\">")
+        .text(key.park())
+        .raw(" / ")
+        .text(key.site())
+        .raw(" / <strong>")
+        .text(key.station())
+        .raw("</strong></h2><p class=\"badges\">");
+    badges(&mut h, &st);
+    h.raw("</p>");
+    meta(&mut h, &v, s);
+    over_rows(&mut h, &v, &st, false);
+    let (measured, unmeasured): (Vec<_>, Vec<_>) =
+        st.params.iter().partition(|(p, _)| p.latest.is_some());
+    for (p, over) in &measured {
+        param_section(&mut h, &v, p, over.as_ref());
+    }
+    if measured.is_empty() {
+        h.raw("<p class=\"empty\">No reading yet.</p>");
+    }
+    if !unmeasured.is_empty() {
+        h.raw("<section class=\"param\"><h3>Limits with no reading</h3><p class=\"unmeasured\">");
+        for (i, (p, _)) in unmeasured.iter().enumerate() {
+            if i > 0 {
+                h.raw(" · ");
+            }
+            h.raw("<b>").text(p.param.symbol()).raw("</b> ");
+            limit(&mut h, p.limit.as_ref(), p.param.canonical_unit());
+        }
+        h.raw("</p></section>");
+    }
+    let mine: Vec<&RecentRejection> = status
+        .rejections
+        .iter()
+        .filter(|r| r.key.as_ref() == Some(key))
+        .collect();
+    rejections(&mut h, &v, mine.into_iter(), false);
+    h.raw("</main>");
+    foot(&mut h);
+    Some(h.out)
+}
+
+/// The page for a station the snapshot does not know.
+pub fn not_found(path: &str) -> String {
+    let mut h = Html::with_capacity(2048);
+    head(&mut h, "No such station");
+    h.raw("<main id=\"status\"><p class=\"back\"><a href=\"/\">← every station</a></p><h2>No such station</h2><p>quantrac knows no station at <code>")
+        .text(path)
+        .raw("</code>: it is not in <code>stations.toml</code> and has not been heard from.</p></main>");
+    foot(&mut h);
+    h.out
+}
+
+fn head(h: &mut Html, title: &str) {
+    h.raw("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>")
+        .text(title)
+        .raw(" · quantrac</title><link rel=\"stylesheet\" href=\"/assets/status.css\"><link rel=\"icon\" href=\"data:,\"></head><body><header><h1><a href=\"/\">quantrac</a> <span class=\"sub\">quan trắc · park status</span></h1><p id=\"offline\" role=\"status\">Connection lost: the figures below are from the time shown, not now.</p></header>");
+}
+
+fn foot(h: &mut Html) {
+    h.raw("<footer><p>Updates itself every 5 seconds; without JavaScript, reload the page. Times are the park's local time. A value is <b>over its limit</b> when its latest reading (status 00) or its latest closed valid average exceeds the limit in force.</p><p>Machine-readable: <a href=\"/api/stations\">/api/stations</a> (JSON) · <a href=\"/metrics\">/metrics</a> (Prometheus) · <a href=\"/readyz\">/readyz</a></p></footer><script src=\"/assets/status.js\" defer></script></body></html>");
+}
+
+fn updated(h: &mut Html, v: &View) {
+    match v.status.at_ms {
+        Some(at) => {
+            h.raw("<p class=\"updated\">Updated <time data-ms=\"");
+            let _ = write!(h.out, "{at}");
+            h.raw("\">");
+            html::time(&mut h.out, at, at, v.status.tz);
+            h.raw("</time> (");
+            html::utc_offset(&mut h.out, at, v.status.tz);
+            h.raw(", ").text(v.status.tz.name()).raw(")</p>");
+        }
+        None => {
+            h.raw("<p class=\"updated\">Starting: no snapshot of the park yet.</p>");
+        }
+    }
+}
+
+fn summary(h: &mut Html, v: &View) {
+    let n = v.status.stations.len();
+    let over = v.over_count();
+    h.raw("<p class=\"summary\">");
+    let _ = write!(h.out, "{n} station{} · ", if n == 1 { "" } else { "s" });
+    if over > 0 {
+        let _ = write!(h.out, "<b class=\"n-over\">▲ {over} over a limit</b>");
+    } else {
+        h.raw("<span class=\"n-ok\">none over a limit</span>");
+    }
+    for (state, count) in HealthState::ALL.iter().zip(v.state_counts()) {
+        if count > 0 {
+            let _ = write!(
+                h.out,
+                " · <span class=\"st-{}\">{} {count} {}</span>",
+                state.label(),
+                icon(*state),
+                state.label()
+            );
+        }
+    }
+    h.raw("</p>");
+}
+
+/// The "over a limit now" table of the overview (every station), most over first.
+fn over_table(h: &mut Html, v: &View, with_station: bool) {
+    let over = v.over();
+    h.raw("<section class=\"over-now\"><h2>Over a limit now</h2>");
+    if over.is_empty() {
+        h.raw("<p class=\"all-clear\">✓ No station is over a limit right now.</p></section>");
+        return;
+    }
+    over_head(h, with_station);
+    for (st, p, o) in over {
+        over_row(h, v, st.s, p, &o, with_station);
+    }
+    h.raw("</tbody></table></section>");
+}
+
+/// The same table for one station (its page), when it is over a limit.
+fn over_rows(h: &mut Html, v: &View, st: &StationView, with_station: bool) {
+    if !st.is_over() {
+        return;
+    }
+    h.raw("<section class=\"over-now\"><h3>Over a limit now</h3>");
+    over_head(h, with_station);
+    for (p, o) in &st.params {
+        if let Some(o) = o {
+            over_row(h, v, st.s, p, o, with_station);
+        }
+    }
+    h.raw("</tbody></table></section>");
+}
+
+fn over_head(h: &mut Html, with_station: bool) {
+    h.raw("<table class=\"over\"><thead><tr>");
+    if with_station {
+        h.raw("<th>Station</th>");
+    }
+    h.raw("<th>Parameter</th><th>Value</th><th>Limit</th><th>Ratio</th><th>Since</th><th>Judged on</th></tr></thead><tbody>");
+}
+
+fn over_row(
+    h: &mut Html,
+    v: &View,
+    s: &StationStatus,
+    p: &ParamStatus,
+    o: &Over,
+    with_station: bool,
+) {
+    let unit = p.param.canonical_unit();
+    h.raw("<tr class=\"is-over\">");
+    if with_station {
+        h.raw("<td data-label=\"Station\">");
+        station_link(h, &s.key);
+        h.raw("</td>");
+    }
+    h.raw("<td data-label=\"Parameter\"><b>")
+        .text(p.param.symbol())
+        .raw("</b></td><td data-label=\"Value\" class=\"val\">")
+        .num(o.value)
+        .raw(" ")
+        .text(unit)
+        .raw("</td><td data-label=\"Limit\">");
+    limit(h, p.limit.as_ref(), unit);
+    h.raw("</td><td data-label=\"Ratio\" class=\"ratio hi\">");
+    match o.ratio {
+        Some(r) => html::percent(&mut h.out, r),
+        None => h.out.push('–'),
+    }
+    h.raw("</td><td data-label=\"Since\">");
+    html::time(&mut h.out, o.since_ms, v.now_ms, v.status.tz);
+    h.raw(" <small>(");
+    html::ago(&mut h.out, o.since_ms, v.now_ms);
+    h.raw(")</small></td><td data-label=\"Judged on\">");
+    match o.basis {
+        Basis::Reading => h.raw("latest reading"),
+        Basis::Window(w) => h.raw("closed ").text(&w.label).raw(" average"),
+    };
+    h.raw("</td></tr>");
+}
+
+fn station_link(h: &mut Html, key: &StationKey) {
+    h.raw("<a href=\"");
+    station_href(h, key);
+    h.raw("\">")
+        .text(key.park())
+        .raw(" / ")
+        .text(key.site())
+        .raw(" / <b>")
+        .text(key.station())
+        .raw("</b></a>");
+}
+
+/// `/station/park/site/station` (identifiers, escaped all the same).
+pub fn station_href(h: &mut Html, key: &StationKey) {
+    h.raw("/station/")
+        .text(key.park())
+        .raw("/")
+        .text(key.site())
+        .raw("/")
+        .text(key.station());
+}
+
+fn icon(state: HealthState) -> &'static str {
+    match state {
+        HealthState::Ok => "✓",
+        HealthState::Silent => "…",
+        HealthState::Fault => "✕",
+        HealthState::Calibrating => "⚙",
+        HealthState::Stuck => "=",
+    }
+}
+
+fn badges(h: &mut Html, st: &StationView) {
+    if st.is_over() {
+        h.raw("<span class=\"badge b-over\">▲ over limit</span> ");
+    }
+    let state = st.s.state;
+    let _ = write!(
+        h.out,
+        "<span class=\"badge st-{0}\">{1} {0}</span>",
+        state.label(),
+        icon(state)
+    );
+    if !st.s.stuck.is_empty() {
+        h.raw(" <span class=\"stuck-params\">flat: ");
+        for (i, p) in st.s.stuck.iter().enumerate() {
+            if i > 0 {
+                h.raw(", ");
+            }
+            h.text(p.symbol());
+        }
+        h.raw("</span>");
+    }
+}
+
+fn meta(h: &mut Html, v: &View, s: &StationStatus) {
+    h.raw("<p class=\"meta\">");
+    match s.kind {
+        Some(Kind::Wastewater) => h.raw("Wastewater outfall"),
+        Some(Kind::Emission) => h.raw("Stack emissions"),
+        None => h.raw("<span class=\"unconfigured\">Not in stations.toml: no limits</span>"),
+    };
+    h.raw(" · last message ");
+    match s.last_message_ms {
+        Some(ms) => {
+            html::time(&mut h.out, ms, v.now_ms, v.status.tz);
+            h.raw(" <small>(");
+            html::ago(&mut h.out, ms, v.now_ms);
+            h.raw(")</small>");
+        }
+        None => {
+            h.raw("never");
+        }
+    }
+    if let Some(every) = s.expected_interval_s {
+        let _ = write!(h.out, " · expected every {every} s");
+    }
+    h.raw("</p>");
+}
+
+fn station_card(h: &mut Html, v: &View, st: &StationView) {
+    let s = st.s;
+    let _ = write!(
+        h.out,
+        "<article class=\"station{} s-{}\"><h4>",
+        if st.is_over() { " is-over" } else { "" },
+        s.state.label()
+    );
+    h.raw("<a href=\"");
+    station_href(h, &s.key);
+    h.raw("\">").text(s.key.station()).raw("</a> ");
+    badges(h, st);
+    h.raw("</h4>");
+    meta(h, v, s);
+    // Parameters measured; the ones with only a limit are on the station's page.
+    let measured: Vec<_> = st
+        .params
+        .iter()
+        .filter(|(p, _)| p.latest.is_some())
+        .collect();
+    if measured.is_empty() {
+        h.raw("<p class=\"none\">No reading yet.</p></article>");
+        return;
+    }
+    // One column per window length the station uses (usually 1h and 24h).
+    let mut labels: Vec<&str> = Vec::new();
+    for (p, _) in &measured {
+        for w in &p.windows {
+            if !labels.contains(&w.label.as_str()) {
+                labels.push(&w.label);
+            }
+        }
+    }
+    h.raw("<table class=\"params\"><thead><tr><th>Parameter</th><th>Latest</th><th>Limit</th><th>Ratio</th>");
+    for l in &labels {
+        h.raw("<th>").text(l).raw(" mean</th>");
+    }
+    h.raw("<th>Last 24 h</th></tr></thead><tbody>");
+    for (p, o) in measured {
+        param_row(h, v, p, o.as_ref(), &labels);
+    }
+    h.raw("</tbody></table></article>");
+}
+
+fn param_row(h: &mut Html, v: &View, p: &ParamStatus, over: Option<&Over>, labels: &[&str]) {
+    let unit = p.param.canonical_unit();
+    h.raw(if over.is_some() {
+        "<tr class=\"is-over\">"
+    } else {
+        "<tr>"
+    });
+    h.raw("<th scope=\"row\" data-label=\"Parameter\">")
+        .text(p.param.symbol());
+    if over.is_some() {
+        h.raw(" <span class=\"flag\">▲ over</span>");
+    }
+    h.raw("</th><td data-label=\"Latest\" class=\"val\">");
+    latest(h, v, p);
+    h.raw("</td><td data-label=\"Limit\">");
+    limit(h, p.limit.as_ref(), unit);
+    h.raw("</td>");
+    ratio_cell(h, p);
+    for label in labels {
+        h.raw("<td data-label=\"").text(label).raw(" mean\">");
+        match p.windows.iter().find(|w| w.label == *label) {
+            Some(w) => window(h, v, w, unit),
+            None => {
+                h.raw("–");
+            }
+        }
+        h.raw("</td>");
+    }
+    h.raw("<td data-label=\"Last 24 h\">");
+    if !p.hourly.is_empty() || p.limit.as_ref().is_some_and(|l| l.max.is_some()) {
+        let max = p.limit.as_ref().and_then(|l| l.max);
+        let label = chart::describe(p.param.symbol(), unit, &p.hourly, max);
+        chart::sparkline(h, &p.hourly, max, v.now_ms, &label);
+    }
+    h.raw("</td></tr>");
+}
+
+fn ratio_cell(h: &mut Html, p: &ParamStatus) {
+    match p.latest.and_then(|l| l.ratio) {
+        Some(r) => {
+            h.raw(if r > 1.0 {
+                "<td data-label=\"Ratio\" class=\"ratio hi\">"
+            } else if r >= 0.8 {
+                "<td data-label=\"Ratio\" class=\"ratio warn\">"
+            } else {
+                "<td data-label=\"Ratio\" class=\"ratio\">"
+            });
+            html::percent(&mut h.out, r);
+            h.raw("</td>");
+        }
+        None => {
+            h.raw("<td data-label=\"Ratio\" class=\"ratio\">–</td>");
+        }
+    }
+}
+
+/// The latest value with its unit, the corrected value when O2 correction applied, and its
+/// status when it is not 00.
+fn latest(h: &mut Html, v: &View, p: &ParamStatus) {
+    let Some(l) = p.latest else {
+        h.raw("<span class=\"none\">no reading</span>");
+        return;
+    };
+    let unit = p.param.canonical_unit();
+    h.raw("<span title=\"reading of ");
+    html::time(&mut h.out, l.ts_ms, v.now_ms, v.status.tz);
+    h.raw("\">").num(l.value);
+    if !unit.is_empty() {
+        h.raw(" ").text(unit);
+    }
+    h.raw("</span>");
+    if let Some(r) = l.value_ref {
+        h.raw(" <small>(O2-corrected ").num(r).raw(")</small>");
+    }
+    match l.status {
+        Status::Normal => {}
+        Status::Calibrating => {
+            h.raw(" <span class=\"tag st-calibrating\">⚙ calibrating</span>");
+        }
+        Status::Fault => {
+            h.raw(" <span class=\"tag st-fault\">✕ device fault</span>");
+        }
+    }
+}
+
+/// The limit in force (`≤ 135 mg/L`, `6–9`), its source as a tooltip.
+fn limit(h: &mut Html, l: Option<&Limit>, unit: &str) {
+    let Some(l) = l else {
+        h.raw("<span class=\"none\">none</span>");
+        return;
+    };
+    h.raw("<span title=\"");
+    source(h, l);
+    h.raw("\">");
+    match (l.min, l.max) {
+        (Some(min), Some(max)) => {
+            h.num(min).raw("–").num(max);
+        }
+        (None, Some(max)) => {
+            h.raw("≤ ").num(max);
+        }
+        (Some(min), None) => {
+            h.raw("≥ ").num(min);
+        }
+        (None, None) => {
+            h.raw("–");
+        }
+    }
+    if !unit.is_empty() {
+        h.raw(" ").text(unit);
+    }
+    h.raw("</span>");
+}
+
+fn source(h: &mut Html, l: &Limit) {
+    match &l.source {
+        LimitSource::Permit => {
+            h.raw("the station's permit");
+        }
+        LimitSource::Regulation { text, unverified } => {
+            h.text(text);
+            if *unverified {
+                h.raw(" (table value not verified)");
+            }
+        }
+    }
+}
+
+/// A window cell: the running mean and its capture; the closed window's verdict when it
+/// exceeded.
+fn window(h: &mut Html, v: &View, w: &WindowStatus, unit: &str) {
+    match w.running {
+        Some(r) => {
+            h.raw("<span title=\"since ");
+            html::time(&mut h.out, r.start_ms, v.now_ms, v.status.tz);
+            let _ = write!(h.out, ", {} samples", r.samples);
+            if let Some(ratio) = r.ratio {
+                h.raw(", ");
+                html::percent(&mut h.out, ratio);
+                h.raw(" of the limit");
+            }
+            h.raw("\"");
+            if r.ratio.is_some_and(|x| x > 1.0) {
+                h.raw(" class=\"hi\"");
+            }
+            h.raw(">").num(r.mean);
+            if !unit.is_empty() {
+                h.raw(" ").text(unit);
+            }
+            h.raw("</span> <small class=\"cap\">");
+            html::percent(&mut h.out, r.capture);
+            h.raw(" captured</small>");
+        }
+        None => {
+            h.raw("<span class=\"none\">no data</span>");
+        }
+    }
+    if let Some(c) = w.closed.filter(|c| c.exceeded) {
+        if v.now_ms < c.end_ms + (c.end_ms - c.start_ms) {
+            h.raw("<br><small class=\"hi\">▲ last ")
+                .text(&w.label)
+                .raw(" (");
+            html::time(&mut h.out, c.start_ms, v.now_ms, v.status.tz);
+            h.raw("): ").num(c.mean).raw("</small>");
+        }
+    }
+}
+
+/// A parameter on a station's page: its figures and the larger chart.
+fn param_section(h: &mut Html, v: &View, p: &ParamStatus, over: Option<&Over>) {
+    let unit = p.param.canonical_unit();
+    h.raw(if over.is_some() {
+        "<section class=\"param is-over\"><h3>"
+    } else {
+        "<section class=\"param\"><h3>"
+    });
+    h.text(p.param.symbol());
+    if over.is_some() {
+        h.raw(" <span class=\"flag\">▲ over its limit</span>");
+    }
+    h.raw("</h3><dl><dt>Latest</dt><dd>");
+    latest(h, v, p);
+    if let Some(l) = p.latest {
+        h.raw(" <small>at ");
+        html::time(&mut h.out, l.ts_ms, v.now_ms, v.status.tz);
+        h.raw("</small>");
+    }
+    h.raw("</dd><dt>Limit</dt><dd>");
+    limit(h, p.limit.as_ref(), unit);
+    if let Some(l) = &p.limit {
+        h.raw(" <small>(");
+        source(h, l);
+        h.raw(")</small>");
+    }
+    h.raw("</dd><dt>Ratio</dt><dd>");
+    match p.latest.and_then(|l| l.ratio) {
+        Some(r) => {
+            html::percent(&mut h.out, r);
+            h.raw(" of the limit");
+        }
+        None => {
+            h.raw("–");
+        }
+    }
+    if let Some(o) = over {
+        h.raw(" <small>(over since ");
+        html::time(&mut h.out, o.since_ms, v.now_ms, v.status.tz);
+        h.raw(")</small>");
+    }
+    h.raw("</dd>");
+    for w in &p.windows {
+        h.raw("<dt>").text(&w.label).raw(" mean</dt><dd>");
+        window(h, v, w, unit);
+        if let Some(c) = w.closed {
+            h.raw("<br><small>last closed valid window, from ");
+            html::time(&mut h.out, c.start_ms, v.now_ms, v.status.tz);
+            h.raw(": ").num(c.mean);
+            h.raw(if c.exceeded {
+                " — exceeded</small>"
+            } else {
+                " — within the limit</small>"
+            });
+        }
+        h.raw("</dd>");
+    }
+    h.raw("</dl>");
+    let max = p.limit.as_ref().and_then(|l| l.max);
+    if p.hourly.is_empty() && p.windows.iter().all(|w| w.seconds != 3600) {
+        h.raw("<p class=\"none\">No one-hour window is configured for this parameter: no hourly chart.</p>");
+    } else {
+        let label = chart::describe(p.param.symbol(), unit, &p.hourly, max);
+        chart::chart(h, &p.hourly, max, unit, v.now_ms, v.status.tz, &label);
+    }
+    h.raw("</section>");
+}
+
+fn rejections<'a>(
+    h: &mut Html,
+    v: &View,
+    list: impl Iterator<Item = &'a RecentRejection>,
+    more: bool,
+) {
+    let mut list = list.peekable();
+    h.raw("<section class=\"rejections\"><h2>Recent rejections</h2>");
+    if list.peek().is_none() {
+        h.raw("<p class=\"none\">None since quantrac started.</p></section>");
+        return;
+    }
+    h.raw("<table><thead><tr><th>Time</th><th>Reason</th><th>Topic</th><th>Detail</th></tr></thead><tbody>");
+    for r in list {
+        h.raw("<tr><td data-label=\"Time\">");
+        html::time(&mut h.out, r.received_at_ms, v.now_ms, v.status.tz);
+        h.raw("</td><td data-label=\"Reason\">")
+            .text(r.reason.as_label())
+            .raw("</td><td data-label=\"Topic\"><code>")
+            .text(&r.topic)
+            .raw("</code></td><td data-label=\"Detail\">")
+            .text(&r.detail)
+            .raw("</td></tr>");
+    }
+    h.raw("</tbody></table>");
+    if more {
+        h.raw("<p><small>More in <a href=\"/api/stations\">/api/stations</a>.</small></p>");
+    }
+    h.raw("</section>");
+}
