@@ -100,6 +100,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
     let simulator = tokio::spawn(publish(options, running.stopping()));
     let http = running.http_addr;
+    println!("\nquantrac status page: http://{http}/  ← open it in a browser: which sites are over their limits, right now");
     println!(
         "\nquantrac demo: a simulated Hải Phòng park is publishing to an embedded MQTT broker.\n\n\
          \x20 metrics      http://{http}/metrics   (try: curl -s http://{http}/metrics | grep quantrac_exceedance)\n\
