@@ -13,6 +13,8 @@ have victoria-metrics || need+=(victoria-metrics)
 have promtool || need+=(prometheus)
 have amtool || need+=(prometheus-alertmanager)
 have openssl || need+=(openssl)
+# Headless Chromium loads the status page as a person's browser would (tests/it/status_page.rs).
+have chromium || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing: ${need[*]} — run as root, or: sudo apt-get install ${need[*]}" >&2

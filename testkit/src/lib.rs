@@ -3,6 +3,7 @@
 //! configured for the tests is the broker the benchmark measures, and the stations a unit test
 //! judges are the stations the integration tests publish to.
 //!
+//! - [`chromium`] — [`Chromium`]: headless Chromium's DOM of a page and its screenshots.
 //! - [`ports`] — [`free_port`], [`wait_port`]: loopback ports for servers started here.
 //! - [`programs`] — [`program`], [`run`]: a required program, or a failure naming its Debian
 //!   package (a skipped check would let a broken file ship unnoticed).
@@ -23,6 +24,7 @@
 //! Every server runs on loopback in a folder the caller owns, so a test can kill and restart
 //! any part; `TEST_LOG=1` streams every process's output live.
 
+pub mod chromium;
 pub mod fixtures;
 pub mod influx;
 pub mod metrics;
@@ -35,6 +37,7 @@ pub mod runner;
 pub mod victoria;
 pub mod wait;
 
+pub use chromium::Chromium;
 pub use fixtures::{json_message, STATIONS};
 pub use influx::Influx1;
 pub use metrics::parse_metric;

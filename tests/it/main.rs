@@ -10,6 +10,7 @@ mod layering;
 mod lifecycle;
 mod reliability;
 mod sink;
+mod status_page;
 mod tls;
 mod windows;
 
