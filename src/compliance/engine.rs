@@ -10,7 +10,7 @@ use super::{
     health, limits, o2, Catalogue, LimitRow, StationHealth, WindowState, MIN_LATE_HORIZON_MS,
 };
 use crate::config::{Station, Stations};
-use crate::model::status::{Latest, ParamStatus};
+use crate::model::status::{Exceedance, Latest, ParamStatus};
 use crate::model::{Judged, Limit, Param, Reading, StationKey, Status, WindowPoint};
 
 /// What the engine keeps per configured station × parameter.
@@ -21,6 +21,8 @@ struct ParamState {
     series: Vec<Series>,
     /// The newest reading (by its own time) and its verdict, for the status page.
     latest: Option<Latest>,
+    /// The latest run of exceeded readings, for the status page.
+    exceedance: Option<Exceedance>,
 }
 
 /// What the engine keeps per configured station, found once per message.
@@ -77,6 +79,7 @@ impl Engine {
                     limit: resolved.limits.get(p).cloned(),
                     series: Vec::new(),
                     latest: None,
+                    exceedance: None,
                 })
                 .collect();
             for (param, limit) in resolved.limits {
@@ -230,8 +233,7 @@ impl Engine {
             if let Some(slot) = self.slots.get_mut(handle) {
                 slot.changed = true;
                 let p = &mut slot.params[judged_reading.reading.param as usize];
-                observe_latest(
-                    &mut p.latest,
+                p.observe(
                     &judged_reading.reading,
                     value_ref,
                     judged_reading.ratio,
@@ -309,7 +311,7 @@ impl Engine {
                 series.put_at(reading.ts_ms, off, sample, self.tz, floor);
             }
             let (ratio, exceeded) = instant(param.limit.as_ref(), reading, value_ref);
-            observe_latest(&mut param.latest, reading, value_ref, ratio, exceeded);
+            param.observe(reading, value_ref, ratio, exceeded);
             slot.changed = true;
         }
         let mut close_due = i64::MAX;
@@ -383,14 +385,16 @@ impl Engine {
                 for s in &p.series {
                     until = until.min(windows::bounds(now_ms, s.spec.seconds, tz).1);
                 }
-                super::status::param_status(
+                let mut status = super::status::param_status(
                     param,
                     p.latest,
                     p.limit.as_ref(),
                     &p.series,
                     now_ms,
                     tz,
-                )
+                );
+                status.last_exceedance = p.exceedance;
+                status
             })
             .collect();
         (params, until)
@@ -473,36 +477,60 @@ fn instant(
     }
 }
 
-/// Keeps the newest reading of a parameter. An exceedance run starts at the first exceeded
-/// reading after one that was not, and ends with the next reading that is not (whatever its
-/// status: a calibration interrupts it). Late readings do not move it.
-fn observe_latest(
-    latest: &mut Option<Latest>,
-    reading: &Reading,
-    value_ref: Option<f64>,
-    ratio: Option<f64>,
-    exceeded: bool,
-) {
-    if latest.is_some_and(|l| l.ts_ms > reading.ts_ms) {
-        return;
+impl ParamState {
+    /// Keeps the newest reading of a parameter and its latest run of exceeded readings. A run
+    /// starts at the first exceeded reading after one that was not, and ends with the next
+    /// reading that is not (whatever its status: a calibration interrupts it). Late readings
+    /// move neither.
+    fn observe(
+        &mut self,
+        reading: &Reading,
+        value_ref: Option<f64>,
+        ratio: Option<f64>,
+        exceeded: bool,
+    ) {
+        let latest = &mut self.latest;
+        if latest.is_some_and(|l| l.ts_ms > reading.ts_ms) {
+            return;
+        }
+        let ongoing = latest.and_then(|l| l.exceeding_since_ms);
+        let since = match ongoing {
+            _ if !exceeded => None,
+            Some(since) => Some(since),
+            None => Some(reading.ts_ms),
+        };
+        if exceeded {
+            let value = value_ref.unwrap_or(reading.value);
+            let run = match (ongoing, self.exceedance) {
+                (Some(_), Some(run)) if run.peak >= value => Exceedance {
+                    to_ms: reading.ts_ms,
+                    ..run
+                },
+                (Some(_), Some(run)) => Exceedance {
+                    to_ms: reading.ts_ms,
+                    peak: value,
+                    peak_ratio: ratio,
+                    ..run
+                },
+                _ => Exceedance {
+                    from_ms: reading.ts_ms,
+                    to_ms: reading.ts_ms,
+                    peak: value,
+                    peak_ratio: ratio,
+                },
+            };
+            self.exceedance = Some(run);
+        }
+        *latest = Some(Latest {
+            ts_ms: reading.ts_ms,
+            value: reading.value,
+            value_ref,
+            status: reading.status,
+            ratio,
+            exceeded,
+            exceeding_since_ms: since,
+        });
     }
-    let since = match latest {
-        _ if !exceeded => None,
-        Some(Latest {
-            exceeding_since_ms: Some(since),
-            ..
-        }) => Some(*since),
-        _ => Some(reading.ts_ms),
-    };
-    *latest = Some(Latest {
-        ts_ms: reading.ts_ms,
-        value: reading.value,
-        value_ref,
-        status: reading.status,
-        ratio,
-        exceeded,
-        exceeding_since_ms: since,
-    });
 }
 
 #[cfg(test)]

@@ -52,6 +52,7 @@ pub fn param_status(
         limit: limit.cloned(),
         windows,
         hourly,
+        last_exceedance: None,
     }
 }
 
@@ -277,6 +278,11 @@ mod tests {
         assert_eq!(s.at_ms, Some(now));
         assert_eq!(s.stations.len(), 2, "both configured stations");
         let p = cod_status(&s);
+        let run = p.last_exceedance.unwrap();
+        assert_eq!(
+            (run.from_ms, run.to_ms, run.peak),
+            (T0 + 3 * HOUR, T0 + 3 * HOUR + 600_000, 200.0)
+        );
         let latest = p.latest.unwrap();
         assert_eq!(latest.value, 200.0);
         assert!(latest.exceeded);
@@ -310,8 +316,16 @@ mod tests {
         e.judge(vec![cod(ts, 5.0, Status::Calibrating)], ts);
         e.judge(vec![cod(ts + 300_000, 210.0, Status::Normal)], ts + 300_000);
         publish(&mut board, &mut e, ts + 300_000);
-        let latest = cod_status(&rx.borrow()).latest.unwrap();
-        assert_eq!(latest.exceeding_since_ms, Some(ts + 300_000));
+        let now_cod = cod_status(&rx.borrow());
+        assert_eq!(
+            now_cod.latest.unwrap().exceeding_since_ms,
+            Some(ts + 300_000)
+        );
+        let run = now_cod.last_exceedance.unwrap();
+        assert_eq!(
+            (run.from_ms, run.to_ms, run.peak),
+            (ts + 300_000, ts + 300_000, 210.0)
+        );
         // A late reading does not move the latest one.
         e.judge(vec![cod(T0, 1.0, Status::Normal)], ts + 400_000);
         publish(&mut board, &mut e, ts + 400_000);

@@ -24,6 +24,7 @@ struct Body<'a> {
 struct Summary {
     stations: usize,
     over_limit: usize,
+    was_over_limit_24h: usize,
     ok: usize,
     silent: usize,
     fault: usize,
@@ -42,6 +43,7 @@ struct Station<'a> {
     expected_interval_s: Option<u64>,
     state: &'static str,
     over_limit: bool,
+    was_over_limit_24h: bool,
     last_message: Option<String>,
     stuck_params: Vec<&'static str>,
     params: Vec<Param<'a>>,
@@ -56,6 +58,15 @@ struct Param<'a> {
     limit: Option<LimitJson<'a>>,
     windows: Vec<Window<'a>>,
     hourly: Option<Hourly>,
+    last_exceedance: Option<ExceedanceJson>,
+}
+
+#[derive(Serialize)]
+struct ExceedanceJson {
+    from: Option<String>,
+    to: Option<String>,
+    peak: f64,
+    peak_ratio: Option<f64>,
 }
 
 /// Hourly means as parallel arrays, hour `i` starting at `start` + `i` hours; `null` for an
@@ -150,6 +161,7 @@ pub fn stations(status: &ParkStatus) -> String {
                 expected_interval_s: s.expected_interval_s,
                 state: s.state.label(),
                 over_limit: st.is_over(),
+                was_over_limit_24h: st.was_over(),
                 last_message: s.last_message_ms.and_then(|ms| rfc3339(ms, tz)),
                 stuck_params: s.stuck.iter().map(|p| p.symbol()).collect(),
                 params: st
@@ -177,6 +189,7 @@ pub fn stations(status: &ParkStatus) -> String {
         summary: Summary {
             stations: status.stations.len(),
             over_limit: v.over_count(),
+            was_over_limit_24h: v.was_over_count(),
             ok: count(HealthState::Ok),
             silent: count(HealthState::Silent),
             fault: count(HealthState::Fault),
@@ -208,6 +221,12 @@ fn param<'a>(p: &'a ParamStatus, over: Option<&Over<'a>>, tz: Tz) -> Param<'a> {
         limit: p.limit.as_ref().map(limit),
         windows: p.windows.iter().map(|w| window(w, tz)).collect(),
         hourly: hourly(&p.hourly, tz),
+        last_exceedance: p.last_exceedance.map(|e| ExceedanceJson {
+            from: rfc3339(e.from_ms, tz),
+            to: rfc3339(e.to_ms, tz),
+            peak: e.peak,
+            peak_ratio: e.peak_ratio,
+        }),
     }
 }
 

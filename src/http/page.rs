@@ -9,7 +9,7 @@ use std::fmt::Write;
 use super::chart;
 use super::html::{self, Html};
 use super::view::{self, Basis, Over, StationView, View};
-use crate::model::status::{ParamStatus, RecentRejection, StationStatus, WindowStatus};
+use crate::model::status::{Exceedance, ParamStatus, RecentRejection, StationStatus, WindowStatus};
 use crate::model::{HealthState, Kind, Limit, LimitSource, ParkStatus, StationKey, Status};
 
 /// Rejections listed on the overview (the JSON has all the snapshot keeps).
@@ -24,6 +24,7 @@ pub fn overview(status: &ParkStatus) -> String {
     updated(&mut h, &v);
     summary(&mut h, &v);
     over_table(&mut h, &v, true);
+    recent_table(&mut h, &v);
     for park in &v.parks {
         h.raw("<section class=\"park\"><h2><span class=\"kicker\">Park</span> ")
             .text(park.name)
@@ -155,6 +156,13 @@ fn summary(h: &mut Html, v: &View) {
     } else {
         h.raw("<span class=\"n-ok\">none over a limit</span>");
     }
+    let was = v.was_over_count();
+    if was > 0 {
+        let _ = write!(
+            h.out,
+            " · <span class=\"n-recent\">△ {was} over one in the last 24 h</span>"
+        );
+    }
     for (state, count) in HealthState::ALL.iter().zip(v.state_counts()) {
         if count > 0 {
             let _ = write!(
@@ -182,6 +190,48 @@ fn over_table(h: &mut Html, v: &View, with_station: bool) {
         over_row(h, v, st.s, p, &o, with_station);
     }
     h.raw("</tbody></table></section>");
+}
+
+/// Parameters over their limit earlier in the last 24 hours (not now), latest first: a
+/// station that pollutes in bursts shows here between them.
+fn recent_table(h: &mut Html, v: &View) {
+    let recent = v.recent();
+    if recent.is_empty() {
+        return;
+    }
+    h.raw("<section class=\"recent\"><h2>Over a limit earlier in the last 24 hours</h2><table><thead><tr><th>Station</th><th>Parameter</th><th>Peak</th><th>Limit</th><th>Peak ratio</th><th>When</th></tr></thead><tbody>");
+    for (st, p, e) in recent {
+        let unit = p.param.canonical_unit();
+        h.raw("<tr><td data-label=\"Station\">");
+        station_link(h, &st.s.key);
+        h.raw("</td><td data-label=\"Parameter\"><b>")
+            .text(p.param.symbol())
+            .raw("</b></td><td data-label=\"Peak\" class=\"val\">")
+            .num(e.peak)
+            .raw(" ")
+            .text(unit)
+            .raw("</td><td data-label=\"Limit\">");
+        limit(h, p.limit.as_ref(), unit);
+        h.raw("</td><td data-label=\"Peak ratio\" class=\"ratio\">");
+        match e.peak_ratio {
+            Some(r) => html::percent(&mut h.out, r),
+            None => h.out.push('–'),
+        }
+        h.raw("</td><td data-label=\"When\">");
+        exceedance_when(h, v, &e);
+        h.raw("</td></tr>");
+    }
+    h.raw("</tbody></table></section>");
+}
+
+/// `20:00:32–20:06:27 (3 min ago)`.
+fn exceedance_when(h: &mut Html, v: &View, e: &Exceedance) {
+    html::time(&mut h.out, e.from_ms, v.now_ms, v.status.tz);
+    h.raw("–");
+    html::time(&mut h.out, e.to_ms, v.now_ms, v.status.tz);
+    h.raw(" <small>(");
+    html::ago(&mut h.out, e.to_ms, v.now_ms);
+    h.raw(")</small>");
 }
 
 /// The same table for one station (its page), when it is over a limit.
@@ -282,6 +332,8 @@ fn icon(state: HealthState) -> &'static str {
 fn badges(h: &mut Html, st: &StationView) {
     if st.is_over() {
         h.raw("<span class=\"badge b-over\">▲ over limit</span> ");
+    } else if st.was_over() {
+        h.raw("<span class=\"badge b-recent\">△ over a limit in the last 24 h</span> ");
     }
     let state = st.s.state;
     let _ = write!(
@@ -366,12 +418,20 @@ fn station_card(h: &mut Html, v: &View, st: &StationView) {
     }
     h.raw("<th>Last 24 h</th></tr></thead><tbody>");
     for (p, o) in measured {
-        param_row(h, v, p, o.as_ref(), &labels);
+        let recent = view::recent(p, o.as_ref(), v.now_ms);
+        param_row(h, v, p, o.as_ref(), recent.as_ref(), &labels);
     }
     h.raw("</tbody></table></article>");
 }
 
-fn param_row(h: &mut Html, v: &View, p: &ParamStatus, over: Option<&Over>, labels: &[&str]) {
+fn param_row(
+    h: &mut Html,
+    v: &View,
+    p: &ParamStatus,
+    over: Option<&Over>,
+    recent: Option<&Exceedance>,
+    labels: &[&str],
+) {
     let unit = p.param.canonical_unit();
     h.raw(if over.is_some() {
         "<tr class=\"is-over\">"
@@ -382,6 +442,10 @@ fn param_row(h: &mut Html, v: &View, p: &ParamStatus, over: Option<&Over>, label
         .text(p.param.symbol());
     if over.is_some() {
         h.raw(" <span class=\"flag\">▲ over</span>");
+    } else if let Some(e) = recent {
+        h.raw(" <span class=\"flag recent\">△ over until ");
+        html::time(&mut h.out, e.to_ms, v.now_ms, v.status.tz);
+        h.raw("</span>");
     }
     h.raw("</th><td data-label=\"Latest\" class=\"val\">");
     latest(h, v, p);
@@ -581,6 +645,20 @@ fn param_section(h: &mut Html, v: &View, p: &ParamStatus, over: Option<&Over>) {
         h.raw(")</small>");
     }
     h.raw("</dd>");
+    if let Some(e) = p.last_exceedance {
+        h.raw("<dt>Last exceedance</dt><dd>");
+        exceedance_when(h, v, &e);
+        h.raw(": peak ").num(e.peak);
+        if !unit.is_empty() {
+            h.raw(" ").text(unit);
+        }
+        if let Some(r) = e.peak_ratio {
+            h.raw(" (");
+            html::percent(&mut h.out, r);
+            h.raw(")");
+        }
+        h.raw("</dd>");
+    }
     for w in &p.windows {
         h.raw("<dt>").text(&w.label).raw(" mean</dt><dd>");
         window(h, v, w, unit);

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::model::status::{
-    Latest, ParamStatus, RecentRejection, StationStatus, WindowMean, WindowStatus,
+    Exceedance, Latest, ParamStatus, RecentRejection, StationStatus, WindowMean, WindowStatus,
 };
 use crate::model::{HealthState, Kind, Limit, LimitSource, Param, Reason, Status};
 
@@ -86,6 +86,12 @@ fn param(p: Param, value: f64, limit: Option<f64>, status: Status) -> ParamStatu
                 )
             })
             .collect(),
+        last_exceedance: exceeded.then_some(Exceedance {
+            from_ms: NOW - 20 * 60_000,
+            to_ms: NOW - 30_000,
+            peak: value,
+            peak_ratio: Some(value / l),
+        }),
     }
 }
 
@@ -101,12 +107,25 @@ fn station(k: StationKey, state: HealthState, params: Vec<ParamStatus>) -> Arc<S
     })
 }
 
-/// The hand-written scenario: a textile outfall over its COD limit (200 against 135), a
-/// chemical outfall calibrating, a quiet outfall, a station not configured, and rejections
-/// whose topic and detail carry markup and Vietnamese text.
+/// The hand-written scenario: a textile outfall over its COD limit (200 against 135), a paper
+/// mill's outfall that was over it two hours ago, a chemical outfall calibrating, a quiet
+/// outfall, a station not configured, and rejections whose topic and detail carry markup and
+/// Vietnamese text.
 fn scenario() -> ParkStatus {
     let ok = |v| param(Param::COD, v, Some(135.0), Status::Normal);
+    let mut earlier = ok(90.0);
+    earlier.last_exceedance = Some(Exceedance {
+        from_ms: NOW - 2 * HOUR - 600_000,
+        to_ms: NOW - 2 * HOUR,
+        peak: 180.0,
+        peak_ratio: Some(180.0 / 135.0),
+    });
     let stations = vec![
+        station(
+            key("deep-c", "dc-paper", "outfall-1"),
+            HealthState::Ok,
+            vec![earlier],
+        ),
         station(
             key("dinh-vu", "dv-chem", "outfall-1"),
             HealthState::Calibrating,
@@ -210,10 +229,33 @@ fn the_exceeding_station_comes_first_with_its_value_limit_and_ratio() {
         .find("<th scope=\"row\" data-label=\"Parameter\">pH")
         .unwrap();
     assert!(cod < ph, "the exceeded parameter leads its station");
-    // The next stations: not measuring normally before the ones that are.
+    // Then one over its limit earlier today, then those not measuring normally, then the rest.
+    let paper = page
+        .find("<section class=\"park\"><h2><span class=\"kicker\">Park</span> deep-c")
+        .unwrap();
     let chem = page.find("dv-chem").unwrap();
     let food = page.find("dv-food").unwrap();
-    assert!(chem < food);
+    assert!(first_park < paper && paper < chem && chem < food);
+}
+
+#[test]
+fn an_exceedance_earlier_today_is_listed_apart() {
+    let page = page::overview(&scenario());
+    let recent = page
+        .split("<h2>Over a limit earlier in the last 24 hours</h2>")
+        .nth(1)
+        .unwrap();
+    let recent = recent.split("</table>").next().unwrap();
+    assert!(recent.contains("dc-paper"), "{recent}");
+    assert!(recent.contains(">180 mg/L<"), "peak: {recent}");
+    assert!(recent.contains("133 %"), "peak ratio: {recent}");
+    assert!(recent.contains("11:55:00–12:05:00"), "when: {recent}");
+    assert!(
+        !recent.contains("nd-textile"),
+        "over now, not earlier: {recent}"
+    );
+    assert!(page.contains("△ 1 over one in the last 24 h"));
+    assert!(page.contains("<span class=\"badge b-recent\">△ over a limit in the last 24 h</span>"));
 }
 
 #[test]
@@ -276,8 +318,9 @@ fn the_json_has_the_same_order_and_verdicts() {
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["generated_at"], "2026-11-29T14:05:00+07:00");
     assert_eq!(v["timezone"], "Asia/Ho_Chi_Minh");
-    assert_eq!(v["summary"]["stations"], 5);
+    assert_eq!(v["summary"]["stations"], 6);
     assert_eq!(v["summary"]["over_limit"], 1);
+    assert_eq!(v["summary"]["was_over_limit_24h"], 1);
     assert_eq!(v["summary"]["calibrating"], 1);
     assert_eq!(v["summary"]["silent"], 1);
     let first = &v["stations"][0];
@@ -294,6 +337,16 @@ fn the_json_has_the_same_order_and_verdicts() {
     assert!((cod["latest"]["ratio"].as_f64().unwrap() - 200.0 / 135.0).abs() < 1e-9);
     assert_eq!(cod["over_limit"]["basis"], "reading");
     assert_eq!(cod["over_limit"]["since"], "2026-11-29T13:45:00+07:00");
+    assert_eq!(cod["last_exceedance"]["from"], "2026-11-29T13:45:00+07:00");
+    assert_eq!(cod["last_exceedance"]["peak"], 200.0);
+    let paper = &v["stations"][1];
+    assert_eq!(paper["site"], "dc-paper");
+    assert_eq!(paper["over_limit"], false);
+    assert_eq!(paper["was_over_limit_24h"], true);
+    assert_eq!(
+        paper["params"][0]["last_exceedance"]["to"],
+        "2026-11-29T12:05:00+07:00"
+    );
     assert_eq!(cod["windows"][0]["window"], "1h");
     assert_eq!(cod["windows"][0]["running"]["capture"], 0.75);
     assert_eq!(cod["hourly"]["start"], "2026-11-28T15:00:00+07:00");

@@ -1,8 +1,12 @@
 //! What the page and the JSON say about a snapshot: which parameters are over their limit
-//! right now and since when, and the order things are listed in (exceedances first). Shared by
-//! [`super::page`] and [`super::api`], so the two can never disagree.
+//! right now and since when, which were earlier in the day, and the order things are listed in
+//! (exceedances first). Shared by [`super::page`] and [`super::api`], so the two can never
+//! disagree.
 
-use crate::model::status::{ParamStatus, StationStatus, WindowStatus};
+use crate::model::status::{Exceedance, ParamStatus, StationStatus, WindowStatus};
+
+/// How far back an exceedance that ended still counts as recent.
+pub const RECENT_MS: i64 = 24 * 3_600_000;
 use crate::model::{HealthState, ParkStatus};
 
 /// Why a parameter counts as over its limit now.
@@ -50,11 +54,21 @@ pub fn over<'a>(s: &StationStatus, p: &'a ParamStatus, now_ms: i64) -> Option<Ov
     })
 }
 
+/// The run of exceeded readings of `p` that ended within [`RECENT_MS`] of `now_ms`, when `p`
+/// is not over its limit now.
+pub fn recent(p: &ParamStatus, over: Option<&Over>, now_ms: i64) -> Option<Exceedance> {
+    if over.is_some() {
+        return None;
+    }
+    p.last_exceedance.filter(|e| e.to_ms >= now_ms - RECENT_MS)
+}
+
 /// One station with its parameters in the order they are listed: over their limit first (by
 /// ratio, highest first), then in table order.
 pub struct StationView<'a> {
     pub s: &'a StationStatus,
     pub params: Vec<(&'a ParamStatus, Option<Over<'a>>)>,
+    pub now_ms: i64,
 }
 
 impl StationView<'_> {
@@ -62,14 +76,26 @@ impl StationView<'_> {
         self.params.iter().any(|(_, o)| o.is_some())
     }
 
-    /// 0: over a limit; 1: not measuring normally (silent, fault, calibrating, stuck); 2: ok.
+    /// Not over a limit now, but was in the last 24 hours.
+    pub fn was_over(&self) -> bool {
+        !self.is_over()
+            && self
+                .params
+                .iter()
+                .any(|(p, o)| recent(p, o.as_ref(), self.now_ms).is_some())
+    }
+
+    /// 0: over a limit; 1: over one in the last 24 hours; 2: not measuring normally (silent,
+    /// fault, calibrating, stuck); 3: ok.
     fn rank(&self) -> u8 {
         if self.is_over() {
             0
-        } else if self.s.state != HealthState::Ok {
+        } else if self.was_over() {
             1
-        } else {
+        } else if self.s.state != HealthState::Ok {
             2
+        } else {
+            3
         }
     }
 }
@@ -176,6 +202,26 @@ impl<'a> View<'a> {
     pub fn over_count(&self) -> usize {
         self.stations().filter(|s| s.is_over()).count()
     }
+
+    /// Stations not over a limit now but over one in the last 24 hours.
+    pub fn was_over_count(&self) -> usize {
+        self.stations().filter(|s| s.was_over()).count()
+    }
+
+    /// Every parameter not over its limit now whose last exceedance ended in the last 24
+    /// hours, the latest first.
+    pub fn recent(&self) -> Vec<(&StationView<'a>, &'a ParamStatus, Exceedance)> {
+        let mut all: Vec<_> = self
+            .stations()
+            .flat_map(|st| {
+                st.params.iter().filter_map(move |(p, o)| {
+                    recent(p, o.as_ref(), self.now_ms).map(|e| (st, *p, e))
+                })
+            })
+            .collect();
+        all.sort_by_key(|e| std::cmp::Reverse(e.2.to_ms));
+        all
+    }
 }
 
 pub fn station_view(s: &StationStatus, now_ms: i64) -> StationView<'_> {
@@ -186,5 +232,5 @@ pub fn station_view(s: &StationStatus, now_ms: i64) -> StationView<'_> {
         (None, Some(_)) => std::cmp::Ordering::Greater,
         (None, None) => a.0.param.cmp(&b.0.param),
     });
-    StationView { s, params }
+    StationView { s, params, now_ms }
 }

@@ -102,6 +102,19 @@ pub struct ParamStatus {
     /// Hourly means of the last 24 hours, oldest first (only hours with a status-00 sample).
     /// Empty when no one-hour window is configured for the parameter.
     pub hourly: Vec<WindowMean>,
+    /// The most recent run of exceeded readings, ongoing or over.
+    pub last_exceedance: Option<Exceedance>,
+}
+
+/// A run of consecutive exceeded readings (status 00, above the limit) of one parameter.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Exceedance {
+    /// Time of its first and of its last exceeded reading.
+    pub from_ms: i64,
+    pub to_ms: i64,
+    /// The highest value compared to the limit (O2-corrected where that applies).
+    pub peak: f64,
+    pub peak_ratio: Option<f64>,
 }
 
 /// The newest reading of a parameter (by its own time) and its instantaneous verdict.
