@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono_tz::Tz;
 
+use super::status::Spans;
 use super::windows::{self, Series};
 use super::{
     health, limits, o2, Catalogue, LimitRow, StationHealth, WindowState, MIN_LATE_HORIZON_MS,
@@ -373,7 +374,13 @@ impl Engine {
     /// answer holds unless a reading arrives: the earliest end of a window open at `now_ms`.
     /// Clears the station's "changed" mark.
     pub fn station_status(&mut self, slot: usize, now_ms: i64) -> (Vec<ParamStatus>, i64) {
-        let tz = self.tz;
+        let mut spans = Spans::new(now_ms, self.tz);
+        self.station_status_in(slot, &mut spans)
+    }
+
+    /// [`Engine::station_status`] at the instant of `spans`, which a caller describing many
+    /// stations at once shares between them.
+    pub fn station_status_in(&mut self, slot: usize, spans: &mut Spans) -> (Vec<ParamStatus>, i64) {
         let state = &mut self.slots[slot];
         state.changed = false;
         let mut until = i64::MAX;
@@ -383,15 +390,14 @@ impl Engine {
             .filter(|(_, p)| p.latest.is_some() || p.limit.is_some())
             .map(|(&param, p)| {
                 for s in &p.series {
-                    until = until.min(windows::bounds(now_ms, s.spec.seconds, tz).1);
+                    until = until.min(spans.at(s.spec.seconds).1);
                 }
                 let mut status = super::status::param_status(
                     param,
                     p.latest,
                     p.limit.as_ref(),
                     &p.series,
-                    now_ms,
-                    tz,
+                    spans,
                 );
                 status.last_exceedance = p.exceedance;
                 status

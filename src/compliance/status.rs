@@ -12,7 +12,7 @@ use std::sync::Arc;
 use chrono_tz::Tz;
 use tokio::sync::watch;
 
-use super::windows::Series;
+use super::windows::{self, Series};
 use super::{Engine, StationHealth};
 use crate::model::status::{
     excerpt, Latest, ParamStatus, RecentRejection, StationStatus, WindowStatus, EXCERPT_CHARS,
@@ -23,21 +23,49 @@ use crate::model::{Limit, Param, ParkStatus, Rejection, StationKey};
 /// The hourly chart covers this much time before "now".
 const CHART_MS: i64 = 24 * 3_600_000;
 
-/// One parameter of one station at `now_ms`.
+/// The windows holding one instant, by length: every series of a length shares them, and
+/// finding them in the zone is the costly part of describing a station.
+pub struct Spans {
+    now_ms: i64,
+    tz: Tz,
+    by_length: Vec<(u64, (i64, i64))>,
+}
+
+impl Spans {
+    pub fn new(now_ms: i64, tz: Tz) -> Spans {
+        Spans {
+            now_ms,
+            tz,
+            by_length: Vec::new(),
+        }
+    }
+
+    /// `[start, end)` of the `seconds`-long window holding "now".
+    pub fn at(&mut self, seconds: u64) -> (i64, i64) {
+        if let Some(&(_, b)) = self.by_length.iter().find(|(s, _)| *s == seconds) {
+            return b;
+        }
+        let b = windows::bounds(self.now_ms, seconds, self.tz);
+        self.by_length.push((seconds, b));
+        b
+    }
+}
+
+/// One parameter of one station at the instant of `spans`.
 pub fn param_status(
     param: Param,
     latest: Option<Latest>,
     limit: Option<&Limit>,
     series: &[Series],
-    now_ms: i64,
-    tz: Tz,
+    spans: &mut Spans,
 ) -> ParamStatus {
+    let (now_ms, tz) = (spans.now_ms, spans.tz);
     let windows = series
         .iter()
         .map(|s| WindowStatus {
             label: s.spec.label.clone(),
             seconds: s.spec.seconds,
-            running: s.running_mean(now_ms, tz),
+            running: s.mean_at(spans.at(s.spec.seconds).0),
             closed: s.last_valid_mean(tz),
         })
         .collect();
@@ -129,9 +157,10 @@ impl StatusBoard {
             })
             .map(|(slot, _)| slot)
             .collect();
+        let mut spans = Spans::new(now_ms, engine.timezone());
         let rebuilt: Vec<_> = stale
             .into_iter()
-            .map(|slot| (slot, engine.station_status(slot, now_ms)))
+            .map(|slot| (slot, engine.station_status_in(slot, &mut spans)))
             .collect();
         // Slots are in ascending order, as are the stations: one pass joins them.
         let mut rebuilt = rebuilt.into_iter().peekable();

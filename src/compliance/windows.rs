@@ -478,18 +478,22 @@ impl Series {
             .filter_map(|b| self.mean_of(b))
     }
 
-    /// The mean of the window holding `now_ms`, as it stands.
-    pub fn running_mean(&self, now_ms: i64, tz: Tz) -> Option<WindowMean> {
-        let (start, _) = bounds(now_ms, self.spec.seconds, tz);
-        self.mean_of(self.bucket(start)?)
+    /// The mean of the window starting at `start_ms`, as it stands.
+    pub fn mean_at(&self, start_ms: i64) -> Option<WindowMean> {
+        self.mean_of(self.bucket(start_ms)?)
     }
 
     /// The latest closed valid window's mean, with its end.
     pub fn last_valid_mean(&self, tz: Tz) -> Option<WindowMean> {
         let p = self.last_valid.as_ref()?;
+        // The window is nearly always still held (for late data): its end is known.
+        let end_ms = match self.bucket(p.start_ms) {
+            Some(b) => b.end_ms,
+            None => bounds(p.start_ms, self.spec.seconds, tz).1,
+        };
         Some(WindowMean {
             start_ms: p.start_ms,
-            end_ms: bounds(p.start_ms, self.spec.seconds, tz).1,
+            end_ms,
             mean: p.mean,
             samples: p.samples,
             capture: p.capture,

@@ -156,37 +156,39 @@ fn draw(
     r: f64,
     every_dot: bool,
 ) {
+    // The sparkline's units are pixels: whole ones are precise enough, and the overview of a
+    // thousand stations is smaller and quicker for it. The larger chart keeps tenths.
+    let tenths = every_dot;
     let top = top_value(means, limit_max);
     if let Some(limit) = limit_max {
         let y = f.y(limit, top);
-        let _ = write!(
-            h.out,
-            r#"<line class="lim" x1="{:.1}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}"/>"#,
-            f.left,
-            f.width - f.right
-        );
+        h.raw(r#"<line class="lim" x1=""#);
+        coord(&mut h.out, f.left, tenths);
+        h.raw(r#"" x2=""#);
+        coord(&mut h.out, f.width - f.right, tenths);
+        h.raw(r#"" y1=""#);
+        coord(&mut h.out, y, tenths);
+        h.raw(r#"" y2=""#);
+        coord(&mut h.out, y, tenths);
+        h.raw(r#""/>"#);
     }
     if means.is_empty() {
         return;
     }
     // Centre of each hour; a gap of more than an hour breaks the line.
-    let mut points = String::with_capacity(means.len() * 12);
+    let mut points = String::with_capacity(64);
     let mut previous_start = None;
     h.raw(r#"<path class="ln" d=""#);
     for m in means {
         let x = f.x((m.start_ms + m.end_ms) / 2, now_ms);
         let y = f.y(m.mean, top);
-        let command = match previous_start {
+        h.out.push(match previous_start {
             Some(p) if m.start_ms - p <= HOUR_MS => 'L',
             _ => 'M',
-        };
-        // The sparkline's units are pixels: whole ones are precise enough, and a page of a
-        // thousand stations is a fifth smaller for it.
-        let _ = if every_dot {
-            write!(h.out, "{command}{x:.1} {y:.1}")
-        } else {
-            write!(h.out, "{command}{x:.0} {y:.0}")
-        };
+        });
+        coord(&mut h.out, x, tenths);
+        h.out.push(' ');
+        coord(&mut h.out, y, tenths);
         previous_start = Some(m.start_ms);
         let class = match (m.valid, limit_max.is_some_and(|l| m.mean > l)) {
             (_, true) => "pt hi",
@@ -197,12 +199,27 @@ fn draw(
         if !every_dot && class != "pt hi" && !newest {
             continue;
         }
-        let _ = write!(
-            points,
-            r#"<circle class="{class}" cx="{x:.1}" cy="{y:.1}" r="{r}"/>"#
-        );
+        let _ = write!(points, r#"<circle class="{class}" cx=""#);
+        coord(&mut points, x, tenths);
+        points.push_str(r#"" cy=""#);
+        coord(&mut points, y, tenths);
+        let _ = write!(points, r#"" r="{r}"/>"#);
     }
     h.raw(r#""/>"#).raw(&points);
+}
+
+/// A coordinate, whole or to a tenth, written with integer arithmetic.
+fn coord(out: &mut String, v: f64, tenths: bool) {
+    if tenths {
+        let mut t = (v * 10.0).round() as i64;
+        if t < 0 {
+            out.push('-');
+            t = -t;
+        }
+        let _ = write!(out, "{}.{}", t / 10, t % 10);
+    } else {
+        let _ = write!(out, "{}", v.round() as i64);
+    }
 }
 
 /// A short description of a chart for screen readers: range of the means and the limit.

@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use chrono::{DateTime, SecondsFormat};
+use chrono::{DateTime, Offset, SecondsFormat, TimeZone};
 use chrono_tz::Tz;
 
 /// A page being written.
@@ -78,26 +78,39 @@ pub fn num(out: &mut String, v: f64) {
     } else {
         3
     };
-    let start = out.len();
-    let _ = write!(out, "{v:.decimals$}");
-    if decimals > 0 {
-        while out.ends_with('0') {
-            out.pop();
-        }
-        if out.ends_with('.') {
-            out.pop();
-        }
+    // Integer arithmetic: a page writes tens of thousands of these, and formatting a float
+    // with a precision costs several times more than formatting an integer.
+    if a >= 1e15 {
+        let _ = write!(out, "{v:.0}");
+        return;
     }
-    if &out[start..] == "-0" {
-        out.truncate(start);
+    let scale = 10_u64.pow(decimals);
+    let n = (a * scale as f64).round() as u64;
+    if n == 0 {
         out.push('0');
+        return;
     }
+    if v < 0.0 {
+        out.push('-');
+    }
+    let _ = write!(out, "{}", n / scale);
+    let mut frac = n % scale;
+    if frac == 0 {
+        return;
+    }
+    out.push('.');
+    let mut digits = decimals;
+    while frac.is_multiple_of(10) {
+        frac /= 10;
+        digits -= 1;
+    }
+    let _ = write!(out, "{frac:0width$}", width = digits as usize);
 }
 
 /// A ratio to the limit as a percentage (`124 %`).
 pub fn percent(out: &mut String, ratio: f64) {
     if ratio.is_finite() {
-        let _ = write!(out, "{:.0} %", ratio * 100.0);
+        let _ = write!(out, "{} %", (ratio * 100.0).round() as i64);
     } else {
         out.push('–');
     }
@@ -118,6 +131,73 @@ pub fn time(out: &mut String, ms: i64, now_ms: i64, tz: Tz) {
     } else {
         let _ = write!(out, "{}", t.format("%Y-%m-%d %H:%M"));
     }
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Times of one page in the park's zone. A page shows thousands of times, nearly all within a
+/// day of "now": when the zone's offset does not change from two days before to a day after
+/// (no daylight-saving jump; Vietnam has none), those are written with integer arithmetic,
+/// the rest through chrono.
+pub struct Clock {
+    tz: Tz,
+    now_ms: i64,
+    /// The zone's offset, when it holds over the whole span.
+    offset_ms: Option<i64>,
+    /// Local midnight starting today, in local milliseconds.
+    today_local_ms: i64,
+}
+
+impl Clock {
+    pub fn new(now_ms: i64, tz: Tz) -> Clock {
+        let offset = |ms: i64| {
+            DateTime::from_timestamp_millis(ms).map(|t| {
+                i64::from(
+                    tz.offset_from_utc_datetime(&t.naive_utc())
+                        .fix()
+                        .local_minus_utc(),
+                ) * 1000
+            })
+        };
+        let now = offset(now_ms);
+        let steady = now.filter(|o| {
+            offset(now_ms - 2 * DAY_MS) == Some(*o) && offset(now_ms + DAY_MS) == Some(*o)
+        });
+        Clock {
+            tz,
+            now_ms,
+            offset_ms: steady,
+            today_local_ms: (now_ms + now.unwrap_or(0)).div_euclid(DAY_MS) * DAY_MS,
+        }
+    }
+
+    /// As [`time`].
+    pub fn time(&self, out: &mut String, ms: i64) {
+        let fast = self
+            .offset_ms
+            .filter(|_| (self.now_ms - 2 * DAY_MS..=self.now_ms + DAY_MS).contains(&ms));
+        match fast {
+            Some(offset) if (ms + offset).div_euclid(DAY_MS) * DAY_MS == self.today_local_ms => {
+                let s = (ms + offset).rem_euclid(DAY_MS) / 1000;
+                two_digits(out, s / 3600);
+                out.push(':');
+                two_digits(out, s / 60 % 60);
+                out.push(':');
+                two_digits(out, s % 60);
+            }
+            _ => time(out, ms, self.now_ms, self.tz),
+        }
+    }
+
+    /// As [`ago`], from this page's "now".
+    pub fn ago(&self, out: &mut String, ms: i64) {
+        ago(out, ms, self.now_ms);
+    }
+}
+
+fn two_digits(out: &mut String, n: i64) {
+    out.push(char::from(b'0' + (n / 10 % 10) as u8));
+    out.push(char::from(b'0' + (n % 10) as u8));
 }
 
 /// How long ago `ms` was, roughly (`8 s ago`, `12 min ago`, `3 h ago`, `2 days ago`).
@@ -174,6 +254,11 @@ mod tests {
         assert_eq!(n(7.054), "7.05");
         assert_eq!(n(0.0123), "0.012");
         assert_eq!(n(12_345.6), "12346");
+        assert_eq!(n(10.05), "10.1");
+        assert_eq!(n(1.005), "1");
+        assert_eq!(n(0.5), "0.5");
+        assert_eq!(n(-3.25), "-3.25");
+        assert_eq!(n(1e20), "100000000000000000000");
         assert_eq!(n(0.0), "0");
         assert_eq!(n(-0.0001), "0");
         assert_eq!(n(f64::NAN), "–");
@@ -194,5 +279,26 @@ mod tests {
         s.clear();
         ago(&mut s, t - 125_000, t);
         assert_eq!(s, "2 min ago");
+    }
+
+    #[test]
+    fn the_page_clock_writes_what_chrono_writes() {
+        // Hải Phòng (no daylight saving: the integer path) and Berlin across its October
+        // jump (chrono's path near it), each time of two days around "now".
+        let cases = [
+            (chrono_tz::Asia::Ho_Chi_Minh, 1_795_935_900_000),
+            (chrono_tz::Europe::Berlin, 1_792_976_400_000),
+        ];
+        for (tz, now) in cases {
+            let clock = Clock::new(now, tz);
+            let mut ms = now - 2 * DAY_MS - 7;
+            while ms < now + DAY_MS {
+                let (mut a, mut b) = (String::new(), String::new());
+                clock.time(&mut a, ms);
+                time(&mut b, ms, now, tz);
+                assert_eq!(a, b, "{tz} at {ms}");
+                ms += 997_003;
+            }
+        }
     }
 }

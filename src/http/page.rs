@@ -61,6 +61,7 @@ pub fn station(status: &ParkStatus, key: &StationKey) -> Option<String> {
     let v = View {
         status,
         now_ms,
+        clock: html::Clock::new(now_ms, status.tz),
         parks: Vec::new(),
     };
     let mut h = Html::with_capacity(32 * 1024);
@@ -135,7 +136,7 @@ fn updated(h: &mut Html, v: &View) {
             h.raw("<p class=\"updated\">Updated <time data-ms=\"");
             let _ = write!(h.out, "{at}");
             h.raw("\">");
-            html::time(&mut h.out, at, at, v.status.tz);
+            v.clock.time(&mut h.out, at);
             h.raw("</time> (");
             html::utc_offset(&mut h.out, at, v.status.tz);
             h.raw(", ").text(v.status.tz.name()).raw(")</p>");
@@ -226,11 +227,11 @@ fn recent_table(h: &mut Html, v: &View) {
 
 /// `20:00:32–20:06:27 (3 min ago)`.
 fn exceedance_when(h: &mut Html, v: &View, e: &Exceedance) {
-    html::time(&mut h.out, e.from_ms, v.now_ms, v.status.tz);
+    v.clock.time(&mut h.out, e.from_ms);
     h.raw("–");
-    html::time(&mut h.out, e.to_ms, v.now_ms, v.status.tz);
+    v.clock.time(&mut h.out, e.to_ms);
     h.raw(" <small>(");
-    html::ago(&mut h.out, e.to_ms, v.now_ms);
+    v.clock.ago(&mut h.out, e.to_ms);
     h.raw(")</small>");
 }
 
@@ -286,9 +287,9 @@ fn over_row(
         None => h.out.push('–'),
     }
     h.raw("</td><td data-label=\"Since\">");
-    html::time(&mut h.out, o.since_ms, v.now_ms, v.status.tz);
+    v.clock.time(&mut h.out, o.since_ms);
     h.raw(" <small>(");
-    html::ago(&mut h.out, o.since_ms, v.now_ms);
+    v.clock.ago(&mut h.out, o.since_ms);
     h.raw(")</small></td><td data-label=\"Judged on\">");
     match o.basis {
         Basis::Reading => h.raw("latest reading"),
@@ -364,9 +365,9 @@ fn meta(h: &mut Html, v: &View, s: &StationStatus) {
     h.raw(" · last message ");
     match s.last_message_ms {
         Some(ms) => {
-            html::time(&mut h.out, ms, v.now_ms, v.status.tz);
+            v.clock.time(&mut h.out, ms);
             h.raw(" <small>(");
-            html::ago(&mut h.out, ms, v.now_ms);
+            v.clock.ago(&mut h.out, ms);
             h.raw(")</small>");
         }
         None => {
@@ -444,7 +445,7 @@ fn param_row(
         h.raw(" <span class=\"flag\">▲ over</span>");
     } else if let Some(e) = recent {
         h.raw(" <span class=\"flag recent\">△ over until ");
-        html::time(&mut h.out, e.to_ms, v.now_ms, v.status.tz);
+        v.clock.time(&mut h.out, e.to_ms);
         h.raw("</span>");
     }
     h.raw("</th><td data-label=\"Latest\" class=\"val\">");
@@ -500,7 +501,7 @@ fn latest(h: &mut Html, v: &View, p: &ParamStatus) {
     };
     let unit = p.param.canonical_unit();
     h.raw("<span title=\"reading of ");
-    html::time(&mut h.out, l.ts_ms, v.now_ms, v.status.tz);
+    v.clock.time(&mut h.out, l.ts_ms);
     h.raw("\">").num(l.value);
     if !unit.is_empty() {
         h.raw(" ").text(unit);
@@ -569,7 +570,7 @@ fn window(h: &mut Html, v: &View, w: &WindowStatus, unit: &str) {
     match w.running {
         Some(r) => {
             h.raw("<span title=\"since ");
-            html::time(&mut h.out, r.start_ms, v.now_ms, v.status.tz);
+            v.clock.time(&mut h.out, r.start_ms);
             let _ = write!(h.out, ", {} samples", r.samples);
             if let Some(ratio) = r.ratio {
                 h.raw(", ");
@@ -597,7 +598,7 @@ fn window(h: &mut Html, v: &View, w: &WindowStatus, unit: &str) {
             h.raw("<br><small class=\"hi\">▲ last ")
                 .text(&w.label)
                 .raw(" (");
-            html::time(&mut h.out, c.start_ms, v.now_ms, v.status.tz);
+            v.clock.time(&mut h.out, c.start_ms);
             h.raw("): ").num(c.mean).raw("</small>");
         }
     }
@@ -619,7 +620,7 @@ fn param_section(h: &mut Html, v: &View, p: &ParamStatus, over: Option<&Over>) {
     latest(h, v, p);
     if let Some(l) = p.latest {
         h.raw(" <small>at ");
-        html::time(&mut h.out, l.ts_ms, v.now_ms, v.status.tz);
+        v.clock.time(&mut h.out, l.ts_ms);
         h.raw("</small>");
     }
     h.raw("</dd><dt>Limit</dt><dd>");
@@ -641,7 +642,7 @@ fn param_section(h: &mut Html, v: &View, p: &ParamStatus, over: Option<&Over>) {
     }
     if let Some(o) = over {
         h.raw(" <small>(over since ");
-        html::time(&mut h.out, o.since_ms, v.now_ms, v.status.tz);
+        v.clock.time(&mut h.out, o.since_ms);
         h.raw(")</small>");
     }
     h.raw("</dd>");
@@ -664,7 +665,7 @@ fn param_section(h: &mut Html, v: &View, p: &ParamStatus, over: Option<&Over>) {
         window(h, v, w, unit);
         if let Some(c) = w.closed {
             h.raw("<br><small>last closed valid window, from ");
-            html::time(&mut h.out, c.start_ms, v.now_ms, v.status.tz);
+            v.clock.time(&mut h.out, c.start_ms);
             h.raw(": ").num(c.mean);
             h.raw(if c.exceeded {
                 " — exceeded</small>"
@@ -700,7 +701,7 @@ fn rejections<'a>(
     h.raw("<table><thead><tr><th>Time</th><th>Reason</th><th>Topic</th><th>Detail</th></tr></thead><tbody>");
     for r in list {
         h.raw("<tr><td data-label=\"Time\">");
-        html::time(&mut h.out, r.received_at_ms, v.now_ms, v.status.tz);
+        v.clock.time(&mut h.out, r.received_at_ms);
         h.raw("</td><td data-label=\"Reason\">")
             .text(r.reason.as_label())
             .raw("</td><td data-label=\"Topic\"><code>")

@@ -471,14 +471,19 @@ fn render_1000_stations() {
     let park = big_park(1000);
     let mut best = Duration::MAX;
     let mut bytes = 0;
-    for _ in 0..5 {
+    // The best of 20: the machine may be busy with other work.
+    for _ in 0..20 {
         let t = Instant::now();
         bytes = page::overview(&park).len();
         best = best.min(t.elapsed());
     }
-    let t = Instant::now();
-    let json = api::stations(&park).len();
-    let json_time = t.elapsed();
+    let mut json_time = Duration::MAX;
+    let mut json = 0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        json = api::stations(&park).len();
+        json_time = json_time.min(t.elapsed());
+    }
     println!(
         "status page, 1,000 stations × 8 parameters: {:.1} ms ({:.1} MB); /api/stations: {:.1} ms ({:.1} MB)",
         best.as_secs_f64() * 1000.0,

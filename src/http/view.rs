@@ -3,6 +3,7 @@
 //! (exceedances first). Shared by [`super::page`] and [`super::api`], so the two can never
 //! disagree.
 
+use super::html::Clock;
 use crate::model::status::{Exceedance, ParamStatus, StationStatus, WindowStatus};
 
 /// How far back an exceedance that ended still counts as recent.
@@ -115,6 +116,8 @@ pub struct ParkView<'a> {
 pub struct View<'a> {
     pub status: &'a ParkStatus,
     pub now_ms: i64,
+    /// Writes the page's times.
+    pub clock: Clock,
     pub parks: Vec<ParkView<'a>>,
 }
 
@@ -158,6 +161,7 @@ impl<'a> View<'a> {
         View {
             status,
             now_ms,
+            clock: Clock::new(now_ms, status.tz),
             parks,
         }
     }
