@@ -12,10 +12,10 @@
 //!    before its acknowledgement is sent.
 //! 5. [`sink`] — InfluxDB writer: reads the journal's outbox in order, batches, retries.
 //!
-//! Beside it: [`metrics`] (Prometheus), [`http`] (`/metrics`, `/healthz`, `/readyz`),
-//! [`config`] (settings and stations), [`tls`] (certificate files and the one TLS client
-//! setup every connection uses), [`model`] (the vocabulary), [`pipeline`] (what travels
-//! between stages), [`app`] (wiring and shutdown order), [`demo`] (a simulated park).
+//! Beside it: [`metrics`] (Prometheus), [`http`] (the status page, `/api/stations`,
+//! `/metrics`, `/healthz`, `/readyz`), [`config`] (settings and stations), [`tls`] (certificate
+//! files and the one TLS client setup every connection uses), [`model`] (the vocabulary),
+//! [`pipeline`] (what travels between stages), [`app`] (wiring and shutdown order), [`demo`] (a simulated park).
 
 pub mod app;
 pub mod cli;
