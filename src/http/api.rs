@@ -7,7 +7,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::html::rfc3339;
-use super::view::{Basis, Over, View};
+use super::view::{self, Basis, Over, View};
 use crate::model::status::{Latest, ParamStatus, RecentRejection, WindowMean, WindowStatus};
 use crate::model::{HealthState, Kind, Limit, LimitSource, ParkStatus};
 
@@ -30,6 +30,8 @@ struct Summary {
     fault: usize,
     calibrating: usize,
     stuck: usize,
+    /// Configured, and not heard from since quantrac started (not yet counted as silent).
+    unheard: usize,
 }
 
 #[derive(Serialize)]
@@ -141,12 +143,7 @@ pub fn stations(status: &ParkStatus) -> String {
     let v = View::new(status);
     let tz = status.tz;
     let counts = v.state_counts();
-    let count = |s: HealthState| {
-        counts[HealthState::ALL
-            .iter()
-            .position(|&x| x == s)
-            .expect("ALL lists every state")]
-    };
+    let count = |s: HealthState| counts[view::state_index(s)];
     let stations = v
         .stations()
         .map(|st| {
@@ -195,6 +192,7 @@ pub fn stations(status: &ParkStatus) -> String {
             fault: count(HealthState::Fault),
             calibrating: count(HealthState::Calibrating),
             stuck: count(HealthState::Stuck),
+            unheard: count(HealthState::Unheard),
         },
         stations,
         rejections,

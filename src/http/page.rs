@@ -164,7 +164,7 @@ fn summary(h: &mut Html, v: &View) {
             " · <span class=\"n-recent\">△ {was} over one in the last 24 h</span>"
         );
     }
-    for (state, count) in HealthState::ALL.iter().zip(v.state_counts()) {
+    for (state, count) in view::STATES.iter().zip(v.state_counts()) {
         if count > 0 {
             let _ = write!(
                 h.out,

@@ -379,6 +379,28 @@ fn before_the_first_snapshot_the_page_says_so() {
     assert_eq!(v["stations"].as_array().unwrap().len(), 0);
 }
 
+/// A configured station not heard from since start-up is shown and counted as such, on the
+/// page and in the JSON (it has no exported state of its own).
+#[test]
+fn a_station_not_heard_from_yet_is_shown_and_counted() {
+    let mut park = scenario();
+    park.stations.push(Arc::new(StationStatus {
+        key: key("trang-due", "td-new", "outfall-1"),
+        kind: Some(Kind::Wastewater),
+        expected_interval_s: Some(300),
+        state: HealthState::Unheard,
+        last_message_ms: None,
+        stuck: Vec::new(),
+        params: Arc::from(Vec::new()),
+    }));
+    let page = page::overview(&park);
+    assert!(page.contains("<span class=\"st-unheard\">? 1 unheard</span>"));
+    assert!(page.contains("<span class=\"badge st-unheard\">? unheard</span>"));
+    let v: serde_json::Value = serde_json::from_str(&api::stations(&park)).unwrap();
+    assert_eq!(v["summary"]["unheard"], 1);
+    assert_eq!(v["summary"]["ok"], 4);
+}
+
 #[tokio::test]
 async fn the_routes_answer_with_their_types_and_a_strict_policy() {
     let (_tx, rx) = watch::channel(Arc::new(scenario()));

@@ -30,6 +30,29 @@ pub struct Over<'a> {
     pub since_ms: i64,
 }
 
+/// Every state a station can be shown in: the exported ones, then a configured station not
+/// heard from since start-up.
+pub const STATES: [HealthState; 6] = [
+    HealthState::Ok,
+    HealthState::Silent,
+    HealthState::Fault,
+    HealthState::Calibrating,
+    HealthState::Stuck,
+    HealthState::Unheard,
+];
+
+/// Where `state` is in [`STATES`].
+pub fn state_index(state: HealthState) -> usize {
+    match state {
+        HealthState::Ok => 0,
+        HealthState::Silent => 1,
+        HealthState::Fault => 2,
+        HealthState::Calibrating => 3,
+        HealthState::Stuck => 4,
+        HealthState::Unheard => 5,
+    }
+}
+
 /// Whether `p` is over its limit at `now_ms`. A reading's verdict wins over a window's: it is
 /// the more recent of the two.
 pub fn over<'a>(s: &StationStatus, p: &'a ParamStatus, now_ms: i64) -> Option<Over<'a>> {
@@ -192,14 +215,11 @@ impl<'a> View<'a> {
         all
     }
 
-    /// How many stations are in each state, in the order of [`HealthState::ALL`].
-    pub fn state_counts(&self) -> [usize; HealthState::ALL.len()] {
-        let mut counts = [0; HealthState::ALL.len()];
+    /// How many stations are in each state, in the order of [`STATES`].
+    pub fn state_counts(&self) -> [usize; STATES.len()] {
+        let mut counts = [0; STATES.len()];
         for s in &self.status.stations {
-            counts[HealthState::ALL
-                .iter()
-                .position(|&h| h == s.state)
-                .expect("ALL lists every state")] += 1;
+            counts[state_index(s.state)] += 1;
         }
         counts
     }
