@@ -19,6 +19,8 @@ have python3 || need+=(python3)
 # The README's shell blocks (tests/it/readme.rs): curl, and `ip` for a network namespace's loopback.
 have curl || need+=(curl)
 have ip || need+=(iproute2)
+# Headless Chromium loads the status page as a person's browser would (tests/it/status_page.rs).
+have chromium || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing: ${need[*]} — run as root, or: sudo apt-get install ${need[*]}" >&2

@@ -14,10 +14,10 @@
 //!    [`uplink`] — Circular 10/2021 files for the provincial department, made from the
 //!    journal per station and period, committed, then sent over FTP/FTPS.
 //!
-//! Beside it: [`metrics`] (Prometheus), [`http`] (`/metrics`, `/healthz`, `/readyz`),
-//! [`config`] (settings and stations), [`tls`] (certificate files and the one TLS client
-//! setup every connection uses), [`model`] (the vocabulary), [`pipeline`] (what travels
-//! between stages), [`app`] (wiring and shutdown order), [`demo`] (a simulated park).
+//! Beside it: [`metrics`] (Prometheus), [`http`] (the status page, `/api/stations`,
+//! `/metrics`, `/healthz`, `/readyz`), [`config`] (settings and stations), [`tls`] (certificate
+//! files and the one TLS client setup every connection uses), [`model`] (the vocabulary),
+//! [`pipeline`] (what travels between stages), [`app`] (wiring and shutdown order), [`demo`] (a simulated park).
 
 pub mod app;
 pub mod cli;

@@ -4,6 +4,7 @@
 //! judges are the stations the integration tests publish to.
 //!
 //! - [`certs`] — [`Pki`]: a private CA with server, client and expired certificates (openssl).
+//! - [`chromium`] — [`Chromium`]: headless Chromium's DOM of a page and its screenshots.
 //! - [`ports`] — [`free_port`], [`wait_port`]: loopback ports for servers started here.
 //! - [`programs`] — [`program`], [`run`]: a required program, or a failure naming its Debian
 //!   package (a skipped check would let a broken file ship unnoticed).
@@ -27,6 +28,7 @@
 //! any part; `TEST_LOG=1` streams every process's output live.
 
 pub mod certs;
+pub mod chromium;
 pub mod fixtures;
 pub mod influx;
 pub mod metrics;
@@ -41,6 +43,7 @@ pub mod vsftpd;
 pub mod wait;
 
 pub use certs::Pki;
+pub use chromium::Chromium;
 pub use fixtures::{json_message, STATIONS};
 pub use influx::{Https, Influx1};
 pub use metrics::parse_metric;

@@ -12,6 +12,7 @@ mod lifecycle;
 mod readme;
 mod reliability;
 mod sink;
+mod status_page;
 mod tls;
 mod uplink;
 mod windows;
