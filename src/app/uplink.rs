@@ -134,10 +134,19 @@ impl uplink::Store for UplinkStore {
         Ok(())
     }
 
-    async fn pending(&mut self) -> Result<Vec<Pending>, StoreError> {
+    async fn backlog(&mut self) -> Result<usize, StoreError> {
+        let n = self
+            .outbox
+            .call(|o| o.backlog())
+            .await
+            .map_err(store_error)?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    async fn pending(&mut self, after_id: u64, limit: usize) -> Result<Vec<Pending>, StoreError> {
         let files = self
             .outbox
-            .call(|o| o.pending())
+            .call(move |o| o.pending(after_id, limit))
             .await
             .map_err(store_error)?;
         Ok(files

@@ -103,13 +103,15 @@ impl UplinkOutbox {
         Ok(())
     }
 
-    /// Files not yet confirmed by the server, oldest first.
-    pub fn pending(&self) -> Result<Vec<UplinkFile>, Error> {
+    /// Up to `limit` files not yet confirmed by the server, oldest first, after file
+    /// `after_id` (0: from the oldest). Paged, so a long outage never loads its whole backlog.
+    pub fn pending(&self, after_id: u64, limit: usize) -> Result<Vec<UplinkFile>, Error> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, station, period_end_ms, dir, name, content, refused FROM uplink_files
-             WHERE sent_at_ms IS NULL ORDER BY id",
+             WHERE sent_at_ms IS NULL AND id > ?1 ORDER BY id LIMIT ?2",
         )?;
-        let rows = stmt.query_map([], |r| {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map((to_i64(after_id)?, limit), |r| {
             Ok(UplinkFile {
                 id: r.get::<_, i64>(0)? as u64,
                 station: r.get(1)?,
@@ -279,12 +281,16 @@ mod tests {
             .unwrap();
         assert_eq!(o.closed_upto().unwrap(), Some(600_000));
         let names = |o: &UplinkOutbox| -> Vec<String> {
-            o.pending().unwrap().into_iter().map(|f| f.name).collect()
+            o.pending(0, 100)
+                .unwrap()
+                .into_iter()
+                .map(|f| f.name)
+                .collect()
         };
         assert_eq!(names(&o), ["a1", "b1", "a2"]);
-        let first = o.pending().unwrap()[0].id;
+        let first = o.pending(0, 100).unwrap()[0].id;
         o.sent(first, 10).unwrap();
-        let b1 = o.pending().unwrap()[0].id;
+        let b1 = o.pending(0, 100).unwrap()[0].id;
         o.refused(b1, "550 Permission denied").unwrap();
         assert_eq!(names(&o), ["b1", "a2"]);
         assert_eq!(o.backlog().unwrap(), 2);
@@ -295,10 +301,36 @@ mod tests {
         let mut o = UplinkOutbox::open(dir.path()).unwrap();
         assert_eq!(o.closed_upto().unwrap(), Some(600_000));
         assert_eq!(
-            o.pending().unwrap()[0].refused.as_deref(),
+            o.pending(0, 100).unwrap()[0].refused.as_deref(),
             Some("550 Permission denied")
         );
         assert_eq!(o.prune_sent(11).unwrap(), 1);
         assert_eq!(o.sent_at("p/s/a", "a1").unwrap(), None);
+    }
+
+    /// Pending files come a page at a time, in id order, each page after the last id seen.
+    #[test]
+    fn pending_files_page_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = UplinkOutbox::open(dir.path()).unwrap();
+        let files: Vec<NewFile> = (0..5).map(|i| file("p/s/a", &format!("f{i}"))).collect();
+        o.close_period(300_000, 1, &files).unwrap();
+        let first = o.pending(0, 2).unwrap();
+        assert_eq!(
+            first.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+            ["f0", "f1"]
+        );
+        o.sent(first[0].id, 10).unwrap();
+        let second = o.pending(first[1].id, 2).unwrap();
+        assert_eq!(
+            second.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+            ["f2", "f3"]
+        );
+        let last = o.pending(second[1].id, 2).unwrap();
+        assert_eq!(
+            last.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+            ["f4"]
+        );
+        assert_eq!(o.pending(0, 10).unwrap().len(), 4);
     }
 }

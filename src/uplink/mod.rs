@@ -84,8 +84,16 @@ pub trait Store: Send + 'static {
         files: Vec<OutFile>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Files not yet confirmed, oldest first.
-    fn pending(&mut self) -> impl Future<Output = Result<Vec<Pending>, StoreError>> + Send;
+    /// Up to `limit` files not yet confirmed, oldest first, after file `after_id` (0: from
+    /// the oldest).
+    fn pending(
+        &mut self,
+        after_id: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Pending>, StoreError>> + Send;
+
+    /// How many files are not yet confirmed.
+    fn backlog(&mut self) -> impl Future<Output = Result<usize, StoreError>> + Send;
 
     /// The server confirmed file `id`.
     fn sent(&mut self, id: u64) -> impl Future<Output = Result<(), StoreError>> + Send;

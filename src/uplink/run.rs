@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use super::events;
 use super::ftp::{self, Failure, Session};
 use super::period;
-use super::{Pending, Plan, Store, StoreError};
+use super::{Plan, Store, StoreError};
 use crate::config::UplinkSettings;
 use crate::metrics::Metrics;
 use crate::shutdown::CancellationToken;
@@ -30,6 +30,9 @@ pub const REFUSED_RETRY: Duration = Duration::from_secs(3600);
 /// Backoff bounds while the server cannot be reached (or refuses the login).
 const RETRY_MIN: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(60);
+/// Pending files are read this many at a time: a long outage of a large park never holds its
+/// whole backlog in memory.
+const PAGE: usize = 500;
 
 /// At most this many periods are closed in one turn (a day of 5-minute periods), so catching
 /// up after a long stop reads the journal in bounded pieces.
@@ -104,15 +107,15 @@ pub async fn run<S: Store>(
         check: true,
         backlog: 0,
     };
-    let pending = retrying!(stop, "counting pending files", store.pending());
+    let backlog = retrying!(stop, "counting pending files", store.backlog());
     events::Started {
         url: &settings.url().to_string(),
         stations: plan.stations.len(),
         period_s: settings.period_s,
-        backlog: pending.len(),
+        backlog,
     }
     .emit();
-    stage.set_backlog(pending.len());
+    stage.set_backlog(backlog);
 
     loop {
         if stop.is_cancelled() {
@@ -153,13 +156,13 @@ pub async fn run<S: Store>(
         }
         // 2. Send what is pending.
         if stage.check && Instant::now() >= stage.next_attempt {
-            match store.pending().await {
-                Ok(files) => {
+            match store.backlog().await {
+                Ok(backlog) => {
                     stage.check = false;
-                    stage.set_backlog(files.len());
-                    if !files.is_empty() {
+                    stage.set_backlog(backlog);
+                    if backlog > 0 {
                         tokio::select! {
-                            r = stage.send(&mut store, files) => r?,
+                            r = stage.send(&mut store) => r?,
                             _ = stop.cancelled() => return Ok(()),
                         }
                     }
@@ -250,71 +253,88 @@ impl Stage<'_> {
         }
     }
 
-    /// One session: every pending file in order, but a station refused recently waits, and a
-    /// station whose file is refused now waits from there on.
-    async fn send<S: Store>(
-        &mut self,
-        store: &mut S,
-        files: Vec<Pending>,
-    ) -> Result<(), StoreError> {
+    /// One session: every pending file in order, a page at a time, but a station refused
+    /// recently waits, and a station whose file is refused now waits from there on. The
+    /// session opens at the first file that may go.
+    async fn send<S: Store>(&mut self, store: &mut S) -> Result<(), StoreError> {
         let now = Instant::now();
         self.refused_until.retain(|_, until| *until > now);
         let mut blocked: HashSet<String> = self.refused_until.keys().cloned().collect();
-        if files.iter().all(|f| blocked.contains(&f.station)) {
+        let mut session: Option<Session> = None;
+        let mut left = self.backlog;
+        let mut after = 0;
+        'pages: loop {
+            let page = match store.pending(after, PAGE).await {
+                Ok(page) => page,
+                Err(e) => {
+                    self.store_failed("listing pending files", e)?;
+                    break 'pages;
+                }
+            };
+            let last_page = page.len() < PAGE;
+            for f in page {
+                after = f.id;
+                if blocked.contains(&f.station) {
+                    continue;
+                }
+                let session = match &mut session {
+                    Some(s) => s,
+                    None => match Session::open(self.settings).await {
+                        Ok(s) => session.insert(s),
+                        Err(failure) => {
+                            self.server_failed(failure);
+                            return Ok(());
+                        }
+                    },
+                };
+                let path = ftp::join(&[&f.dir, &f.name]);
+                match session.deliver(&f.dir, &f.name, &f.content).await {
+                    Ok(()) => {
+                        if let Err(e) = store.sent(f.id).await {
+                            // Sent again later, to the same name: harmless.
+                            self.store_failed("recording a delivered file", e)?;
+                            break 'pages;
+                        }
+                        left = left.saturating_sub(1);
+                        self.set_backlog(left);
+                        events::Sent {
+                            station: &f.station,
+                            path: &path,
+                            bytes: f.content.len(),
+                        }
+                        .emit(self.metrics);
+                    }
+                    Err(Failure::Refused(reason)) => {
+                        let first = self.refused_logged.insert(f.id);
+                        events::Refused {
+                            station: &f.station,
+                            path: &path,
+                            reason: &reason,
+                            first,
+                            retry_in: REFUSED_RETRY,
+                        }
+                        .emit(self.metrics);
+                        if let Err(e) = store.refused(f.id, reason).await {
+                            self.store_failed("recording a refused file", e)?;
+                        }
+                        self.refused_until
+                            .insert(f.station.clone(), Instant::now() + REFUSED_RETRY);
+                        blocked.insert(f.station);
+                    }
+                    Err(other) => {
+                        self.server_failed(other);
+                        return Ok(());
+                    }
+                }
+            }
+            if last_page {
+                break;
+            }
+        }
+        let Some(session) = session else {
+            // Every pending file waits for a refused station's turn.
             return Ok(());
-        }
-        let mut session = match Session::open(self.settings).await {
-            Ok(s) => s,
-            Err(f) => {
-                self.server_failed(f);
-                return Ok(());
-            }
         };
-        let mut left = files.len();
-        for f in files {
-            if blocked.contains(&f.station) {
-                continue;
-            }
-            let path = ftp::join(&[&f.dir, &f.name]);
-            match session.deliver(&f.dir, &f.name, &f.content).await {
-                Ok(()) => {
-                    if let Err(e) = store.sent(f.id).await {
-                        // Sent again later, to the same name: harmless.
-                        self.store_failed("recording a delivered file", e)?;
-                        break;
-                    }
-                    left -= 1;
-                    self.set_backlog(left);
-                    events::Sent {
-                        station: &f.station,
-                        path: &path,
-                        bytes: f.content.len(),
-                    }
-                    .emit(self.metrics);
-                }
-                Err(Failure::Refused(reason)) => {
-                    let first = self.refused_logged.insert(f.id);
-                    events::Refused {
-                        station: &f.station,
-                        path: &path,
-                        reason: &reason,
-                        first,
-                        retry_in: REFUSED_RETRY,
-                    }
-                    .emit(self.metrics);
-                    if let Err(e) = store.refused(f.id, reason).await {
-                        self.store_failed("recording a refused file", e)?;
-                    }
-                    self.refused_until
-                        .insert(f.station.clone(), Instant::now() + REFUSED_RETRY);
-                    blocked.insert(f.station);
-                }
-                Err(other) => {
-                    self.server_failed(other);
-                    return Ok(());
-                }
-            }
-        }
         session.close().await;
         if self.failing.take().is_some() {
             events::Resumed.emit();

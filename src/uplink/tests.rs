@@ -59,8 +59,17 @@ impl Store for MemoryStore {
         }
         Ok(())
     }
-    async fn pending(&mut self) -> Result<Vec<Pending>, StoreError> {
-        Ok(self.0.lock().unwrap().files.clone())
+    async fn pending(&mut self, after_id: u64, limit: usize) -> Result<Vec<Pending>, StoreError> {
+        let s = self.0.lock().unwrap();
+        Ok(s.files
+            .iter()
+            .filter(|f| f.id > after_id)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+    async fn backlog(&mut self) -> Result<usize, StoreError> {
+        Ok(self.0.lock().unwrap().files.len())
     }
     async fn sent(&mut self, _id: u64) -> Result<(), StoreError> {
         panic!("nothing can be sent: the server is unreachable")
