@@ -318,6 +318,65 @@ async fn row_8_a_read_only_copy_of_a_closed_journal_verifies() {
     set_mode(&copy, 0o755);
 }
 
+/// A copy taken while quantrac was writing has a write-ahead log. Without its `-shm` index
+/// and in a folder where SQLite cannot make one, an empty log is harmless (the file alone is
+/// the journal), but a log holding commits cannot be read: `verify` says what to copy instead
+/// of reporting a corrupt journal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_8_a_read_only_copy_with_a_write_ahead_log_verifies_or_says_what_is_missing() {
+    let p = publish_journal(&[40], false).await;
+    set_mode(p.dir.path(), 0o755);
+    let hand_over = |name: &str, wal: Option<&Path>| {
+        let copy = copy_of(&p, name);
+        let wal_copy = copy.join("journal.sqlite-wal");
+        match wal {
+            Some(from) => std::fs::copy(from, &wal_copy).map(|_| ()).unwrap(),
+            None => std::fs::write(&wal_copy, b"").unwrap(),
+        }
+        set_mode(&copy.join("journal.sqlite"), 0o444);
+        set_mode(&wal_copy, 0o444);
+        set_mode(&copy, 0o555);
+        copy
+    };
+
+    // An empty log, no index: verifies, and nothing is created.
+    let empty = hand_over("empty-wal", None);
+    let before = listing(&empty);
+    let (ok, out) = output(&mut unprivileged(
+        p.dir.path(),
+        &["verify", "--journal", empty.to_str().unwrap()],
+    ));
+    assert!(ok && out.starts_with("journal intact"), "{out}");
+    assert_eq!(listing(&empty), before);
+
+    // A log that holds commits (a writer that changes no record, left open as a running
+    // quantrac would be), copied without its index.
+    let live = copy_of(&p, "live");
+    let writer = db(&live);
+    writer.pragma_update(None, "journal_mode", "WAL").unwrap();
+    writer.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+    writer
+        .execute_batch("CREATE TABLE scratch(a); DROP TABLE scratch;")
+        .unwrap();
+    let wal = live.join("journal.sqlite-wal");
+    assert!(std::fs::metadata(&wal).unwrap().len() > 0);
+    let held = hand_over("held-wal", Some(&wal));
+    let before = listing(&held);
+    let (ok, out) = output(&mut unprivileged(
+        p.dir.path(),
+        &["verify", "--journal", held.to_str().unwrap()],
+    ));
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("-shm index file") && out.contains("copy the journal with its -wal and -shm"),
+        "{out}"
+    );
+    assert_eq!(listing(&held), before, "verify created or changed nothing");
+    drop(writer);
+    set_mode(&empty, 0o755);
+    set_mode(&held, 0o755);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn row_10_a_chain_recomputed_after_deleting_record_500_is_caught_by_anchor_and_signature() {
     let p = publish_journal(&[300, 300], true).await;
