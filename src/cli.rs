@@ -95,6 +95,10 @@ pub struct VerifyArgs {
     /// `journal.retention_days`.
     #[arg(long, value_name = "DAYS")]
     pub retention_days: Option<u32>,
+    /// The archive of pruned records; default: `journal.archive_dir`, or `archive/` in the
+    /// journal folder.
+    #[arg(long, value_name = "DIR")]
+    pub archive: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -204,12 +208,18 @@ fn verify(v: &VerifyArgs) -> anyhow::Result<ExitCode> {
         (Some(_), None) => crate::config::JournalSettings::default(),
         _ => load(&v.config)?.journal,
     };
+    let archive_dir = match (&v.archive, &v.journal, &v.config.config) {
+        (Some(a), _, _) => a.clone(),
+        (None, Some(j), None) => j.join(crate::journal::archive::DEFAULT_DIR),
+        (None, _, _) => settings.archive_path(),
+    };
     let dir = v.journal.clone().unwrap_or(settings.path);
     let days = v.retention_days.unwrap_or(settings.retention_days);
     let mut opts = crate::journal::Options {
         anchors: v.anchors.clone(),
         public_keys: Vec::new(),
         retention: Duration::from_secs(u64::from(days) * 86_400),
+        archive_dir: Some(archive_dir),
     };
     for path in &v.public_keys {
         opts.public_keys.push(PublicKey::load(path)?);

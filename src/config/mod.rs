@@ -326,6 +326,18 @@ pub struct JournalSettings {
     /// shutdown and after pruning); at least 1.
     #[serde(deserialize_with = "at_least_one")]
     pub checkpoint_interval_s: u64,
+    /// Where records are sealed before they are pruned; none (`""`): `archive/` in `path`.
+    #[serde(deserialize_with = "empty_path_as_none")]
+    pub archive_dir: Option<PathBuf>,
+}
+
+impl JournalSettings {
+    /// The archive folder: `archive_dir`, or `archive/` in the journal folder.
+    pub fn archive_path(&self) -> PathBuf {
+        self.archive_dir
+            .clone()
+            .unwrap_or_else(|| self.path.join("archive"))
+    }
 }
 
 impl Default for JournalSettings {
@@ -339,6 +351,7 @@ impl Default for JournalSettings {
             signing_key_file: None,
             signing_key: None,
             checkpoint_interval_s: 300,
+            archive_dir: None,
         }
     }
 }

@@ -29,6 +29,9 @@
 //!    The writer, not its caller, enforces the retention: it is told the time and the period,
 //!    never a cutoff, and records the base's receive time and when it was pruned, which
 //!    `verify` checks against the retention period.
+//!    **Sealed before deleted**: pruning first seals every local day that is over into the
+//!    [`archive`] (one segment per day, written once), and deletes only records a segment on
+//!    disk holds; `verify` walks archive and journal as one chain.
 //! 4. **Block when full, never drop.** When the journal reaches its size limit the stage stops
 //!    taking messages (they stay unacknowledged in the broker) until pruning makes room.
 //! 5. **The head is recorded with every commit** (`meta`), so truncating the newest records is
@@ -39,11 +42,13 @@
 //!    Ed25519 key.
 //!
 //! # Files
-//! [`schema`] (tables and connection settings), [`chain`] (the record hash, pure), `writer`
+//! [`schema`] (tables and connection settings), [`chain`] (the record hash, pure), [`archive`]
+//! (sealed segments of pruned days), `writer`
 //! ([`Journal`]), [`outbox`] ([`Outbox`]), [`dead_letters`], [`verify`], [`checkpoint`]
 //! (signed checkpoints), [`run`] (the stage loop), `events` (what the stage logs, counts and
 //! reports on `/readyz`).
 
+pub mod archive;
 pub mod chain;
 pub mod checkpoint;
 pub mod dead_letters;

@@ -5,6 +5,7 @@ use std::os::unix::fs::PermissionsExt as _;
 
 use super::*;
 use crate::config::SigningKey;
+use crate::journal::archive::verify::SegmentProblem;
 use crate::journal::chain::{record_hash, RecordRef, RejectionRow};
 use crate::journal::checkpoint::{Checkpointer, PublicKey};
 use crate::journal::schema::key;
@@ -283,11 +284,31 @@ fn anchors_hold_only_for_the_chain_they_were_taken_from() {
     );
     assert!(text.contains(&format!("anchor 25:{} does not hold: the journal has no such record: its chain ends at record 20", hex::encode(a20.hash))), "{text}");
 
-    // Pruned records cannot be checked here, except the base, whose hash the journal keeps.
+    // Pruned records are checked against the archive they were sealed into first.
     let (a2, a4) = (anchor(dir.path(), 2), anchor(dir.path(), 4));
     Outbox::open(dir.path()).unwrap().written(8).unwrap();
     assert_eq!(j.prune(LATER, RETENTION).unwrap(), 4);
     let r = check(dir.path(), &[a2, a4, a15], &[]);
+    assert_eq!(r.findings, vec![], "{r}");
+    let forged = Anchor {
+        id: 2,
+        hash: a4.hash,
+    };
+    let r = check(dir.path(), &[forged], &[]);
+    assert!(
+        matches!(
+            &r.findings[..],
+            [Finding::Anchor {
+                id: 2,
+                mismatch: Mismatch::Differs { .. },
+                ..
+            }]
+        ),
+        "{r}"
+    );
+    // Without the archive, they cannot be checked here.
+    std::fs::remove_dir_all(dir.path().join("archive")).unwrap();
+    let r = check(dir.path(), &[a2], &[]);
     assert_eq!(
         r.findings,
         vec![Finding::Anchor {
@@ -675,7 +696,18 @@ fn pruning_records_when_and_verify_checks_the_base_against_the_retention() {
             key::BASE_PRUNED_AT
         ))
         .unwrap();
-    assert!(verify(dir.path()).unwrap().ok());
+    let r = verify(dir.path()).unwrap();
+    assert!(r.findings.is_empty() && r.problem.is_none(), "{r}");
+    // The archive was not: no segment holds the records deleted by hand.
+    assert_eq!(
+        r.archive.problem,
+        Some(SegmentProblem::Short { end: 0, base_id: 3 })
+    );
+    assert!(
+        r.to_string()
+            .contains("records 1 to 3 were pruned from the journal but are in no segment"),
+        "{r}"
+    );
     let r = check(dir.path(), &[], &[public]);
     assert_eq!(
         r.findings,
