@@ -45,6 +45,10 @@ pub enum Command {
     /// Walk the journal's hash chain and check it against published anchors and signed
     /// checkpoints; exit 0 only when everything holds. Opens the journal read-only.
     Verify(VerifyArgs),
+    /// Per station × parameter over a period: data capture, valid data, exceeding hours and
+    /// days, against the limit in force; computed from the archive and the journal after
+    /// verifying them (not from InfluxDB).
+    Report(ReportArgs),
     /// Make an Ed25519 key pair that signs journal checkpoints (`journal.signing_key_file`).
     Keygen {
         /// Where to write the private key (PKCS#8 PEM, mode 0600); the public key goes to
@@ -99,6 +103,31 @@ pub struct VerifyArgs {
     /// journal folder.
     #[arg(long, value_name = "DIR")]
     pub archive: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Start of the period: a local date YYYY-MM-DD (midnight in `stations.timezone`) or an
+    /// RFC 3339 time.
+    #[arg(long, value_name = "DATE")]
+    pub from: String,
+    /// End of the period, exclusive (same forms as --from).
+    #[arg(long, value_name = "DATE")]
+    pub to: String,
+    #[arg(long, value_name = "PARK")]
+    pub park: Option<String>,
+    #[arg(long, value_name = "SITE")]
+    pub site: Option<String>,
+    #[arg(long, value_name = "STATION")]
+    pub station: Option<String>,
+    /// csv, json or html (one self-contained page, printable on A4).
+    #[arg(long, default_value = "csv", value_name = "FORMAT")]
+    pub format: crate::report::Format,
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -161,6 +190,7 @@ fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify(v) => verify(&v),
+        Command::Report(r) => report(&r),
         Command::Keygen { out } => keygen(&out),
         Command::DeadLetters { action } => match action {
             DeadLetterAction::List { config, limit } => dead_letters_list(&config, limit),
@@ -232,6 +262,65 @@ fn verify(v: &VerifyArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn report(a: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let settings = load(&a.config)?;
+    let stations = settings.load_stations()?;
+    let tz = settings.stations.timezone;
+    let period = crate::report::Period::parse(&a.from, &a.to, tz).map_err(anyhow::Error::msg)?;
+    let journal = &settings.journal.path;
+    let archive = settings.journal.archive_path();
+    let opts = crate::journal::Options {
+        retention: Duration::from_secs(u64::from(settings.journal.retention_days) * 86_400),
+        archive_dir: Some(archive.clone()),
+        ..crate::journal::Options::default()
+    };
+    let checked = crate::journal::verify_with(journal, &opts)
+        .with_context(|| format!("verifying the journal in {}", journal.display()))?;
+    if !checked.ok() {
+        anyhow::bail!(
+            "the evidence does not verify, so no report is made from it:\n{checked}\n\
+             (run `quantrac verify` for the details)"
+        );
+    }
+    let decoder = crate::app::decoder(&settings, &stations)?;
+    let filter = crate::report::Filter {
+        park: a.park.clone(),
+        site: a.site.clone(),
+        station: a.station.clone(),
+    };
+    let mut builder = crate::report::Builder::new(decoder, period.clone(), filter);
+    crate::journal::archive::history::each_record(journal, &archive, |line| {
+        builder.add(&line, &stations)
+    })
+    .context("reading the archive and the journal")?;
+    let rows = builder.rows(&stations, &crate::compliance::Catalogue::builtin(), tz);
+    let report = crate::report::Report {
+        period,
+        generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        verification: crate::report::Verification {
+            intact: checked.ok(),
+            summary: checked.to_string(),
+            head_id: checked.head.0,
+            head_hash: checked.head.1.clone(),
+        },
+        rows,
+    };
+    let text = crate::report::render(&report, a.format, tz);
+    match &a.out {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!(
+                "report of {} station × parameter rows written to {} (chain head record {})",
+                report.rows.len(),
+                path.display(),
+                report.verification.head_id
+            );
+        }
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Writes a new private key to `out` (only the owner may read it) and its public key to

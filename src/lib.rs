@@ -12,6 +12,9 @@
 //!    before its acknowledgement is sent.
 //! 5. [`sink`] — InfluxDB writer: reads the journal's outbox in order, batches, retries.
 //!
+//! Readers of the evidence: [`report`] (`quantrac report`: data capture and exceedances per
+//! station × parameter, from the archive and the journal); the journal's archive and export.
+//!
 //! Beside it: [`metrics`] (Prometheus), [`http`] (`/metrics`, `/healthz`, `/readyz`),
 //! [`config`] (settings and stations), [`tls`] (certificate files and the one TLS client
 //! setup every connection uses), [`model`] (the vocabulary), [`pipeline`] (what travels
@@ -31,6 +34,7 @@ pub mod model;
 pub mod mqtt;
 pub mod pipeline;
 pub mod readiness;
+pub mod report;
 pub mod shutdown;
 pub mod sink;
 pub mod telemetry;

@@ -26,6 +26,7 @@
 //! 3. **Contiguous.** Segments hold consecutive id ranges: the archive and the journal are
 //!    one chain from record 1 ([`verify`] walks it).
 
+pub mod history;
 mod seal;
 pub mod verify;
 

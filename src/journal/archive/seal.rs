@@ -63,6 +63,65 @@ pub(crate) fn seal_finished_days(
     }
 }
 
+/// A `messages` row (`SELECT {COLUMNS}`) as an archive line, with its points and rejections,
+/// and its stored hash. `prev` is the hash of the record before it.
+pub(crate) fn read_line(
+    r: &rusqlite::Row<'_>,
+    pts: &mut rusqlite::CachedStatement<'_>,
+    rej: &mut rusqlite::CachedStatement<'_>,
+    prev: &[u8; 32],
+) -> Result<(Line, [u8; 32]), Error> {
+    let id = r.get::<_, i64>(0)? as u64;
+    let payload: Vec<u8> = r.get(3)?;
+    let first_point: i64 = r.get(5)?;
+    let n_points: i64 = r.get(6)?;
+    let hash: Vec<u8> = r.get(8)?;
+    let hash = schema::to_hash(&hash)
+        .ok_or_else(|| Error::Corrupt(format!("record {id} has no 32-byte hash")))?;
+    let mut points = Vec::new();
+    let mut p = pts.query((first_point, first_point.saturating_add(n_points)))?;
+    while let Some(p) = p.next()? {
+        points.push(LinePoint {
+            id: p.get::<_, i64>(0)? as u64,
+            line: p.get(1)?,
+        });
+    }
+    let mut rejections = Vec::new();
+    let mut j = rej.query([to_i64(id)?])?;
+    while let Some(j) = j.next()? {
+        rejections.push(LineRejection {
+            seq: j.get::<_, i64>(0)? as u64,
+            reading: j.get::<_, Option<i64>>(1)?.map(|i| i as u64),
+            reason: j.get(2)?,
+            detail: j.get(3)?,
+        });
+    }
+    let received_at_ms: i64 = r.get(1)?;
+    let line = Line {
+        id,
+        received_at: rfc3339_ms(received_at_ms),
+        received_at_ms,
+        topic: r.get(2)?,
+        station: r.get(4)?,
+        payload: std::str::from_utf8(&payload).ok().map(str::to_string),
+        payload_base64: base64::engine::general_purpose::STANDARD.encode(&payload),
+        rejections,
+        points,
+        prev_hash: hex::encode(prev),
+        hash: hex::encode(hash),
+    };
+    Ok((line, hash))
+}
+
+/// The statements [`read_line`] needs: the records, their points, their rejections.
+pub(crate) const SELECT_RECORDS: &str =
+    "SELECT id, received_at_ms, topic, payload, station, first_point, n_points, n_rejected,
+     hash FROM messages WHERE id >= ?1 AND id <= ?2 ORDER BY id";
+pub(crate) const SELECT_POINTS: &str =
+    "SELECT id, line FROM points WHERE id >= ?1 AND id < ?2 ORDER BY id";
+pub(crate) const SELECT_REJECTIONS: &str =
+    "SELECT seq, reading, reason, detail FROM rejections WHERE msg_id = ?1 ORDER BY seq";
+
 /// Writes records `first..=last` as segment `name`, then its manifest.
 #[allow(clippy::too_many_arguments)]
 fn write_segment(
@@ -76,15 +135,9 @@ fn write_segment(
     now_ms: i64,
 ) -> Result<Sealed, Error> {
     let mut gz = flate2::GzBuilder::new().write(Vec::new(), flate2::Compression::default());
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, received_at_ms, topic, payload, station, first_point, n_points, n_rejected,
-         hash FROM messages WHERE id >= ?1 AND id <= ?2 ORDER BY id",
-    )?;
-    let mut pts = conn
-        .prepare_cached("SELECT id, line FROM points WHERE id >= ?1 AND id < ?2 ORDER BY id")?;
-    let mut rej = conn.prepare_cached(
-        "SELECT seq, reading, reason, detail FROM rejections WHERE msg_id = ?1 ORDER BY seq",
-    )?;
+    let mut stmt = conn.prepare_cached(SELECT_RECORDS)?;
+    let mut pts = conn.prepare_cached(SELECT_POINTS)?;
+    let mut rej = conn.prepare_cached(SELECT_REJECTIONS)?;
     let mut rows = stmt.query((to_i64(first)?, to_i64(last)?))?;
     let mut prev_hash = prev;
     let mut first_hash = None;
@@ -98,44 +151,7 @@ fn write_segment(
             )));
         }
         expect += 1;
-        let payload: Vec<u8> = r.get(3)?;
-        let first_point: i64 = r.get(5)?;
-        let n_points: i64 = r.get(6)?;
-        let hash: Vec<u8> = r.get(8)?;
-        let hash = schema::to_hash(&hash)
-            .ok_or_else(|| Error::Corrupt(format!("record {id} has no 32-byte hash")))?;
-        let mut points = Vec::new();
-        let mut p = pts.query((first_point, first_point.saturating_add(n_points)))?;
-        while let Some(p) = p.next()? {
-            points.push(LinePoint {
-                id: p.get::<_, i64>(0)? as u64,
-                line: p.get(1)?,
-            });
-        }
-        let mut rejections = Vec::new();
-        let mut j = rej.query([to_i64(id)?])?;
-        while let Some(j) = j.next()? {
-            rejections.push(LineRejection {
-                seq: j.get::<_, i64>(0)? as u64,
-                reading: j.get::<_, Option<i64>>(1)?.map(|i| i as u64),
-                reason: j.get(2)?,
-                detail: j.get(3)?,
-            });
-        }
-        let received_at_ms: i64 = r.get(1)?;
-        let line = Line {
-            id,
-            received_at: rfc3339_ms(received_at_ms),
-            received_at_ms,
-            topic: r.get(2)?,
-            station: r.get(4)?,
-            payload: std::str::from_utf8(&payload).ok().map(str::to_string),
-            payload_base64: base64::engine::general_purpose::STANDARD.encode(&payload),
-            rejections,
-            points,
-            prev_hash: hex::encode(prev_hash),
-            hash: hex::encode(hash),
-        };
+        let (line, hash) = read_line(r, &mut pts, &mut rej, &prev_hash)?;
         let mut json = serde_json::to_vec(&line).expect("a record serialises");
         json.push(b'\n');
         gz.write_all(&json).map_err(|source| Error::Io {
