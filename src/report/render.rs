@@ -102,7 +102,11 @@ fn csv(report: &Report) -> String {
         p.from, p.to, p.timezone, report.generated_at
     );
     let _ = writeln!(out, "# verify: {}", v.summary.replace('\n', " | "));
-    let _ = writeln!(out, "# chain head: record {} hash {}", v.head_id, v.head_hash);
+    let _ = writeln!(
+        out,
+        "# chain head: record {} hash {}",
+        v.head_id, v.head_hash
+    );
     out.push_str(COLUMNS);
     out.push('\n');
     for r in &report.rows {

@@ -11,6 +11,7 @@ mod layering;
 mod lifecycle;
 mod readme;
 mod reliability;
+mod report;
 mod sink;
 mod tls;
 mod windows;

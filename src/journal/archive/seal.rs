@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     day_start_ms, local_day, manifest_file, rfc3339_ms, segment_file, segment_name, write_once,
-    Archive, Line, LinePoint, LineRejection, Manifest, SegmentSignature, Sealed, FORMAT,
+    Archive, Line, LinePoint, LineRejection, Manifest, Sealed, SegmentSignature, FORMAT,
 };
 use crate::journal::schema::{self, key, to_i64};
 use crate::journal::Error;

@@ -57,7 +57,10 @@ impl fmt::Display for SegmentProblem {
                 after,
                 before,
             } => {
-                write!(f, "records {from} to {to} are in no segment: a segment is missing")?;
+                write!(
+                    f,
+                    "records {from} to {to} are in no segment: a segment is missing"
+                )?;
                 match (after, before) {
                     (Some(a), Some(b)) => write!(f, " between segments {a} and {b}"),
                     (None, Some(b)) => write!(f, " before segment {b}"),
@@ -70,7 +73,10 @@ impl fmt::Display for SegmentProblem {
                 record,
                 why,
             } => {
-                write!(f, "segment {segment} was altered after it was sealed: {why}")?;
+                write!(
+                    f,
+                    "segment {segment} was altered after it was sealed: {why}"
+                )?;
                 match record {
                     Some(id) => write!(f, " (record {id})"),
                     None => Ok(()),
@@ -221,7 +227,9 @@ pub fn walk(dir: &Path, keys: &[PublicKey], wanted: &BTreeSet<u64>) -> Result<Ar
                 return Ok(w);
             }
             let ok = hash_hex(&line.prev_hash) == Some(prev)
-                && line.recompute(&prev).is_some_and(|h| Some(h) == hash_hex(&line.hash));
+                && line
+                    .recompute(&prev)
+                    .is_some_and(|h| Some(h) == hash_hex(&line.hash));
             if !ok {
                 w.problem = Some(altered(
                     Some(line.id),
