@@ -16,6 +16,10 @@ have amtool || need+=(prometheus-alertmanager)
 have openssl || need+=(openssl)
 have vsftpd || need+=(vsftpd)
 have python3 || need+=(python3)
+# The report's HTML page is checked in headless Chromium; the archive test makes a virtualenv
+# (DuckDB from PyPI) with python3's venv module.
+have chromium || need+=(chromium)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 # The README's shell blocks (tests/it/readme.rs): curl, and `ip` for a network namespace's loopback.
 have curl || need+=(curl)
 have ip || need+=(iproute2)

@@ -18,9 +18,10 @@ h3 { font-size: 10pt; margin: 8pt 0 2pt; }
 p.meta { margin: 1pt 0; }
 .ok { color: #065f46; font-weight: bold; }
 .bad { color: #b91c1c; font-weight: bold; }
-table { border-collapse: collapse; width: 100%; font-size: 7.5pt; }
+table { border-collapse: collapse; width: 100%; font-size: 7pt; }
 th, td { border: 1px solid #999; padding: 1pt 2pt; text-align: right; }
-th { background: #eee; }
+th { background: #eee; font-size: 6.5pt; }
+td.src { font-size: 6pt; min-width: 32mm; }
 td.t { text-align: left; }
 tr.exceeded td { background: #fee2e2; }
 section { break-inside: avoid-page; }
@@ -87,7 +88,8 @@ pub fn page(report: &Report, tz: Tz) -> String {
         let _ = writeln!(h, "<section><h2>Station {}</h2>", esc(&name));
         h.push_str("<table><thead><tr>");
         for c in &headers {
-            let _ = write!(h, "<th>{}</th>", esc(c));
+            // Let the long column names wrap at their underscores.
+            let _ = write!(h, "<th>{}</th>", esc(c).replace('_', "_<wbr>"));
         }
         h.push_str("</tr></thead><tbody>\n");
         for r in &rows {
@@ -98,7 +100,11 @@ pub fn page(report: &Report, tz: Tz) -> String {
             };
             let _ = write!(h, "<tr{class}>");
             for (i, c) in cells(r).into_iter().skip(3).enumerate() {
-                let cell = if i < 4 { " class=\"t\"" } else { "" };
+                let cell = match i {
+                    3 => " class=\"t src\"",
+                    0..=2 => " class=\"t\"",
+                    _ => "",
+                };
                 let _ = write!(h, "<td{cell}>{}</td>", esc(c.trim_matches('"')));
             }
             h.push_str("</tr>\n");

@@ -4,6 +4,7 @@
 //! judges are the stations the integration tests publish to.
 //!
 //! - [`certs`] — [`Pki`]: a private CA with server, client and expired certificates (openssl).
+//! - [`chromium`] — headless Chromium: a page's rendered DOM, a screenshot, a printed PDF.
 //! - [`ports`] — [`free_port`], [`wait_port`]: loopback ports for servers started here.
 //! - [`programs`] — [`program`], [`run`]: a required program, or a failure naming its Debian
 //!   package (a skipped check would let a broken file ship unnoticed).
@@ -27,6 +28,7 @@
 //! any part; `TEST_LOG=1` streams every process's output live.
 
 pub mod certs;
+pub mod chromium;
 pub mod fixtures;
 pub mod influx;
 pub mod metrics;

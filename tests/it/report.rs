@@ -307,3 +307,58 @@ fn report_from_records_sealed_into_the_archive_is_the_same() {
     };
     assert_eq!(strip(&before), strip(&after));
 }
+
+/// The HTML page: self-contained, rendered by headless Chromium with one table per station
+/// and a chart whose two exceeding hours are marked, printable on A4.
+#[test]
+fn html_report_renders_in_chromium_and_prints_on_a4() {
+    let (dir, config) = journal_of_scenario();
+    let page = dir.path().join("report.html");
+    let (ok, out, err) = quantrac(&[
+        "report",
+        "--config",
+        config.to_str().unwrap(),
+        "--from",
+        "2026-11-10",
+        "--to",
+        "2026-11-12",
+        "--format",
+        "html",
+        "--out",
+        page.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}{err}");
+    let html = std::fs::read_to_string(&page).unwrap();
+    // Nothing fetched from elsewhere: no script, stylesheet, image or font link.
+    for needle in ["<script", "src=", "href=", "@import", "url("] {
+        assert!(!html.contains(needle), "{needle} in the page");
+    }
+    let dom = quantrac_testkit::chromium::dump_dom(&page);
+    assert!(
+        dom.contains("Station nam-dinh-vu/nd-textile/outfall-1"),
+        "{dom}"
+    );
+    assert!(dom.contains("Station dinh-vu/dv-steel/stack-1"), "{dom}");
+    assert!(dom.contains("journal intact"), "{dom}");
+    assert_eq!(
+        dom.matches("<svg").count(),
+        1,
+        "one chart: COD at the outfall"
+    );
+    assert_eq!(
+        dom.matches("fill=\"#dc2626\"><title>").count(),
+        2,
+        "two exceeding hours"
+    );
+    assert!(dom.contains("limit 135"), "{dom}");
+    let png = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report.png");
+    quantrac_testkit::chromium::screenshot(&page, &png, 1240, 1754);
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[1..4], b"PNG");
+    let pdf = dir.path().join("report.pdf");
+    quantrac_testkit::chromium::print_to_pdf(&page, &pdf);
+    let text = String::from_utf8_lossy(&std::fs::read(&pdf).unwrap()).into_owned();
+    // A4 is 595.3 × 841.9 points; Chromium rounds to its own units.
+    let a4 = ["/MediaBox [0 0 594.9", "/MediaBox [0 0 595"];
+    assert!(a4.iter().any(|m| text.contains(m)), "A4 pages");
+}
