@@ -49,6 +49,9 @@ pub enum Command {
     /// days, against the limit in force; computed from the archive and the journal after
     /// verifying them (not from InfluxDB).
     Report(ReportArgs),
+    /// One station's raw records over a period, with what a third party needs to check them
+    /// against an anchor or the operator's public key (`quantrac verify --export DIR`).
+    Export(ExportArgs),
     /// Make an Ed25519 key pair that signs journal checkpoints (`journal.signing_key_file`).
     Keygen {
         /// Where to write the private key (PKCS#8 PEM, mode 0600); the public key goes to
@@ -103,6 +106,31 @@ pub struct VerifyArgs {
     /// journal folder.
     #[arg(long, value_name = "DIR")]
     pub archive: Option<PathBuf>,
+    /// Verify an export (`quantrac export`) instead of a journal: its records against each
+    /// other, the anchors and, with --public-key, the operator's signatures.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["journal", "archive", "retention_days"])]
+    pub export: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The station: its id, or park/site/station.
+    #[arg(long, value_name = "STATION")]
+    pub station: String,
+    /// Records received from this local date (YYYY-MM-DD) or RFC 3339 time on.
+    #[arg(long, value_name = "DATE")]
+    pub from: String,
+    /// Up to this date or time, exclusive.
+    #[arg(long, value_name = "DATE")]
+    pub to: String,
+    /// A new (or empty) folder for the export.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Extend the export to this record at least (so an anchor published later falls in it).
+    #[arg(long, value_name = "ID")]
+    pub through: Option<u64>,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -191,6 +219,7 @@ fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
         }
         Command::Verify(v) => verify(&v),
         Command::Report(r) => report(&r),
+        Command::Export(e) => export(&e),
         Command::Keygen { out } => keygen(&out),
         Command::DeadLetters { action } => match action {
             DeadLetterAction::List { config, limit } => dead_letters_list(&config, limit),
@@ -233,6 +262,19 @@ fn check_config(c: &ConfigArg) -> anyhow::Result<ExitCode> {
 }
 
 fn verify(v: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    if let Some(dir) = &v.export {
+        let mut keys = Vec::new();
+        for path in &v.public_keys {
+            keys.push(PublicKey::load(path)?);
+        }
+        let report = crate::journal::export::verify_export(dir, &v.anchors, &keys);
+        println!("{report}");
+        return Ok(if report.ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     // A regulator verifying a copy has no configuration: --journal alone is enough.
     let settings = match (&v.journal, &v.config.config) {
         (Some(_), None) => crate::config::JournalSettings::default(),
@@ -264,6 +306,69 @@ fn verify(v: &VerifyArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+fn export(a: &ExportArgs) -> anyhow::Result<ExitCode> {
+    let settings = load(&a.config)?;
+    let tz = settings.stations.timezone;
+    let journal = &settings.journal.path;
+    let archive = settings.journal.archive_path();
+    checked(&settings)?;
+    let period = crate::report::Period::parse(&a.from, &a.to, tz).map_err(anyhow::Error::msg)?;
+    let req = crate::journal::export::Request {
+        station: a.station.clone(),
+        from_ms: period.from_ms,
+        to_ms: period.to_ms,
+        from: period.from,
+        to: period.to,
+        through: a.through,
+    };
+    let m = crate::journal::export::export(
+        journal,
+        &archive,
+        &req,
+        &a.out,
+        settings.journal.signing_key.as_deref(),
+        chrono::Utc::now().timestamp_millis(),
+    )
+    .with_context(|| format!("exporting into {}", a.out.display()))?;
+    println!(
+        "exported records {} to {} ({} records, {} of station {}) into {}; last record {} \
+         hash {}{}",
+        m.first_id,
+        m.last_id,
+        m.records,
+        m.station_records,
+        m.station,
+        a.out.display(),
+        m.last_id,
+        m.last_hash,
+        if m.signature.is_some() {
+            ", manifest signed"
+        } else {
+            ""
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `verify` of the configured journal and archive, as `report` and `export` need it first.
+fn checked(settings: &Settings) -> anyhow::Result<crate::journal::VerifyReport> {
+    let journal = &settings.journal.path;
+    let opts = crate::journal::Options {
+        retention: Duration::from_secs(u64::from(settings.journal.retention_days) * 86_400),
+        archive_dir: Some(settings.journal.archive_path()),
+        ..crate::journal::Options::default()
+    };
+    let checked = crate::journal::verify_with(journal, &opts)
+        .with_context(|| format!("verifying the journal in {}", journal.display()))?;
+    if !checked.ok() {
+        anyhow::bail!(
+            "the evidence does not verify, so nothing is made from it:\n{checked}\n\
+             (run `quantrac verify` for the details)"
+        );
+    }
+    Ok(checked)
+}
+
 fn report(a: &ReportArgs) -> anyhow::Result<ExitCode> {
     let settings = load(&a.config)?;
     let stations = settings.load_stations()?;
@@ -271,19 +376,7 @@ fn report(a: &ReportArgs) -> anyhow::Result<ExitCode> {
     let period = crate::report::Period::parse(&a.from, &a.to, tz).map_err(anyhow::Error::msg)?;
     let journal = &settings.journal.path;
     let archive = settings.journal.archive_path();
-    let opts = crate::journal::Options {
-        retention: Duration::from_secs(u64::from(settings.journal.retention_days) * 86_400),
-        archive_dir: Some(archive.clone()),
-        ..crate::journal::Options::default()
-    };
-    let checked = crate::journal::verify_with(journal, &opts)
-        .with_context(|| format!("verifying the journal in {}", journal.display()))?;
-    if !checked.ok() {
-        anyhow::bail!(
-            "the evidence does not verify, so no report is made from it:\n{checked}\n\
-             (run `quantrac verify` for the details)"
-        );
-    }
+    let checked = checked(&settings)?;
     let decoder = crate::app::decoder(&settings, &stations)?;
     let filter = crate::report::Filter {
         park: a.park.clone(),

@@ -43,7 +43,8 @@
 //!
 //! # Files
 //! [`schema`] (tables and connection settings), [`chain`] (the record hash, pure), [`archive`]
-//! (sealed segments of pruned days), `writer`
+//! (sealed segments of pruned days), [`export`] (one station's records for a third party),
+//! `writer`
 //! ([`Journal`]), [`outbox`] ([`Outbox`]), [`dead_letters`], [`verify`], [`checkpoint`]
 //! (signed checkpoints), [`run`] (the stage loop), `events` (what the stage logs, counts and
 //! reports on `/readyz`).
@@ -53,6 +54,7 @@ pub mod chain;
 pub mod checkpoint;
 pub mod dead_letters;
 mod events;
+pub mod export;
 pub mod outbox;
 pub mod run;
 pub mod schema;

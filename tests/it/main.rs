@@ -4,6 +4,7 @@
 mod demo;
 mod docs;
 mod evidence;
+mod export;
 mod hostile;
 mod inbox;
 mod ingest;
