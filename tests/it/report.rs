@@ -194,11 +194,11 @@ calibrating,fault,rejected,capture,hours,hours_valid,hours_exceeded,days_exceede
 max_hour_mean,max_hour_ratio";
 
 /// The hand computation. Two days of 5-minute samples: expected 2 × 288 = 576. Received: one
-/// per timestamp in the period, 12 + 12 + 6 + 12 + 12 + 12 + 10 = 76; valid 12 + 12 + 6 + 9
-/// + 12 + 10 = 61; calibrating 12; fault 3; rejected 1; capture 61 ÷ 576 = 0.10590… →
-/// 0.1059. Hours with valid data: 10/11 08, 09, 10, 12 and 11/11 08, 09 = 6; valid (≥ 9
-/// samples): all but 10/11 10h = 5; above 135: 10/11 09h (140) and 11/11 08h (150) = 2, on
-/// 2 days; the highest valid mean 150, ratio 150 ÷ 135 = 1.1111.
+/// per timestamp in the period, 12 + 12 + 6 + 12 + 12 + 12 + 10 = 76; valid 12 + 12 + 6 +
+/// 9 + 12 + 10 = 61; calibrating 12; fault 3; rejected 1; capture 61 ÷ 576 = 0.10590…,
+/// printed 0.1059. Hours with valid data: 10/11 08, 09, 10, 12 and 11/11 08, 09 = 6; valid
+/// (≥ 9 samples): all but 10/11 10h = 5; above 135: 10/11 09h (140) and 11/11 08h (150) = 2,
+/// on 2 days; the highest valid mean 150, ratio 150 ÷ 135 = 1.1111.
 const COD_ROW: &str = "nam-dinh-vu,nd-textile,outfall-1,COD,mg/L,135,\
 QCVN 40:2011/BTNMT Table 1 col B × Kq 0.9 × Kf 1.0,576,76,61,12,3,1,0.1059,6,5,2,2,150,1.1111";
 
