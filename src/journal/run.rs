@@ -246,13 +246,20 @@ impl Stage {
         }
     }
 
-    /// Deletes expired, delivered records: one chunk per call normally, until below the limit
+    /// Seals the days that are over into the archive, then deletes expired, delivered, sealed
+    /// records: one chunk per call normally, until below the limit
     /// (or nothing more can go) while full. A failure is logged when it starts and when it
     /// ends; intake continues, since a failed prune loses nothing. Returns how many records
     /// went.
     fn prune(&mut self, full: bool) -> u64 {
         let now = now_ms();
         let result = (|| -> Result<u64, Error> {
+            // Every day that is over is sealed first (pruning would, too): logged here.
+            let sealed = self.journal.seal(now)?;
+            if sealed > 0 {
+                let end = self.journal.archive_end().unwrap_or(0);
+                self.events.sealed(sealed, end);
+            }
             let mut total = 0;
             loop {
                 let n = self

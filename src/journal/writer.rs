@@ -76,6 +76,11 @@ impl Journal {
         Ok(())
     }
 
+    /// The last record sealed into the archive (`None`: nothing sealed).
+    pub fn archive_end(&self) -> Option<u64> {
+        self.archive.end().map(|(id, _)| id)
+    }
+
     /// Seals every local day that ended by `now_ms` and is not sealed yet (pruning does this
     /// first; `quantrac export` needs it too). Returns how many segments were written.
     pub fn seal(&mut self, now_ms: i64) -> Result<usize, Error> {
