@@ -384,7 +384,10 @@ fn report(a: &ReportArgs) -> anyhow::Result<ExitCode> {
         station: a.station.clone(),
     };
     let mut builder = crate::report::Builder::new(decoder, period.clone(), filter);
-    crate::journal::archive::history::each_record(journal, &archive, |line| {
+    // A reading may be stamped at most minutes after its receipt: records received more than
+    // an hour before the period hold none of it.
+    let since = period.from_ms.saturating_sub(3_600_000);
+    crate::journal::archive::history::each_record_since(journal, &archive, since, |line| {
         builder.add(&line, &stations)
     })
     .context("reading the archive and the journal")?;

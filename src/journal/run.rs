@@ -255,7 +255,7 @@ impl Stage {
         let now = now_ms();
         let result = (|| -> Result<u64, Error> {
             // Every day that is over is sealed first (pruning would, too): logged here.
-            let sealed = self.journal.seal(now)?;
+            let sealed = self.journal.seal_some(now, 1)?;
             if sealed > 0 {
                 let end = self.journal.archive_end().unwrap_or(0);
                 self.events.sealed(sealed, end);
@@ -266,7 +266,7 @@ impl Stage {
                     .journal
                     .prune_some(now, self.params.retention, PRUNE_CHUNK)?;
                 total += n;
-                if n < PRUNE_CHUNK || !full || self.journal.size_bytes()? < self.params.max_bytes {
+                if n == 0 || !full || self.journal.size_bytes()? < self.params.max_bytes {
                     return Ok(total);
                 }
             }

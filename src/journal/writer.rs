@@ -81,10 +81,16 @@ impl Journal {
         self.archive.end().map(|(id, _)| id)
     }
 
-    /// Seals every local day that ended by `now_ms` and is not sealed yet (pruning does this
-    /// first; `quantrac export` needs it too). Returns how many segments were written.
+    /// Seals every local day that ended by `now_ms` and is not sealed yet. Returns how many
+    /// segments were written.
     pub fn seal(&mut self, now_ms: i64) -> Result<usize, Error> {
-        archive::seal_finished_days(&self.conn, &mut self.archive, now_ms)
+        self.seal_some(now_ms, usize::MAX)
+    }
+
+    /// [`Journal::seal`], at most `max` days: the stage seals one day per turn, so a long
+    /// backlog (a journal from before the archive) never holds up commits for long.
+    pub fn seal_some(&mut self, now_ms: i64, max: usize) -> Result<usize, Error> {
+        archive::seal_finished_days(&self.conn, &mut self.archive, now_ms, max)
     }
 
     /// Why the database file this journal writes is no longer the one at its path (deleted,
@@ -285,13 +291,14 @@ impl Journal {
         loop {
             let n = self.prune_some(now_ms, retention, PRUNE_CHUNK)?;
             total += n;
-            if n < PRUNE_CHUNK {
+            if n == 0 {
                 return Ok(total);
             }
         }
     }
 
-    /// [`Journal::prune`], at most `max` messages, in one transaction.
+    /// [`Journal::prune`], at most `max` messages, in one transaction, after sealing at most
+    /// one more day.
     pub(crate) fn prune_some(
         &mut self,
         now_ms: i64,
@@ -301,7 +308,7 @@ impl Journal {
         let keep_ms = i64::try_from(retention.max(MIN_RETENTION).as_millis()).unwrap_or(i64::MAX);
         let cutoff_ms = now_ms.saturating_sub(keep_ms);
         // Nothing is deleted that a segment on disk does not hold.
-        self.seal(now_ms)?;
+        self.seal_some(now_ms, 1)?;
         let base_id = schema::get_u64(&self.conn, key::BASE_ID)?;
         let Some(sealed) = self.archive.sealed_through(base_id + 1) else {
             return Ok(0);

@@ -17,6 +17,17 @@ use crate::journal::Error;
 pub fn each_record(
     journal_dir: &Path,
     archive_dir: &Path,
+    each: impl FnMut(Line),
+) -> Result<(), Error> {
+    each_record_since(journal_dir, archive_dir, i64::MIN, each)
+}
+
+/// [`each_record`], for the records received at or after `since_ms` only; segments of days
+/// that ended before it are not read.
+pub fn each_record_since(
+    journal_dir: &Path,
+    archive_dir: &Path,
+    since_ms: i64,
     mut each: impl FnMut(Line),
 ) -> Result<(), Error> {
     let mut last = 0u64;
@@ -24,12 +35,29 @@ pub fn each_record(
         if !has_file {
             continue;
         }
+        // A segment holds records received before the end of its local day, which is before
+        // the next day's midnight UTC plus the largest zone offset (14 h).
+        let day_ended_by = name
+            .split_once('_')
+            .and_then(|(d, _)| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            .and_then(|d| d.checked_add_days(chrono::Days::new(2)))
+            .map(|d| {
+                d.and_hms_opt(0, 0, 0)
+                    .expect("midnight")
+                    .and_utc()
+                    .timestamp_millis()
+            });
+        if day_ended_by.is_some_and(|end| end <= since_ms) {
+            continue;
+        }
         let lines = read_lines(&archive_dir.join(segment_file(&name)))
             .map_err(|e| Error::Corrupt(format!("archive segment {name}: {e}")))?;
         for l in lines {
             if l.id > last {
                 last = l.id;
-                each(l);
+                if l.received_at_ms >= since_ms {
+                    each(l);
+                }
             }
         }
     }
@@ -49,7 +77,9 @@ pub fn each_record(
     while let Some(r) = rows.next()? {
         let (line, hash) = read_line(r, &mut pts, &mut rej, &prev)?;
         prev = hash;
-        each(line);
+        if line.received_at_ms >= since_ms {
+            each(line);
+        }
     }
     Ok(())
 }

@@ -13,18 +13,19 @@ use super::{
 use crate::journal::schema::{self, key, to_i64};
 use crate::journal::Error;
 
-/// Seals, oldest first, each local day whose records are all in the journal and that ended
-/// at or before `now_ms`, continuing from the archive's end (or the chain base, when the
-/// archive ends before it). Returns how many segments were written.
+/// Seals, oldest first, up to `max` local days that ended at or before `now_ms`, continuing
+/// from the archive's end (or the chain base, when the archive ends before it). Returns how
+/// many segments were written.
 pub(crate) fn seal_finished_days(
     conn: &Connection,
     archive: &mut Archive,
     now_ms: i64,
+    max: usize,
 ) -> Result<usize, Error> {
     let base_id = schema::get_u64(conn, key::BASE_ID)?;
     let base_hash = schema::get_hash(conn, key::BASE_HASH)?;
     let mut written = 0;
-    loop {
+    while written < max {
         let (start, prev) = match archive.end() {
             Some((id, hash)) if id >= base_id => (id + 1, hash),
             _ => (base_id + 1, base_hash),
@@ -61,6 +62,7 @@ pub(crate) fn seal_finished_days(
         archive.segments.push(sealed);
         written += 1;
     }
+    Ok(written)
 }
 
 /// A `messages` row (`SELECT {COLUMNS}`) as an archive line, with its points and rejections,
