@@ -56,10 +56,6 @@ pub struct CheckpointSummary {
 }
 
 impl VerifyReport {
-    fn checkpoints_keys_given(&self) -> bool {
-        self.checkpoints.signatures_checked
-    }
-
     /// The chain holds and nothing outside it contradicts it.
     pub fn ok(&self) -> bool {
         self.problem.is_none() && self.findings.is_empty() && self.archive.problem.is_none()
@@ -457,9 +453,7 @@ impl fmt::Display for VerifyReport {
             )?,
             None => {}
         }
-        if !self.checkpoints_keys_given() && a.segments > 0 {
-            // nothing: segment signatures are checked only with keys
-        } else if a.segments > 0 {
+        if self.checkpoints.signatures_checked && a.segments > 0 {
             write!(
                 f,
                 "; {} of {} segments signed with the given public key",
