@@ -166,6 +166,9 @@ pub struct Manifest {
     pub first_hash: String,
     pub last_hash: String,
     pub records: u64,
+    /// The first record the archive holds (1, unless the journal was pruned before it kept
+    /// an archive); every segment of an archive says the same.
+    pub archive_from: u64,
     /// SHA-256 of the segment file (hex).
     pub sha256: String,
     /// When it was sealed (RFC 3339 UTC).
@@ -175,7 +178,8 @@ pub struct Manifest {
 
 impl Manifest {
     /// The bytes the signature covers: `"quantrac-segment-v1" ‖ at_ms ‖ first_id ‖
-    /// prev_hash ‖ last_id ‖ last_hash ‖ sha256`, integers 8-byte big-endian, hashes raw.
+    /// prev_hash ‖ last_id ‖ last_hash ‖ sha256 ‖ archive_from`, integers 8-byte big-endian,
+    /// hashes raw.
     pub fn signed_message(&self, at_ms: i64) -> Option<Vec<u8>> {
         let mut m = SIGN_DOMAIN.to_vec();
         m.extend_from_slice(&at_ms.to_be_bytes());
@@ -184,6 +188,7 @@ impl Manifest {
         m.extend_from_slice(&self.last_id.to_be_bytes());
         m.extend_from_slice(&hash_hex(&self.last_hash)?);
         m.extend_from_slice(&hash_hex(&self.sha256)?);
+        m.extend_from_slice(&self.archive_from.to_be_bytes());
         Some(m)
     }
 }
@@ -256,6 +261,8 @@ pub struct Archive {
     tz: Tz,
     key: Option<Arc<SigningKey>>,
     segments: Vec<Sealed>,
+    /// What the first segment's manifest says the archive begins with.
+    from: Option<u64>,
 }
 
 impl std::fmt::Debug for Archive {
@@ -272,11 +279,13 @@ impl Archive {
     /// The archive in `dir` (which need not exist yet): reads the manifests already there.
     pub fn open(dir: &Path, tz: Tz, key: Option<Arc<SigningKey>>) -> Result<Archive, Error> {
         let mut segments = Vec::new();
+        let mut from = None;
         for (name, _) in list(dir)? {
             let path = dir.join(manifest_file(&name));
             let Ok(m) = read_manifest(&path) else {
                 continue; // a segment without its manifest: `verify` names it
             };
+            from.get_or_insert(m.archive_from);
             if let Some(last_hash) = hash_hex(&m.last_hash) {
                 segments.push(Sealed {
                     name,
@@ -292,6 +301,7 @@ impl Archive {
             tz,
             key,
             segments,
+            from,
         })
     }
 

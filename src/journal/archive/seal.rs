@@ -24,11 +24,18 @@ pub(crate) fn seal_finished_days(
 ) -> Result<usize, Error> {
     let base_id = schema::get_u64(conn, key::BASE_ID)?;
     let base_hash = schema::get_hash(conn, key::BASE_HASH)?;
+    let recorded_from = schema::get_u64_opt(conn, key::ARCHIVE_FROM)?;
     let mut written = 0;
     while written < max {
         let (start, prev) = match archive.end() {
             Some((id, hash)) if id >= base_id => (id + 1, hash),
-            _ => (base_id + 1, base_hash),
+            // Records up to the base were pruned, so sealed: segments went missing. The
+            // archive is not continued over the hole (pruning stops; `verify` names it).
+            Some((id, _)) => return Err(lost(archive, id + 1, base_id)),
+            None => match recorded_from {
+                Some(from) if from <= base_id => return Err(lost(archive, from, base_id)),
+                _ => (base_id + 1, base_hash),
+            },
         };
         let first_at: Option<i64> = conn
             .prepare_cached("SELECT received_at_ms FROM messages WHERE id = ?1")?
@@ -57,12 +64,26 @@ pub(crate) fn seal_finished_days(
                 .prepare_cached("SELECT max(id) FROM messages")?
                 .query_row([], |r| r.get::<_, i64>(0))? as u64,
         };
+        let from = archive.from.or(recorded_from).unwrap_or(start);
+        if recorded_from.is_none() {
+            schema::put_u64(conn, key::ARCHIVE_FROM, from)?;
+        }
+        archive.from = Some(from);
         let name = segment_name(day, start);
         let sealed = write_segment(conn, archive, &name, day, start, last, prev, now_ms)?;
         archive.segments.push(sealed);
         written += 1;
     }
     Ok(written)
+}
+
+/// Records `from..=to` were sealed (they were pruned) but no segment holds them now.
+fn lost(archive: &Archive, from: u64, to: u64) -> Error {
+    Error::Corrupt(format!(
+        "the archive in {} lacks records {from} to {to}, which were sealed and pruned: restore \
+         its missing segments; nothing more is sealed or pruned until then",
+        archive.dir.display()
+    ))
 }
 
 /// A `messages` row (`SELECT {COLUMNS}`) as an archive line, with its points and rejections,
@@ -186,6 +207,7 @@ fn write_segment(
         first_hash: hex::encode(first_hash.unwrap_or(prev)),
         last_hash: hex::encode(prev_hash),
         records: count,
+        archive_from: archive.from.unwrap_or(first),
         sha256,
         sealed_at: rfc3339_ms(now_ms),
         signature: None,

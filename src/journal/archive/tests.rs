@@ -331,3 +331,92 @@ fn segments_are_signed_with_the_checkpoint_key_and_never_rewritten() {
     assert!(write_once(&seg, b"other").is_err());
     assert!(!write_once(&seg, &std::fs::read(&seg).unwrap()).unwrap());
 }
+
+/// A journal pruned before quantrac kept an archive: the archive begins after the base, and
+/// `verify` says so instead of calling the old pruning a missing segment.
+#[test]
+fn a_journal_pruned_before_the_archive_existed_starts_its_archive_after_the_base() {
+    use crate::journal::schema::key;
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = three_days(dir.path());
+    // As an older version pruned records 1–3: deleted, the base moved and recorded.
+    let hash3: Vec<u8> = rusqlite::Connection::open(crate::journal::db_path(dir.path()))
+        .unwrap()
+        .query_row("SELECT hash FROM messages WHERE id = 3", [], |r| r.get(0))
+        .unwrap();
+    drop(j);
+    rusqlite::Connection::open(crate::journal::db_path(dir.path()))
+        .unwrap()
+        .execute_batch(&format!(
+            "DELETE FROM points WHERE msg_id <= 3; DELETE FROM rejections WHERE msg_id <= 3;
+             DELETE FROM messages WHERE id <= 3;
+             UPDATE meta SET value = 3 WHERE key = '{}';
+             UPDATE meta SET value = X'{}' WHERE key = '{}';
+             UPDATE meta SET value = {} WHERE key = '{}';
+             UPDATE meta SET value = {} WHERE key = '{}';",
+            key::BASE_ID,
+            hex::encode(&hash3),
+            key::BASE_HASH,
+            T0,
+            key::BASE_RECEIVED_AT,
+            T0 + 61 * DAY,
+            key::BASE_PRUNED_AT,
+        ))
+        .unwrap();
+    j = Journal::open(dir.path(), true).unwrap();
+    assert_eq!(j.seal(T0 + 5 * DAY).unwrap(), 2);
+    assert_eq!(names(dir.path())[0], "2026-11-30_000000000004");
+    let r = verify(dir.path()).unwrap();
+    assert!(r.ok(), "{r}");
+    assert_eq!((r.archive.from, r.archive.end), (4, 6));
+    assert!(
+        r.to_string()
+            .contains("(records before 4 were pruned before quantrac kept an archive)"),
+        "{r}"
+    );
+    // The first segment removed, and the manifests edited to hide it: the journal recorded
+    // where its archive begins.
+    let a = archive(dir.path());
+    for f in [
+        segment_file("2026-11-30_000000000004"),
+        manifest_file("2026-11-30_000000000004"),
+    ] {
+        std::fs::remove_file(a.join(f)).unwrap();
+    }
+    let mpath = a.join(manifest_file("2026-12-01_000000000006"));
+    let mut m = read_manifest(&mpath).unwrap();
+    m.archive_from = 6;
+    std::fs::write(&mpath, serde_json::to_vec(&m).unwrap()).unwrap();
+    let r = verify(dir.path()).unwrap();
+    assert_eq!(
+        r.archive.problem,
+        Some(SegmentProblem::Begins {
+            journal: 4,
+            archive: 6
+        }),
+        "{r}"
+    );
+}
+
+/// Segments lost after they were pruned: the archive is not continued over the hole, nothing
+/// more is pruned, and `verify` names the records.
+#[test]
+fn a_lost_archive_stops_sealing_and_pruning() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = three_days(dir.path());
+    Outbox::open(dir.path()).unwrap().written(6).unwrap();
+    assert_eq!(j.prune(T0 + 62 * DAY, RETENTION).unwrap(), 6);
+    append(&mut j, &[T0 + 62 * DAY]);
+    std::fs::remove_dir_all(archive(dir.path())).unwrap();
+    j.set_archive(&archive(dir.path()), chrono_tz::Asia::Ho_Chi_Minh, None)
+        .unwrap();
+    let e = j.prune(T0 + 70 * DAY, RETENTION).unwrap_err();
+    assert!(e.to_string().contains("lacks records 1 to 6"), "{e}");
+    assert_eq!(j.messages_since(0).unwrap().len(), 1);
+    assert!(names(dir.path()).is_empty());
+    let r = verify(dir.path()).unwrap();
+    assert_eq!(
+        r.archive.problem,
+        Some(SegmentProblem::Short { end: 0, base_id: 6 })
+    );
+}

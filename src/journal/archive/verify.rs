@@ -46,6 +46,9 @@ pub enum SegmentProblem {
     Short { end: u64, base_id: u64 },
     /// The archive and the journal give record `id` different hashes.
     Disagrees { id: u64 },
+    /// The journal recorded that its archive begins with record `journal`; the segments begin
+    /// with record `archive`.
+    Begins { journal: u64, archive: u64 },
 }
 
 impl fmt::Display for SegmentProblem {
@@ -99,8 +102,14 @@ impl fmt::Display for SegmentProblem {
             SegmentProblem::Short { end, base_id } => write!(
                 f,
                 "records {} to {base_id} were pruned from the journal but are in no segment \
-                 of the archive: a segment is missing",
+                 of the archive: a segment is missing, or they were deleted without being \
+                 sealed",
                 end + 1
+            ),
+            SegmentProblem::Begins { journal, archive } => write!(
+                f,
+                "the journal says its archive begins with record {journal}, the archive's \
+                 manifests say record {archive}: the first segments were removed"
             ),
             SegmentProblem::Disagrees { id } => write!(
                 f,
@@ -119,6 +128,9 @@ pub struct ArchiveWalk {
     pub end: Option<(u64, [u8; 32])>,
     /// Segments whose signature holds with the given keys.
     pub signed: usize,
+    /// The first record the archive holds (records before it were pruned before quantrac
+    /// kept an archive).
+    pub from: u64,
     pub problem: Option<SegmentProblem>,
     /// Hashes of the verified records asked for.
     pub hashes: HashMap<u64, [u8; 32]>,
@@ -140,7 +152,14 @@ pub fn walk(dir: &Path, keys: &[PublicKey], wanted: &BTreeSet<u64>) -> Result<Ar
         .filter_map(|(n, _, m)| m.as_ref().ok().map(|m| (m.sha256.clone(), n.clone())))
         .collect();
     let mut w = ArchiveWalk::default();
-    let mut next = 1u64;
+    // Where the archive begins, as its first manifest says: record 1, or the record after the
+    // journal's base when quantrac began keeping an archive (every manifest must agree).
+    let from = manifests
+        .iter()
+        .find_map(|(_, _, m)| m.as_ref().ok().map(|m| m.archive_from))
+        .unwrap_or(1);
+    w.from = from;
+    let mut next = from;
     let mut prev = GENESIS;
     let mut prev_name: Option<String> = None;
     for (name, has_file, manifest) in manifests {
@@ -165,6 +184,24 @@ pub fn walk(dir: &Path, keys: &[PublicKey], wanted: &BTreeSet<u64>) -> Result<Ar
                 _ => altered(None, "its manifest names another segment"),
             });
             return Ok(w);
+        }
+        if m.archive_from != from {
+            w.problem = Some(altered(
+                None,
+                &format!(
+                    "its manifest says the archive begins with record {}, the first segment's \
+                     says {from}",
+                    m.archive_from
+                ),
+            ));
+            return Ok(w);
+        }
+        if m.first_id == from && from > 1 && prev_name.is_none() {
+            // The hash before the archive's first record: the journal's base when the archive
+            // began, checked by nothing here (records before it were pruned earlier).
+            if let Some(h) = hash_hex(&m.prev_hash) {
+                prev = h;
+            }
         }
         if m.first_id > next {
             w.problem = Some(SegmentProblem::Missing {

@@ -296,7 +296,14 @@ pub fn verify_with(dir: &Path, opts: &Options) -> Result<VerifyReport, Error> {
         wanted.insert(end);
     }
     let walk = walk(&conn, base_id, base_hash, &wanted)?;
-    let archive = archive_summary(&archive_dir, &arch, base_id, &base_hash, &walk.hashes);
+    let archive_from = schema::get_u64_opt(&conn, key::ARCHIVE_FROM)?;
+    let archive = archive_summary(
+        &archive_dir,
+        &arch,
+        (base_id, &base_hash),
+        archive_from,
+        &walk.hashes,
+    );
     let chain = ChainView {
         base_id,
         base_hash,
@@ -389,14 +396,27 @@ pub fn verify_with(dir: &Path, opts: &Options) -> Result<VerifyReport, Error> {
 fn archive_summary(
     dir: &Path,
     arch: &super::archive::verify::ArchiveWalk,
-    base_id: u64,
-    base_hash: &[u8; 32],
+    (base_id, base_hash): (u64, &[u8; 32]),
+    journal_from: Option<u64>,
     journal_hashes: &HashMap<u64, [u8; 32]>,
 ) -> ArchiveSummary {
     use super::archive::verify::SegmentProblem;
-    let end = arch.end.map_or(0, |(id, _)| id);
+    // Where the archive must begin: as the journal recorded it at the first sealing, or as
+    // the segments say; records before it were pruned before quantrac kept an archive.
+    let from = match (journal_from, arch.segments) {
+        (Some(f), _) => f,
+        (None, 0) => 1,
+        (None, _) => arch.from,
+    };
+    let end = arch.end.map_or(from.saturating_sub(1), |(id, _)| id);
     let mut problem = arch.problem.clone();
-    if problem.is_none() && base_id > 0 {
+    if problem.is_none() && arch.segments > 0 && arch.from != from {
+        problem = Some(SegmentProblem::Begins {
+            journal: from,
+            archive: arch.from,
+        });
+    }
+    if problem.is_none() && base_id >= from {
         if end < base_id {
             problem = Some(SegmentProblem::Short { end, base_id });
         } else if arch.hashes.get(&base_id) != Some(base_hash) {
@@ -412,6 +432,7 @@ fn archive_summary(
     }
     ArchiveSummary {
         dir: dir.display().to_string(),
+        from,
         segments: arch.segments,
         records: arch.records,
         end,

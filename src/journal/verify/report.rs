@@ -35,6 +35,9 @@ pub struct VerifyReport {
 pub struct ArchiveSummary {
     /// The folder walked.
     pub dir: String,
+    /// The first record the archive holds (records before it were pruned before quantrac
+    /// kept an archive).
+    pub from: u64,
     pub segments: usize,
     pub records: u64,
     /// The last record of the last segment that verified (0: none).
@@ -446,11 +449,20 @@ impl fmt::Display for VerifyReport {
         let a = &self.archive;
         match &a.problem {
             Some(p) => write!(f, "\narchive NOT intact: {p}")?,
-            None if a.segments > 0 => write!(
-                f,
-                "\narchive intact: {} segments, {} records (1 to {}) verified",
-                a.segments, a.records, a.end
-            )?,
+            None if a.segments > 0 => {
+                write!(
+                    f,
+                    "\narchive intact: {} segments, {} records ({} to {}) verified",
+                    a.segments, a.records, a.from, a.end
+                )?;
+                if a.from > 1 {
+                    write!(
+                        f,
+                        " (records before {} were pruned before quantrac kept an archive)",
+                        a.from
+                    )?;
+                }
+            }
             None => {}
         }
         if self.checkpoints.signatures_checked && a.segments > 0 {
