@@ -1,6 +1,7 @@
 //! Integration tests: real mosquitto, InfluxDB 1.x, victoria-metrics and the quantrac binary,
 //! started by `quantrac-testkit` (the `testkit/` folder).
 
+mod archive;
 mod demo;
 mod docs;
 mod evidence;
