@@ -80,13 +80,21 @@ fn signed_park() -> (tempfile::TempDir, PathBuf, PathBuf) {
                 ),
             ] {
                 let p = json_message(&when, &[reading]);
+                // The point quantrac renders for it (`reading` measurement, see README).
+                let (park, rest) = station.split_once('/').unwrap();
+                let (site, id) = rest.split_once('/').unwrap();
+                let point = format!(
+                    "reading,param={},park={park},site={site},station={id} value={},unit=\"{}\",\
+                     status=\"00\",exceeded=false {ts}",
+                    reading.0, reading.1, reading.2
+                );
                 j.append(&[Entry {
                     received_at_ms: ts + 5_000,
                     topic,
                     payload: p.as_bytes(),
                     station: Some(station.into()),
                     rejections: &[],
-                    points: vec![],
+                    points: vec![point],
                     once: false,
                 }])
                 .unwrap();
@@ -337,22 +345,38 @@ fn duckdb_reads_a_segment_and_counts_its_records() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let sql = format!(
-        "SELECT count(*), min(id), max(id), count(DISTINCT station) FROM read_json_auto('{}')",
-        segment.display()
+    let query = |sql: String| -> String {
+        let out = Command::new(&python)
+            .args([
+                "-c",
+                &format!(
+                    "import duckdb\nfor row in duckdb.connect().execute({sql:?}).fetchall(): \
+                     print(*row)"
+                ),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let path = segment.display();
+    assert_eq!(
+        query(format!(
+            "SELECT count(*), min(id), max(id), count(DISTINCT station) \
+             FROM read_json_auto('{path}')"
+        )),
+        "48 49 96 2"
     );
-    let out = Command::new(&python)
-        .args([
-            "-c",
-            &format!("import duckdb; print(*duckdb.connect().execute({sql:?}).fetchone())"),
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    // The README's one-liner: the readings, as columns.
+    assert_eq!(
+        query(format!(
+            "SELECT r.station, r.param, count(*), avg(r.value) FROM (SELECT unnest(readings) AS r \
+             FROM read_json_auto('{path}')) GROUP BY ALL ORDER BY ALL"
+        )),
+        "outfall-1 COD 24 51.5\nstack-1 SO2 24 111.5"
     );
-    assert_eq!(text.trim(), "48 49 96 2");
 }

@@ -7,8 +7,8 @@
 //! and its first record id, `2026-11-29_000000000123`:
 //! - `….jsonl.gz`: gzip'd JSON Lines, one [`Line`] per record in id order: id, receive time,
 //!   topic, station, the payload exactly as received (base64, and as text when it is UTF-8),
-//!   its rejections, its InfluxDB points (the readings, as line protocol), the hash of the
-//!   record before it and its own chain hash. Everything the chain hash covers is there, so
+//!   its rejections, its InfluxDB points (line protocol) and its readings (those points taken
+//!   apart into columns), the hash of the record before it and its own chain hash. Everything the chain hash covers is there, so
 //!   the chain can be recomputed from a segment alone ([`super::chain`]). DuckDB reads it
 //!   with `read_json_auto('….jsonl.gz')`, pandas with `read_json(…, lines=True)`.
 //! - `….manifest.json`: a [`Manifest`]: first and last record id, the hash before the first
@@ -27,6 +27,7 @@
 //!    one chain from record 1 ([`verify`] walks it).
 
 pub mod history;
+pub mod readings;
 mod seal;
 pub mod verify;
 
@@ -55,7 +56,7 @@ const SIGN_DOMAIN: &[u8] = b"quantrac-segment-v1";
 pub const DEFAULT_DIR: &str = "archive";
 
 /// One record in a segment: a line of JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Line {
     pub id: u64,
@@ -71,6 +72,8 @@ pub struct Line {
     pub payload_base64: String,
     pub rejections: Vec<LineRejection>,
     pub points: Vec<LinePoint>,
+    /// The `reading` points taken apart (derived from `points`, which the hash covers).
+    pub readings: Vec<readings::LineReading>,
     /// Chain hash of the record before (hex; 64 zeros before record 1).
     pub prev_hash: String,
     /// This record's chain hash (hex).
@@ -103,11 +106,17 @@ impl Line {
     }
 
     /// The chain hash this line's content gives after `prev`; `None` when the line cannot be
-    /// what quantrac wrote (the payload is not base64, or its text differs from its bytes).
+    /// what quantrac wrote (the payload is not base64, its text differs from its bytes, or
+    /// its readings are not those of its points).
     pub fn recompute(&self, prev: &[u8; 32]) -> Option<[u8; 32]> {
         let payload = self.payload_bytes()?;
         let text = std::str::from_utf8(&payload).ok();
-        if text != self.payload.as_deref() {
+        if text != self.payload.as_deref()
+            || !readings::agree(
+                &self.readings,
+                &readings::readings(self.points.iter().map(|p| p.line.as_str())),
+            )
+        {
             return None;
         }
         let rejections: Vec<RejectionRow> = self

@@ -129,6 +129,7 @@ pub(crate) fn read_line(
         payload: std::str::from_utf8(&payload).ok().map(str::to_string),
         payload_base64: base64::engine::general_purpose::STANDARD.encode(&payload),
         rejections,
+        readings: super::readings::readings(points.iter().map(|p| p.line.as_str())),
         points,
         prev_hash: hex::encode(prev),
         hash: hex::encode(hash),
