@@ -15,10 +15,10 @@
 //! Readers of the evidence: [`report`] (`quantrac report`: data capture and exceedances per
 //! station × parameter, from the archive and the journal); the journal's archive and export.
 //!
-//! Beside it: [`metrics`] (Prometheus), [`http`] (`/metrics`, `/healthz`, `/readyz`),
-//! [`config`] (settings and stations), [`tls`] (certificate files and the one TLS client
-//! setup every connection uses), [`model`] (the vocabulary), [`pipeline`] (what travels
-//! between stages), [`app`] (wiring and shutdown order), [`demo`] (a simulated park).
+//! Beside it: [`metrics`] (Prometheus), [`http`] (the status page, `/api/stations`,
+//! `/metrics`, `/healthz`, `/readyz`), [`config`] (settings and stations), [`tls`] (certificate
+//! files and the one TLS client setup every connection uses), [`model`] (the vocabulary),
+//! [`pipeline`] (what travels between stages), [`app`] (wiring and shutdown order), [`demo`] (a simulated park).
 
 pub mod app;
 pub mod cli;

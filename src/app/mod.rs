@@ -33,11 +33,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 
 use crate::config::Settings;
 use crate::journal::{self, Journal, Outbox};
 use crate::metrics::Metrics;
+use crate::model::ParkStatus;
 use crate::pipeline::{Envelope, Processed};
 use crate::readiness::Readiness;
 use crate::shutdown::{CancellationToken, Outcome, Tasks};
@@ -147,11 +148,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     .await
     .context("rebuilding compliance windows")??;
 
+    // The compliance stage publishes the park's status; the status page only reads it.
+    let (status_tx, status_rx) =
+        watch::channel(Arc::new(ParkStatus::empty(settings.stations.timezone)));
     let http_stop = CancellationToken::new();
     let (http_addr, http) = http::serve(
         settings.http.listen,
         metrics.clone(),
         readiness.clone(),
+        status_rx,
         http_stop.clone(),
     )
     .await
@@ -183,6 +188,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             compliance_rx,
             to_journal,
             metrics.clone(),
+            status_tx,
         )),
     );
 

@@ -5,11 +5,13 @@ use std::collections::BTreeMap;
 
 use chrono_tz::Tz;
 
+use super::status::Spans;
 use super::windows::{self, Series};
 use super::{
     health, limits, o2, Catalogue, LimitRow, StationHealth, WindowState, MIN_LATE_HORIZON_MS,
 };
-use crate::config::Stations;
+use crate::config::{Station, Stations};
+use crate::model::status::{Exceedance, Latest, ParamStatus};
 use crate::model::{Judged, Limit, Param, Reading, StationKey, Status, WindowPoint};
 
 /// What the engine keeps per configured station × parameter.
@@ -18,6 +20,10 @@ struct ParamState {
     limit: Option<Limit>,
     /// One series per window length, in the station's window order.
     series: Vec<Series>,
+    /// The newest reading (by its own time) and its verdict, for the status page.
+    latest: Option<Latest>,
+    /// The latest run of exceeded readings, for the status page.
+    exceedance: Option<Exceedance>,
 }
 
 /// What the engine keeps per configured station, found once per message.
@@ -26,6 +32,8 @@ struct StationState {
     o2_ref: Option<f64>,
     /// Indexed by [`Param::index`], over the whole parameter table.
     params: Vec<ParamState>,
+    /// A reading reached it since [`Engine::station_status`] last described it.
+    changed: bool,
 }
 
 /// Limits, O2 correction, instantaneous verdicts, windows and station health.
@@ -72,6 +80,8 @@ impl Engine {
                 .map(|p| ParamState {
                     limit: resolved.limits.get(&p).cloned(),
                     series: Vec::new(),
+                    latest: None,
+                    exceedance: None,
                 })
                 .collect();
             for (param, limit) in resolved.limits {
@@ -103,6 +113,7 @@ impl Engine {
             slots.push(StationState {
                 o2_ref: station.o2_ref,
                 params,
+                changed: true,
             });
         }
         let horizon_ms = MIN_LATE_HORIZON_MS.max(2 * longest_s as i64 * 1000);
@@ -215,7 +226,18 @@ impl Engine {
                     }
                 }
             }
-            judged.push(verdict(reading, value_ref, limit));
+            let judged_reading = verdict(reading, value_ref, limit);
+            if let Some(slot) = self.slots.get_mut(handle) {
+                slot.changed = true;
+                let p = &mut slot.params[judged_reading.reading.param.index()];
+                p.observe(
+                    &judged_reading.reading,
+                    value_ref,
+                    judged_reading.ratio,
+                    judged_reading.exceeded,
+                );
+            }
+            judged.push(judged_reading);
         }
         touched.sort_unstable();
         touched.dedup();
@@ -286,6 +308,9 @@ impl Engine {
             for series in &mut param.series {
                 series.put_at(reading.ts_ms, off, sample, self.tz, floor);
             }
+            let (ratio, exceeded) = instant(param.limit.as_ref(), reading, value_ref);
+            param.observe(reading, value_ref, ratio, exceeded);
+            slot.changed = true;
         }
         let mut close_due = i64::MAX;
         let mut evict_due = i64::MAX;
@@ -333,6 +358,60 @@ impl Engine {
     pub fn health(&self, now_ms: i64) -> Vec<StationHealth> {
         self.health
             .health(&self.stations, self.started_ms.unwrap_or(now_ms), now_ms)
+    }
+
+    /// The configured stations, in key order: a station's position here is its `slot` in
+    /// [`Engine::station_status`].
+    pub fn stations(&self) -> impl Iterator<Item = &Station> {
+        self.stations.iter()
+    }
+
+    /// The parameters of the configured station at `slot` as they stand at `now_ms` (every
+    /// parameter with a reading or a limit, in table order), and the time until which that
+    /// answer holds unless a reading arrives: the earliest end of a window open at `now_ms`.
+    /// Clears the station's "changed" mark.
+    pub fn station_status(&mut self, slot: usize, now_ms: i64) -> (Vec<ParamStatus>, i64) {
+        let mut spans = Spans::new(now_ms, self.tz);
+        self.station_status_in(slot, &mut spans)
+    }
+
+    /// [`Engine::station_status`] at the instant of `spans`, which a caller describing many
+    /// stations at once shares between them.
+    pub fn station_status_in(&mut self, slot: usize, spans: &mut Spans) -> (Vec<ParamStatus>, i64) {
+        let state = &mut self.slots[slot];
+        state.changed = false;
+        let mut until = i64::MAX;
+        let params = Param::ALL
+            .iter()
+            .zip(&state.params)
+            .filter(|(_, p)| p.latest.is_some() || p.limit.is_some())
+            .map(|(&param, p)| {
+                for s in &p.series {
+                    until = until.min(spans.at(s.spec.seconds).1);
+                }
+                let mut status = super::status::param_status(
+                    param,
+                    p.latest,
+                    p.limit.as_ref(),
+                    &p.series,
+                    spans,
+                );
+                status.last_exceedance = p.exceedance;
+                status
+            })
+            .collect();
+        (params, until)
+    }
+
+    /// Whether a reading reached the configured station at `slot` since
+    /// [`Engine::station_status`] last described it.
+    pub fn station_changed(&self, slot: usize) -> bool {
+        self.slots[slot].changed
+    }
+
+    /// The zone windows align to.
+    pub fn timezone(&self) -> Tz {
+        self.tz
     }
 
     /// Windows ending at or before this are beyond the late-data horizon. Measured from the
@@ -385,16 +464,80 @@ fn sample(reading: &Reading, value_ref: Option<f64>) -> Option<f64> {
 /// The instantaneous verdict. Readings of stations that are not configured have no limit,
 /// hence no verdict; neither has a reading that is not status 00 (nor one without a value).
 fn verdict(reading: Reading, value_ref: Option<f64>, limit: Option<Limit>) -> Judged {
-    let (ratio, exceeded) = match (&limit, sample(&reading, value_ref)) {
-        (Some(l), Some(v)) => (limits::ratio(l, v), limits::exceeds(l, v)),
-        _ => (None, false),
-    };
+    let (ratio, exceeded) = instant(limit.as_ref(), &reading, value_ref);
     Judged {
         reading,
         value_ref,
         limit,
         ratio,
         exceeded,
+    }
+}
+
+/// The instantaneous ratio and verdict: only status-00 readings with a value are compared.
+fn instant(
+    limit: Option<&Limit>,
+    reading: &Reading,
+    value_ref: Option<f64>,
+) -> (Option<f64>, bool) {
+    match (limit, sample(reading, value_ref)) {
+        (Some(l), Some(v)) => (limits::ratio(l, v), limits::exceeds(l, v)),
+        _ => (None, false),
+    }
+}
+
+impl ParamState {
+    /// Keeps the newest reading of a parameter and its latest run of exceeded readings. A run
+    /// starts at the first exceeded reading after one that was not, and ends with the next
+    /// reading that is not (whatever its status: a calibration interrupts it). Late readings
+    /// move neither.
+    fn observe(
+        &mut self,
+        reading: &Reading,
+        value_ref: Option<f64>,
+        ratio: Option<f64>,
+        exceeded: bool,
+    ) {
+        let latest = &mut self.latest;
+        if latest.is_some_and(|l| l.ts_ms > reading.ts_ms) {
+            return;
+        }
+        let ongoing = latest.and_then(|l| l.exceeding_since_ms);
+        let since = match ongoing {
+            _ if !exceeded => None,
+            Some(since) => Some(since),
+            None => Some(reading.ts_ms),
+        };
+        if let Some(value) = sample(reading, value_ref).filter(|_| exceeded) {
+            let run = match (ongoing, self.exceedance) {
+                (Some(_), Some(run)) if run.peak >= value => Exceedance {
+                    to_ms: reading.ts_ms,
+                    ..run
+                },
+                (Some(_), Some(run)) => Exceedance {
+                    to_ms: reading.ts_ms,
+                    peak: value,
+                    peak_ratio: ratio,
+                    ..run
+                },
+                _ => Exceedance {
+                    from_ms: reading.ts_ms,
+                    to_ms: reading.ts_ms,
+                    peak: value,
+                    peak_ratio: ratio,
+                },
+            };
+            self.exceedance = Some(run);
+        }
+        *latest = Some(Latest {
+            ts_ms: reading.ts_ms,
+            value: reading.value,
+            value_ref,
+            status: reading.status,
+            ratio,
+            exceeded,
+            exceeding_since_ms: since,
+        });
     }
 }
 

@@ -34,43 +34,7 @@ pub const SILENT_AFTER_INTERVALS: i64 = 3;
 /// A flat line needs at least this many identical samples.
 pub const STUCK_MIN_SAMPLES: u32 = 3;
 
-/// The state of one station, as the `quantrac_station_state` gauge shows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum HealthState {
-    Ok,
-    Silent,
-    Fault,
-    Calibrating,
-    Stuck,
-    /// A configured station not heard from since start-up, before it counts as silent. Not an
-    /// exported state: every `quantrac_station_state` series of the station is 0, so nothing
-    /// shows it `ok` before it has reported.
-    Unheard,
-}
-
-impl HealthState {
-    /// Every exported state, in the order of `metrics::STATION_STATES` ([`HealthState::Unheard`]
-    /// is not one).
-    pub const ALL: [HealthState; 5] = [
-        HealthState::Ok,
-        HealthState::Silent,
-        HealthState::Fault,
-        HealthState::Calibrating,
-        HealthState::Stuck,
-    ];
-
-    /// The `state` label.
-    pub fn label(self) -> &'static str {
-        match self {
-            HealthState::Ok => "ok",
-            HealthState::Silent => "silent",
-            HealthState::Fault => "fault",
-            HealthState::Calibrating => "calibrating",
-            HealthState::Stuck => "stuck",
-            HealthState::Unheard => "unheard",
-        }
-    }
-}
+pub use crate::model::HealthState;
 
 /// Health of one station at a given time.
 #[derive(Clone, Debug, PartialEq)]

@@ -7,6 +7,7 @@
 //! - [`windows`] — clock-aligned averaging windows with data capture and validity.
 //! - [`health`] — silent / fault / calibrating / stuck stations.
 //! - [`Engine`] (`engine.rs`) — all of the above per station, applied message by message.
+//! - [`status`] — the snapshot of every station the stage publishes for the status page.
 //! - [`events`] — the stage's gauges (verdicts, windows, station health and freshness); the
 //!   only part that touches metrics.
 //!
@@ -22,6 +23,7 @@ pub mod health;
 pub mod limits;
 pub mod o2;
 mod run;
+pub mod status;
 mod table;
 pub mod windows;
 
@@ -33,6 +35,7 @@ pub use catalogue::{Catalogue, CatalogueError};
 pub use engine::Engine;
 pub use health::{HealthState, StationHealth};
 pub use run::{run, windows_record, PendingWindows, WINDOWS_TOPIC};
+pub use status::StatusBoard;
 pub use table::limit_table;
 
 /// Late readings are windowed for at least this long after their window closed.

@@ -10,23 +10,27 @@
 //! [`WINDOWS_TOPIC`] record. A crash before that record is committed loses nothing: on start-up
 //! `app` re-judges the readings journaled after the last such record, which re-emits those
 //! windows.
-
-use std::time::Duration;
+//!
+//! Each tick also publishes the park's [`ParkStatus`] for the status page (see [`StatusBoard`]).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::events::Events;
+use super::status::StatusBoard;
 use super::Engine;
 use crate::metrics::Metrics;
-use crate::model::{Param, StationKey, WindowPoint};
+use crate::model::{Param, ParkStatus, StationKey, WindowPoint};
 use crate::pipeline::{Decoded, Envelope, Processed};
 
 /// Topic of the journal records that hold windows closed by the clock (not by a message).
 pub const WINDOWS_TOPIC: &str = "$quantrac/windows";
 
-/// How often windows are closed and the window and health gauges refreshed.
+/// How often windows are closed, the window and health gauges refreshed and the status
+/// snapshot published.
 const TICK: Duration = Duration::from_secs(1);
 
 pub async fn run(
@@ -34,17 +38,25 @@ pub async fn run(
     mut rx: mpsc::Receiver<(Envelope, Decoded)>,
     tx: mpsc::Sender<Processed>,
     metrics: Metrics,
+    status: watch::Sender<Arc<ParkStatus>>,
 ) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pending = PendingWindows::default();
     let mut events = Events::new(&metrics);
+    let mut board = StatusBoard::new(status);
     loop {
         tokio::select! {
             message = rx.recv() => {
                 let Some((envelope, decoded)) = message else { break };
                 let (readings, averages) = engine.judge(decoded.readings, envelope.received_at_ms);
                 events.judged(&readings, envelope.received_at_ms);
+                board.rejected(
+                    &envelope.topic,
+                    decoded.key.as_ref(),
+                    &decoded.rejections,
+                    envelope.received_at_ms,
+                );
                 pending.add(averages);
                 let processed = Processed {
                     key: decoded.key,
@@ -67,11 +79,12 @@ pub async fn run(
                     }
                 }
                 events.windows(&engine.window_states());
+                let health = engine.health(now);
+                board.publish(&mut engine, &health, now);
                 // Configured stations only: a station removed from the configuration has no
                 // state series, even while its readings are still in the journal.
                 events.health(
-                    engine
-                        .health(now)
+                    health
                         .into_iter()
                         .filter(|h| engine.is_configured(&h.key)),
                 );

@@ -17,6 +17,7 @@ use chrono::{DateTime, LocalResult, Offset, TimeZone};
 use chrono_tz::Tz;
 
 use crate::config::WindowSpec;
+use crate::model::status::WindowMean;
 use crate::model::{Limit, Param, StationKey, WindowPoint};
 
 use super::limits;
@@ -422,8 +423,24 @@ impl Series {
     }
 
     fn point_at(&self, i: usize) -> Option<WindowPoint> {
-        let bucket = &self.buckets[i];
-        let start_ms = bucket.start_ms;
+        let m = self.mean_of(&self.buckets[i])?;
+        Some(WindowPoint {
+            key: self.key.clone(),
+            param: self.param,
+            window: self.spec.label.clone(),
+            start_ms: m.start_ms,
+            mean: m.mean,
+            samples: m.samples,
+            capture: m.capture,
+            valid: m.valid,
+            limit_max: self.limit.as_ref().and_then(|l| l.max),
+            ratio: m.ratio,
+            exceeded: m.exceeded,
+        })
+    }
+
+    /// A window's mean, capture and verdict; `None` for a window with no sample.
+    fn mean_of(&self, bucket: &Bucket) -> Option<WindowMean> {
         if bucket.samples.is_empty() {
             return None;
         }
@@ -432,25 +449,57 @@ impl Series {
         let expected = self.expected_samples();
         let capture = (samples as f64 / expected).min(1.0);
         let valid = capture >= self.min_capture;
-        let limit_max = self.limit.as_ref().and_then(|l| l.max);
         let ratio = self.limit.as_ref().and_then(|l| limits::ratio(l, mean));
         let exceeded = valid
             && self
                 .limit
                 .as_ref()
                 .is_some_and(|l| limits::exceeds(l, mean));
-        Some(WindowPoint {
-            key: self.key.clone(),
-            param: self.param,
-            window: self.spec.label.clone(),
-            start_ms,
+        Some(WindowMean {
+            start_ms: bucket.start_ms,
+            end_ms: bucket.end_ms,
             mean,
             samples: u32::try_from(samples).unwrap_or(u32::MAX),
             capture,
             valid,
-            limit_max,
             ratio,
             exceeded,
+        })
+    }
+
+    /// The means of the windows starting in `[from_ms, to_ms)` that hold a sample, oldest
+    /// first (the status page's hourly chart). Only windows still held are seen: those within
+    /// the late-data horizon.
+    pub fn means(&self, from_ms: i64, to_ms: i64) -> impl Iterator<Item = WindowMean> + '_ {
+        let first = self.buckets.partition_point(|b| b.start_ms < from_ms);
+        self.buckets
+            .range(first..)
+            .take_while(move |b| b.start_ms < to_ms)
+            .filter_map(|b| self.mean_of(b))
+    }
+
+    /// The mean of the window starting at `start_ms`, as it stands.
+    pub fn mean_at(&self, start_ms: i64) -> Option<WindowMean> {
+        self.mean_of(self.bucket(start_ms)?)
+    }
+
+    /// The latest closed valid window's mean, with its end.
+    pub fn last_valid_mean(&self, tz: Tz) -> Option<WindowMean> {
+        let p = self.last_valid.as_ref()?;
+        // The window is nearly always still held (for late data): its end is known.
+        let end_ms = match self.bucket(p.start_ms) {
+            Some(b) => b.end_ms,
+            None => bounds(p.start_ms, self.spec.seconds, tz).1,
+        };
+        Some(WindowMean {
+            start_ms: p.start_ms,
+            end_ms,
+            mean: p.mean,
+            samples: p.samples,
+            capture: p.capture,
+            valid: p.valid,
+            ratio: p.ratio,
+            exceeded: p.exceeded,
         })
     }
 }

@@ -118,6 +118,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     for (when, alert, what) in ALERT_TIMELINE {
         timeline.push_str(&format!("  {when:<20} {alert:<25} {what}\n"));
     }
+    println!("\nquantrac status page: http://{http}/  ← open it in a browser: which sites are over their limits, right now");
     println!(
         "\nquantrac demo: a simulated Hải Phòng park is publishing to an embedded MQTT broker.\n\n\
          \x20 metrics      http://{http}/metrics   (try: curl -s http://{http}/metrics | grep 'quantrac_station_state.* 1$')\n\

@@ -204,7 +204,12 @@ fn six_records() -> (tempfile::TempDir, [u8; 32]) {
         })
         .collect();
     let c = j.append(&entries).unwrap();
-    assert!(verify(dir.path()).unwrap().ok());
+    let r = verify(dir.path()).unwrap();
+    assert!(r.ok(), "{r}");
+    assert!(
+        !r.to_string().contains("deleted"),
+        "nothing was pruned: {r}"
+    );
     (dir, c.head_hash)
 }
 
@@ -217,6 +222,8 @@ fn problem_after(sql: &str) -> Problem {
     let (dir, _) = six_records();
     raw(dir.path()).execute_batch(sql).unwrap();
     let r = verify(dir.path()).unwrap();
+    assert!(!r.ok(), "{r}");
+    assert!(r.to_string().starts_with("journal NOT intact: "), "{r}");
     r.problem
         .unwrap_or_else(|| panic!("verify saw nothing wrong after {sql}"))
 }

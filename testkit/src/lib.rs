@@ -4,7 +4,7 @@
 //! judges are the stations the integration tests publish to.
 //!
 //! - [`certs`] — [`Pki`]: a private CA with server, client and expired certificates (openssl).
-//! - [`chromium`] — headless Chromium: a page's rendered DOM, a screenshot, a printed PDF.
+//! - [`chromium`] — [`Chromium`]: headless Chromium's DOM of a page, its screenshots and a printed PDF.
 //! - [`ports`] — [`free_port`], [`wait_port`]: loopback ports for servers started here.
 //! - [`programs`] — [`program`], [`run`]: a required program, or a failure naming its Debian
 //!   package (a skipped check would let a broken file ship unnoticed).
@@ -43,6 +43,7 @@ pub mod vsftpd;
 pub mod wait;
 
 pub use certs::Pki;
+pub use chromium::Chromium;
 pub use fixtures::{json_message, STATIONS};
 pub use influx::{Https, Influx1};
 pub use metrics::parse_metric;

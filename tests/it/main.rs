@@ -15,6 +15,7 @@ mod readme;
 mod reliability;
 mod report;
 mod sink;
+mod status_page;
 mod tls;
 mod windows;
 

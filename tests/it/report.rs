@@ -333,7 +333,9 @@ fn html_report_renders_in_chromium_and_prints_on_a4() {
     for needle in ["<script", "src=", "href=", "@import", "url("] {
         assert!(!html.contains(needle), "{needle} in the page");
     }
-    let dom = quantrac_testkit::chromium::dump_dom(&page);
+    let chromium = Chromium::find();
+    let url = format!("file://{}", page.display());
+    let dom = chromium.dump_dom(&url);
     assert!(
         dom.contains("Station nam-dinh-vu/nd-textile/outfall-1"),
         "{dom}"
@@ -352,11 +354,10 @@ fn html_report_renders_in_chromium_and_prints_on_a4() {
     );
     assert!(dom.contains("limit 135"), "{dom}");
     let png = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report.png");
-    quantrac_testkit::chromium::screenshot(&page, &png, 1240, 1754);
-    let bytes = std::fs::read(&png).unwrap();
-    assert_eq!(&bytes[1..4], b"PNG");
+    chromium.screenshot(&url, &png, 1240, 1754);
+    quantrac_testkit::chromium::assert_not_blank(&chromium, &png, 1240, 1754);
     let pdf = dir.path().join("report.pdf");
-    quantrac_testkit::chromium::print_to_pdf(&page, &pdf);
+    chromium.print_to_pdf(&url, &pdf);
     let text = String::from_utf8_lossy(&std::fs::read(&pdf).unwrap()).into_owned();
     // A4 is 595.3 × 841.9 points; Chromium rounds to its own units.
     let a4 = ["/MediaBox [0 0 594.9", "/MediaBox [0 0 595"];
