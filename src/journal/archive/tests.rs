@@ -420,3 +420,22 @@ fn a_lost_archive_stops_sealing_and_pruning() {
         Some(SegmentProblem::Short { end: 0, base_id: 6 })
     );
 }
+
+/// A crash after a segment was written but before its manifest: the day is sealed again,
+/// the same bytes are found and kept, and the manifest is written.
+#[test]
+fn a_segment_without_its_manifest_is_completed_not_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = three_days(dir.path());
+    assert_eq!(j.seal(T0 + 12 * HOUR).unwrap(), 1);
+    drop(j);
+    let a = archive(dir.path());
+    let name = "2026-11-29_000000000001";
+    let before = std::fs::read(a.join(segment_file(name))).unwrap();
+    std::fs::remove_file(a.join(manifest_file(name))).unwrap();
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    assert_eq!(j.seal(T0 + 12 * HOUR).unwrap(), 1);
+    assert_eq!(std::fs::read(a.join(segment_file(name))).unwrap(), before);
+    assert!(a.join(manifest_file(name)).is_file());
+    assert!(verify(dir.path()).unwrap().ok());
+}
