@@ -131,4 +131,77 @@ async fn the_service_seals_old_days_into_the_configured_archive_before_pruning_t
         .unwrap_or_default();
     let cells: Vec<&str> = cod.split(',').collect();
     assert_eq!(cells.get(8), Some(&"5"), "received: {out}");
+
+    // A regulator's copies, each with one thing done to the archive: verify names it.
+    let copy = |name: &str| {
+        let to = dir.path().join(name);
+        std::fs::create_dir_all(to.join("archive")).unwrap();
+        for f in std::fs::read_dir(dir.path().join("journal")).unwrap() {
+            let f = f.unwrap();
+            if f.path().is_file() {
+                std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
+            }
+        }
+        for f in std::fs::read_dir(&sealed).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), to.join("archive").join(f.file_name())).unwrap();
+        }
+        to
+    };
+    let verify = |journal: &std::path::Path| {
+        let out = std::process::Command::new(QUANTRAC)
+            .args(["verify", "--journal"])
+            .arg(journal)
+            .args(["--retention-days", "1"])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let mut names = segments.clone();
+    names.sort();
+    let first = names[0].trim_end_matches(".jsonl.gz").to_string();
+    let second = names[1].trim_end_matches(".jsonl.gz").to_string();
+    let (ok, out) = verify(&copy("intact"));
+    assert!(ok, "{out}");
+    // One byte.
+    let c = copy("byte");
+    let seg = c.join("archive").join(&names[1]);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0x01;
+    std::fs::write(&seg, bytes).unwrap();
+    let (ok, out) = verify(&c);
+    assert!(
+        !ok && out.contains(&format!("segment {second} was altered")),
+        "{out}"
+    );
+    // Removed: the first segment.
+    let c = copy("removed");
+    std::fs::remove_file(c.join("archive").join(&names[0])).unwrap();
+    std::fs::remove_file(c.join("archive").join(format!("{first}.manifest.json"))).unwrap();
+    let (ok, out) = verify(&c);
+    assert!(
+        !ok && out.contains(&format!(
+            "records 1 to 2 are in no segment: a segment is missing before segment {second}"
+        )),
+        "{out}"
+    );
+    // Swapped.
+    let c = copy("swapped");
+    let (a, b) = (
+        c.join("archive").join(&names[0]),
+        c.join("archive").join(&names[1]),
+    );
+    let t = c.join("archive").join("t");
+    std::fs::rename(&a, &t).unwrap();
+    std::fs::rename(&b, &a).unwrap();
+    std::fs::rename(&t, &b).unwrap();
+    let (ok, out) = verify(&c);
+    assert!(
+        !ok && out.contains(&format!("segments {first} and {second} were reordered")),
+        "{out}"
+    );
 }
