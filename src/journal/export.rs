@@ -186,13 +186,14 @@ pub fn export(
         move |source| Error::Io { path, source }
     };
     if std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some()) {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::Request(format!(
             "{} is not empty; an export goes into a new folder",
             out.display()
         )));
     }
     // Pass 1: where the period starts and ends, and the head.
     let (mut before, mut first_in, mut last_station, mut head) = (None, None, None, 0u64);
+    let mut named = std::collections::BTreeSet::new();
     history::each_record(journal_dir, archive_dir, |l| {
         head = l.id;
         if l.received_at_ms < req.from_ms {
@@ -201,11 +202,20 @@ pub fn export(
             first_in.get_or_insert(l.id);
             if matches_station(&l, &req.station) {
                 last_station = Some(l.id);
+                named.extend(l.station.clone());
             }
         }
     })?;
+    if named.len() > 1 {
+        let all: Vec<String> = named.into_iter().collect();
+        return Err(Error::Request(format!(
+            "station {} names several stations ({}): give park/site/station",
+            req.station,
+            all.join(", ")
+        )));
+    }
     let Some(last_station) = last_station else {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::Request(format!(
             "no record of station {} was received from {} to {}",
             req.station, req.from, req.to
         )));

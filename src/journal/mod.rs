@@ -104,6 +104,10 @@ pub enum Error {
     /// The thread doing an [`outbox::AsyncOutbox`] call panicked, or never ran it.
     #[error("journal outbox worker: {0}")]
     Worker(String),
+    /// What a read-only command was asked for cannot be done (an export of a station with
+    /// no record in the period, into a folder that is not empty).
+    #[error("{0}")]
+    Request(String),
 }
 
 impl Error {
@@ -127,7 +131,8 @@ impl Error {
             | Error::Schema { .. }
             | Error::Cursor { .. }
             | Error::Missing(_)
-            | Error::Worker(_) => false,
+            | Error::Worker(_)
+            | Error::Request(_) => false,
         }
     }
 

@@ -171,6 +171,38 @@ fn an_export_verifies_against_the_key_and_an_anchor_and_fails_after_any_edit() {
     let said = export(&config, &out);
     assert!(said.contains("24 of station outfall-1"), "{said}");
     assert!(said.contains("manifest signed"), "{said}");
+    // A station with nothing in the period, or a folder already used, is refused.
+    let (ok, text) = quantrac(&[
+        "export",
+        "--config",
+        config.to_str().unwrap(),
+        "--station",
+        "outfall-9",
+        "--from",
+        "2026-11-11",
+        "--to",
+        "2026-11-12",
+        "--out",
+        dir.path().join("none").to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && text.contains("no record of station outfall-9"),
+        "{text}"
+    );
+    let (ok, text) = quantrac(&[
+        "export",
+        "--config",
+        config.to_str().unwrap(),
+        "--station",
+        "outfall-1",
+        "--from",
+        "2026-11-11",
+        "--to",
+        "2026-11-12",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok && text.contains("is not empty"), "{text}");
     let key = ["--public-key", public.to_str().unwrap()];
 
     // The third party: the public key, and an anchor the operator published (the last record
