@@ -119,6 +119,27 @@ pub fn page(report: &Report, tz: Tz) -> String {
     h
 }
 
+/// Local midnights strictly inside `(from, to)`, every day up to a month, else the first of
+/// each month: `(instant, "MM-DD")`.
+fn ticks(from: i64, to: i64, tz: Tz) -> Vec<(i64, String)> {
+    use crate::journal::archive::{day_start_ms, local_day};
+    use chrono::Datelike as _;
+    let monthly = to - from > 31 * 86_400_000;
+    let mut out = Vec::new();
+    let mut day = local_day(from, tz);
+    while let Some(next) = day.succ_opt() {
+        day = next;
+        let at = day_start_ms(day, tz);
+        if at >= to || out.len() > 400 {
+            break;
+        }
+        if !monthly || day.day() == 1 {
+            out.push((at, day.format("%m-%d").to_string()));
+        }
+    }
+    out
+}
+
 /// Hourly means over the period as dots (grey: not valid; red: above the limit), the limit
 /// as a red dashed line.
 fn chart(h: &mut String, r: &Row, report: &Report, tz: Tz) {
@@ -164,6 +185,18 @@ fn chart(h: &mut String, r: &Row, report: &Report, tz: Tz) {
         H - 3.0,
         esc(&local_hour(report.period.to_ms, tz))
     );
+    // Day lines (month lines past a month), labelled, so an hour can be found by eye.
+    for (ms, label) in ticks(report.period.from_ms, report.period.to_ms, tz) {
+        let at = x(ms as f64);
+        let _ = write!(
+            h,
+            "<line x1=\"{at:.1}\" x2=\"{at:.1}\" y1=\"0\" y2=\"{}\" stroke=\"#ddd\"/>\
+             <text x=\"{:.1}\" y=\"{}\" fill=\"#888\">{label}</text>",
+            H - B,
+            at + 2.0,
+            H - B - 3.0
+        );
+    }
     if let Some(max) = r.limit_max {
         let _ = write!(
             h,
