@@ -69,6 +69,28 @@ pub enum Command {
         #[command(subcommand)]
         action: RefusedAction,
     },
+    /// The Circular 10/2021 files sent to the provincial department (`[uplink]`).
+    Uplink {
+        #[command(subcommand)]
+        action: UplinkAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UplinkAction {
+    /// Print the file the uplink makes for a station and period, from the journal (read-only):
+    /// its path below the URL's folder, then its content.
+    Preview {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// park/site/station, the station id, or its uplink_code.
+        #[arg(long)]
+        station: String,
+        /// A time in the period (RFC 3339, or local `YYYY-MM-DDTHH:MM[:SS]` or
+        /// `yyyyMMddHHmmss` in stations.timezone); default: the last period that ended.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -233,7 +255,59 @@ fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
         Command::Refused {
             action: RefusedAction::List { config, limit },
         } => refused_list(&config, limit),
+        Command::Uplink {
+            action:
+                UplinkAction::Preview {
+                    config,
+                    station,
+                    at,
+                },
+        } => uplink_preview(&config, &station, at.as_deref()),
     }
+}
+
+/// A time given on the command line: RFC 3339, or local time in `tz`.
+fn parse_time(s: &str, tz: chrono_tz::Tz) -> anyhow::Result<i64> {
+    use chrono::TimeZone;
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_millis());
+    }
+    let local = [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y%m%d%H%M%S",
+    ]
+    .iter()
+    .find_map(|f| chrono::NaiveDateTime::parse_from_str(s, f).ok())
+    .with_context(|| {
+        format!("--at {s:?}: give RFC 3339, YYYY-MM-DDTHH:MM[:SS] or yyyyMMddHHmmss")
+    })?;
+    tz.from_local_datetime(&local)
+        .earliest()
+        .map(|t| t.timestamp_millis())
+        .with_context(|| format!("--at {s:?} does not exist in {tz}"))
+}
+
+fn uplink_preview(c: &ConfigArg, station: &str, at: Option<&str>) -> anyhow::Result<ExitCode> {
+    let settings = load(c)?;
+    let at = at
+        .map(|a| parse_time(a, settings.stations.timezone))
+        .transpose()?;
+    let (path, content) = crate::app::uplink_preview(&settings, station, at)?;
+    match content {
+        Some(content) => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{path}")?;
+            out.write_all(&content)?;
+        }
+        None => println!(
+            "{path}: no reading of {station} in this period, so no file is sent (uplink.send_empty is off)"
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check_config(c: &ConfigArg) -> anyhow::Result<ExitCode> {
@@ -241,6 +315,13 @@ fn check_config(c: &ConfigArg) -> anyhow::Result<ExitCode> {
     let stations = settings.load_stations()?;
     // As `run` builds it: with `[inbox]`, the stations' uplink codes must tell them apart.
     crate::app::decoder(&settings, &stations)?;
+    // With `[uplink]`, the stations sent must have codes of their own.
+    if let Some(up) = &settings.uplink {
+        crate::uplink::Plan::new(up, &stations, settings.stations.timezone)
+            .check()
+            .map_err(anyhow::Error::msg)
+            .context("[uplink]")?;
+    }
     let now = chrono::Utc::now().timestamp();
     for (client, tls) in [
         ("mqtt", &settings.mqtt.tls),

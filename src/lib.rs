@@ -10,7 +10,9 @@
 //!    instantaneous verdicts and averaging windows.
 //! 4. [`journal`] — the local SQLite store where a message becomes durable (hash-chained),
 //!    before its acknowledgement is sent.
-//! 5. [`sink`] — InfluxDB writer: reads the journal's outbox in order, batches, retries.
+//! 5. [`sink`] — InfluxDB writer: reads the journal's outbox in order, batches, retries;
+//!    [`uplink`] — Circular 10/2021 files for the provincial department, made from the
+//!    journal per station and period, committed, then sent over FTP/FTPS.
 //!
 //! Readers of the evidence: [`report`] (`quantrac report`: data capture and exceedances per
 //! station × parameter, from the archive and the journal); the journal's archive and export.
@@ -39,3 +41,4 @@ pub mod shutdown;
 pub mod sink;
 pub mod telemetry;
 pub mod tls;
+pub mod uplink;

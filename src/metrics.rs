@@ -56,6 +56,9 @@ pub const STATION_STATES: [&str; 5] = ["ok", "silent", "fault", "calibrating", "
 /// Outcomes of `quantrac_inbox_files_total`: where a journaled file went.
 pub const INBOX_OUTCOMES: [&str; 2] = ["done", "rejected"];
 
+/// Results of `quantrac_uplink_files_total`: one per upload attempt of a file.
+pub const UPLINK_RESULTS: [&str; 5] = ["sent", "refused", "unreachable", "login", "tls"];
+
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
@@ -87,6 +90,9 @@ pub struct Metrics {
     pub acks_sent: IntCounter,
     pub acks_dropped: IntCounter,
     pub inbox_files: IntCounterVec,
+    pub uplink_files: IntCounterVec,
+    pub uplink_backlog: IntGauge,
+    pub uplink_last_success: Gauge,
     pub build_info: IntGaugeVec,
     pub ingest_lag: Gauge,
 }
@@ -288,6 +294,26 @@ impl Metrics {
                 "Inbox files journaled and moved out of the inbox: to done_dir (outcome done) or, with nothing accepted, to rejected_dir (outcome rejected).",
                 &["outcome"],
             ),
+            uplink_files: counter_vec(
+                &r,
+                "quantrac_uplink_files_total",
+                "Upload attempts of Circular 10/2021 files to the department's FTP server, by result: sent (the server confirmed the rename), refused (the server refused the file for good), unreachable, login, tls.",
+                &["result"],
+            ),
+            uplink_backlog: int_gauge(
+                &r,
+                "quantrac_uplink_backlog_files",
+                "Files for the department committed to the journal and not yet confirmed by its server.",
+            ),
+            uplink_last_success: {
+                let g = Gauge::new(
+                    "quantrac_uplink_last_success_timestamp_seconds",
+                    "When the department's server last confirmed a file (0: not since start).",
+                )
+                .expect("valid metric");
+                r.register(Box::new(g.clone())).expect("registered once");
+                g
+            },
             build_info: int_gauge_vec(
                 &r,
                 "quantrac_build_info",
@@ -313,6 +339,9 @@ impl Metrics {
         }
         for outcome in INBOX_OUTCOMES {
             m.inbox_files.with_label_values(&[outcome]);
+        }
+        for result in UPLINK_RESULTS {
+            m.uplink_files.with_label_values(&[result]);
         }
         m
     }

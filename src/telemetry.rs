@@ -1,11 +1,19 @@
 //! Logging: `tracing` to stderr, human format by default, JSON with `QUANTRAC_LOG_FORMAT=json`,
 //! level from `RUST_LOG` (default `info`). Installed once, by `main`.
+//!
+//! The FTP client's trace of its control connection is never shown, whatever `RUST_LOG` says:
+//! it would print the uplink's password (`PASS …`).
 
 use tracing_subscriber::EnvFilter;
 
 pub fn init() {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rumqttd=off"));
+    let filter = filter.add_directive(
+        "suppaftp::async_ftp::tokio_ftp::control=debug"
+            .parse()
+            .expect("a valid directive"),
+    );
     let json = std::env::var("QUANTRAC_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -8,6 +8,7 @@
 //!   ▲                                                                           │
 //!   └──────────────────────── Ack resolved after commit ◀──────────────────────┘
 //!                                                          outbox ──▶ sink ──▶ InfluxDB
+//!                                                   uplink outbox ◀─▶ uplink ──▶ department FTP
 //! ```
 //!
 //! Shutdown, within [`SHUTDOWN_BUDGET`] from the signal:
@@ -26,6 +27,7 @@
 
 mod lock;
 mod recovery;
+mod uplink;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -42,10 +44,12 @@ use crate::model::ParkStatus;
 use crate::pipeline::{Envelope, Processed};
 use crate::readiness::Readiness;
 use crate::shutdown::{CancellationToken, Outcome, Tasks};
+use crate::uplink as uplink_stage;
 use crate::{compliance, decode, http, inbox, mqtt, sink};
 
 pub use lock::JournalLock;
 pub use recovery::{decoder, replay_dead_letters};
+pub use uplink::preview as uplink_preview;
 
 /// The whole shutdown, from the signal to the exit. Every other deadline derives from it.
 pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(30);
@@ -233,6 +237,25 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             );
         }
         None => tracing::warn!("influx.url is empty: readings stay in the journal only"),
+    }
+
+    if let Some(up) = settings.uplink.clone() {
+        // Beside the pipeline: /readyz never waits for the department's server.
+        let stations = settings.load_stations()?;
+        let plan = uplink_stage::Plan::new(&up, &stations, settings.stations.timezone);
+        plan.check()
+            .map_err(anyhow::Error::msg)
+            .context("[uplink]")?;
+        let store = uplink::UplinkStore::open(&settings, &stations).await?;
+        tasks.spawn(
+            "uplink",
+            uplink_stage::run(
+                store,
+                uplink_stage::Options { settings: up, plan },
+                metrics.clone(),
+                intake.child_token(),
+            ),
+        );
     }
 
     if let Some(inbox_settings) = settings.inbox.clone() {

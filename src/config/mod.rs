@@ -10,6 +10,7 @@ mod influx;
 pub mod params;
 mod signing_key;
 mod stations;
+mod uplink;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,6 +28,7 @@ pub use broker_url::BrokerUrl;
 pub use influx::{InfluxApi, InfluxSettings, InfluxUrl, InfluxV1, InfluxV2};
 pub use signing_key::{pem, SigningKey};
 pub use stations::{PermitLimit, Station, StationDefaults, Stations, WindowSpec};
+pub use uplink::{UplinkSettings, UplinkUrl, UplinkValue};
 
 /// Configuration errors. Each names where the value came from (a file, or the environment
 /// variable), and why it was refused; a refused value also names its key.
@@ -70,6 +72,8 @@ pub struct Settings {
     pub compliance: ComplianceSettings,
     /// `[inbox]`: Circular 10/2021 files pushed by dataloggers; `None` (no section) = off.
     pub inbox: Option<InboxSettings>,
+    /// `[uplink]`: files sent to the provincial department; `None` (no section) = off.
+    pub uplink: Option<UplinkSettings>,
 }
 
 /// The configuration as the layers give it, before `[influx]` is split by API version and
@@ -84,6 +88,7 @@ struct RawSettings {
     journal: JournalSettings,
     compliance: ComplianceSettings,
     inbox: Option<InboxSettings>,
+    uplink: Option<UplinkSettings>,
 }
 
 /// MQTT protocol version spoken to the broker.
@@ -573,6 +578,7 @@ impl RawSettings {
             mut journal,
             compliance,
             inbox,
+            uplink,
         } = self;
         if let Some(path) = &journal.signing_key_file {
             let key = SigningKey::load(path).map_err(|reason| Error::Invalid {
@@ -606,6 +612,7 @@ impl RawSettings {
             ));
         }
         let inbox = inbox.map(|i| i.resolve(&bad)).transpose()?;
+        let uplink = uplink.map(|u| u.resolve(&bad)).transpose()?;
         Ok(Settings {
             mqtt,
             influx: influx.parse(&bad)?,
@@ -614,6 +621,7 @@ impl RawSettings {
             journal,
             compliance,
             inbox,
+            uplink,
         })
     }
 }

@@ -28,6 +28,8 @@ struct RawStation {
     kind: Kind,
     #[serde(default)]
     uplink_code: Option<String>,
+    #[serde(default = "yes")]
+    uplink: bool,
     #[serde(default)]
     regulation: Option<String>,
     #[serde(default)]
@@ -56,6 +58,10 @@ struct RawStation {
 
 fn default_interval() -> u64 {
     300
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `PM = 100` or `pH = { min = 6, max = 9, windows = ["1h"] }`.
@@ -131,6 +137,9 @@ pub struct Station {
     /// file names); the station id unless set. Station ids repeat across sites, so with
     /// `[inbox]` the codes must tell the stations apart (checked where files are matched).
     pub uplink_code: String,
+    /// Whether the station's files are sent to the department (`[uplink]`); `uplink = false`
+    /// leaves it out.
+    pub uplink: bool,
     /// E.g. `QCVN 40:2011/BTNMT`; `None` when only permit limits apply.
     pub regulation: Option<String>,
     pub column: Option<String>,
@@ -378,6 +387,7 @@ fn validate(
         key,
         kind: raw.kind,
         uplink_code,
+        uplink: raw.uplink,
         regulation: raw.regulation,
         column: raw.column,
         kq,

@@ -11,7 +11,8 @@
 //!
 //! Two connections share one WAL-mode database file (`journal.sqlite` in the configured folder):
 //! the writer ([`Journal`], on the journal stage's own OS thread) and the reader of the outbox
-//! ([`Outbox`], used by the InfluxDB sink). WAL lets the sink read while the writer commits;
+//! ([`Outbox`], used by the InfluxDB sink); the uplink has a third ([`uplink::UplinkOutbox`]:
+//! the files for the provincial department, committed before they are sent). WAL lets the sink read while the writer commits;
 //! `busy_timeout` settles the rare moment both want the write lock.
 //!
 //! # Invariants
@@ -44,8 +45,8 @@
 //! # Files
 //! [`schema`] (tables and connection settings), [`chain`] (the record hash, pure), [`archive`]
 //! (sealed segments of pruned days), [`export`] (one station's records for a third party),
-//! `writer`
-//! ([`Journal`]), [`outbox`] ([`Outbox`]), [`dead_letters`], [`verify`], [`checkpoint`]
+//! `writer` ([`Journal`]), [`outbox`] ([`Outbox`]), [`uplink`] (the uplink's files),
+//! [`dead_letters`], [`verify`], [`checkpoint`]
 //! (signed checkpoints), [`run`] (the stage loop), `events` (what the stage logs, counts and
 //! reports on `/readyz`).
 
@@ -58,6 +59,7 @@ pub mod export;
 pub mod outbox;
 pub mod run;
 pub mod schema;
+pub mod uplink;
 pub mod verify;
 mod writer;
 

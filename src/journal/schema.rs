@@ -100,6 +100,18 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     public_key          BLOB    NOT NULL,
     signature           BLOB    NOT NULL
 );
+CREATE TABLE IF NOT EXISTS uplink_files (
+    id            INTEGER PRIMARY KEY,
+    station       TEXT    NOT NULL,
+    period_end_ms INTEGER NOT NULL,
+    dir           TEXT    NOT NULL,
+    name          TEXT    NOT NULL,
+    content       BLOB    NOT NULL,
+    made_at_ms    INTEGER NOT NULL,
+    sent_at_ms    INTEGER,
+    refused       TEXT
+);
+CREATE INDEX IF NOT EXISTS uplink_pending ON uplink_files(id) WHERE sent_at_ms IS NULL;
 ";
 
 /// Keys of the `meta` table.
@@ -296,7 +308,9 @@ fn create(conn: &Connection) -> Result<(), Error> {
 /// 1 → 2: the `checkpoints` table and the base times in `meta`, both from the steps before.
 ///
 /// Added within version 2, by the DDL alone: `replay_of` (which record a replayed dead letter
-/// became). An older build ignores it; readers check that it exists ([`has_table`]).
+/// became) and `uplink_files` (the files made for the provincial department, with the
+/// `uplink_closed_upto_ms` key in `meta`; see [`super::uplink`]). An older build ignores
+/// them; readers check that they exist ([`has_table`]).
 /// A base that version 1 moved gets times of 0, which `verify` reports as a base with no
 /// recorded pruning until the next pruning records real ones.
 fn migrate(conn: &Connection) -> Result<(), Error> {

@@ -33,6 +33,8 @@ pub struct Ftp {
     pub proc: Proc,
     /// Where uploads land (the FTP user's root).
     pub inbox: PathBuf,
+    /// vsftpd's log: every command (`log_ftp_protocol`), so the order of uploads and renames.
+    pub log: PathBuf,
 }
 
 /// How a datalogger delivers a file.
@@ -69,6 +71,27 @@ impl Ftp {
     /// Starts vsftpd serving `inbox` (created, given to [`FTP_USER`]) with its own files in
     /// `dir/vsftpd`.
     pub fn start(dir: &Path, inbox: &Path) -> Ftp {
+        Ftp::start_with(dir, inbox, "")
+    }
+
+    /// [`Ftp::start`] requiring explicit TLS (`AUTH TLS`) on the control and data connections,
+    /// with this certificate and key (PEM).
+    pub fn start_tls(dir: &Path, inbox: &Path, cert: &Path, key: &Path) -> Ftp {
+        Ftp::start_with(
+            dir,
+            inbox,
+            &format!(
+                "ssl_enable=YES\nrsa_cert_file={}\nrsa_private_key_file={}\n\
+                 force_local_logins_ssl=YES\nforce_local_data_ssl=YES\n\
+                 ssl_tlsv1=NO\nssl_sslv2=NO\nssl_sslv3=NO\n",
+                cert.display(),
+                key.display()
+            ),
+        )
+    }
+
+    /// [`Ftp::start`] with more lines of `vsftpd.conf`.
+    fn start_with(dir: &Path, inbox: &Path, conf_extra: &str) -> Ftp {
         let uid = ensure_user();
         let bin = program("vsftpd", "vsftpd");
         let data = dir.join("vsftpd");
@@ -101,7 +124,7 @@ impl Ftp {
                  allow_writeable_chroot=YES\nsecure_chroot_dir={empty}\npam_service_name=vsftpd\n\
                  pasv_enable=YES\npasv_address=127.0.0.1\npasv_min_port={pmin}\npasv_max_port={pmax}\n\
                  connect_from_port_20=NO\nseccomp_sandbox=NO\nisolate=NO\nisolate_network=NO\n\
-                 xferlog_enable=YES\nvsftpd_log_file={log}\nlog_ftp_protocol=YES\n",
+                 xferlog_enable=YES\nvsftpd_log_file={log}\nlog_ftp_protocol=YES\n{conf_extra}",
                 inbox = inbox.display(),
                 empty = empty.display(),
                 pmin = passive.iter().min().unwrap(),
@@ -121,7 +144,38 @@ impl Ftp {
             port,
             proc,
             inbox: inbox.to_path_buf(),
+            log: data.join("vsftpd.log"),
         }
+    }
+
+    /// Stops the server (SIGKILL): the port refuses connections until [`Ftp::restart`].
+    pub fn stop(&mut self) {
+        self.proc.kill9();
+    }
+
+    /// Starts the server again, on the same port with the same configuration.
+    pub fn restart(&mut self) {
+        self.proc.restart();
+        wait_port(self.port, "vsftpd");
+    }
+
+    /// The final names (`RNTO` commands vsftpd answered with 250), in the order they were
+    /// renamed, as paths below the FTP root.
+    pub fn renamed(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut out = Vec::new();
+        let mut pending: Option<String> = None;
+        for line in text.lines() {
+            if let Some(i) = line.find("\"RNTO ") {
+                let name = line[i + 6..].trim_end_matches('"').to_string();
+                pending = Some(name);
+            } else if line.contains("\"250 Rename successful.\"") {
+                if let Some(name) = pending.take() {
+                    out.push(name.trim_start_matches('/').to_string());
+                }
+            }
+        }
+        out
     }
 
     /// Uploads `content` as `remote` (a path in the inbox; folders are made as needed), as a

@@ -108,6 +108,7 @@ fn every_alert_has_labels_annotations_runbook_and_a_unit_test() {
         "QuantracDown",
         "ReadingsRejected",
         "TlsCertificateExpiringSoon",
+        "UplinkFailing",
     ];
     let blocks = alert_blocks();
     let names: BTreeSet<&str> = blocks.iter().map(|b| b.name.as_str()).collect();

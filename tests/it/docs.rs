@@ -11,7 +11,7 @@ use quantrac_testkit::{json_message, Broker, Publisher, Quantrac, STATIONS};
 
 use crate::QUANTRAC;
 
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "mqtt",
     "influx",
     "http",
@@ -19,6 +19,7 @@ const SECTIONS: [&str; 7] = [
     "journal",
     "compliance",
     "inbox",
+    "uplink",
 ];
 
 fn root() -> &'static Path {

@@ -7,7 +7,15 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// The pipeline's stages.
-const STAGES: [&str; 6] = ["mqtt", "inbox", "decode", "compliance", "journal", "sink"];
+const STAGES: [&str; 7] = [
+    "mqtt",
+    "inbox",
+    "decode",
+    "compliance",
+    "journal",
+    "sink",
+    "uplink",
+];
 
 /// What each module may name as `crate::<module>` (beyond itself).
 fn allowed(module: &str) -> Option<&'static [&'static str]> {
@@ -24,7 +32,7 @@ fn allowed(module: &str) -> Option<&'static [&'static str]> {
         "model" | "shutdown" | "readiness" | "telemetry" | "tls" => &[],
         "metrics" | "pipeline" => &["model"],
         "config" => &["model", "tls"],
-        "mqtt" | "inbox" | "decode" | "compliance" | "journal" | "sink" => SHARED,
+        "mqtt" | "inbox" | "decode" | "compliance" | "journal" | "sink" | "uplink" => SHARED,
         "http" => &["metrics", "readiness", "shutdown", "model"],
         // `app` wires every stage; `demo` drives `app`; `cli` calls them all.
         "app" => &[
@@ -40,6 +48,7 @@ fn allowed(module: &str) -> Option<&'static [&'static str]> {
             "compliance",
             "journal",
             "sink",
+            "uplink",
             "http",
             "tls",
         ],

@@ -17,6 +17,7 @@ mod report;
 mod sink;
 mod status_page;
 mod tls;
+mod uplink;
 mod windows;
 
 /// The quantrac binary cargo built for these tests.
