@@ -364,7 +364,7 @@ fn verify(v: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let archive_dir = match (&v.archive, &v.journal, &v.config.config) {
         (Some(a), _, _) => a.clone(),
         (None, Some(j), None) => j.join(crate::journal::archive::DEFAULT_DIR),
-        (None, _, _) => settings.archive_path(),
+        (None, _, _) => crate::journal::archive::configured_dir(&settings),
     };
     let dir = v.journal.clone().unwrap_or(settings.path);
     let days = v.retention_days.unwrap_or(settings.retention_days);
@@ -391,7 +391,7 @@ fn export(a: &ExportArgs) -> anyhow::Result<ExitCode> {
     let settings = load(&a.config)?;
     let tz = settings.stations.timezone;
     let journal = &settings.journal.path;
-    let archive = settings.journal.archive_path();
+    let archive = crate::journal::archive::configured_dir(&settings.journal);
     checked(&settings)?;
     let period = crate::report::Period::parse(&a.from, &a.to, tz).map_err(anyhow::Error::msg)?;
     let req = crate::journal::export::Request {
@@ -436,7 +436,7 @@ fn checked(settings: &Settings) -> anyhow::Result<crate::journal::VerifyReport> 
     let journal = &settings.journal.path;
     let opts = crate::journal::Options {
         retention: Duration::from_secs(u64::from(settings.journal.retention_days) * 86_400),
-        archive_dir: Some(settings.journal.archive_path()),
+        archive_dir: Some(crate::journal::archive::configured_dir(&settings.journal)),
         ..crate::journal::Options::default()
     };
     let checked = crate::journal::verify_with(journal, &opts)
@@ -456,7 +456,7 @@ fn report(a: &ReportArgs) -> anyhow::Result<ExitCode> {
     let tz = settings.stations.timezone;
     let period = crate::report::Period::parse(&a.from, &a.to, tz).map_err(anyhow::Error::msg)?;
     let journal = &settings.journal.path;
-    let archive = settings.journal.archive_path();
+    let archive = crate::journal::archive::configured_dir(&settings.journal);
     let checked = checked(&settings)?;
     let decoder = crate::app::decoder(&settings, &stations)?;
     let filter = crate::report::Filter {

@@ -135,7 +135,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let lock = JournalLock::acquire(&settings.journal.path)?;
     let (path, durable) = (settings.journal.path.clone(), settings.journal.durable);
     let archive = (
-        settings.journal.archive_path(),
+        journal::archive::configured_dir(&settings.journal),
         settings.stations.timezone,
         settings.journal.signing_key.clone(),
     );

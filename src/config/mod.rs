@@ -336,15 +336,6 @@ pub struct JournalSettings {
     pub archive_dir: Option<PathBuf>,
 }
 
-impl JournalSettings {
-    /// The archive folder: `archive_dir`, or `archive/` in the journal folder.
-    pub fn archive_path(&self) -> PathBuf {
-        self.archive_dir
-            .clone()
-            .unwrap_or_else(|| self.path.join("archive"))
-    }
-}
-
 impl Default for JournalSettings {
     fn default() -> Self {
         JournalSettings {

@@ -56,7 +56,7 @@ fn signed_park() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let signing = settings.journal.signing_key.clone().unwrap();
     let mut j = Journal::open(&settings.journal.path, true).unwrap();
     j.set_archive(
-        &settings.journal.archive_path(),
+        &quantrac::journal::archive::configured_dir(&settings.journal),
         settings.stations.timezone,
         Some(signing.clone()),
     )

@@ -202,6 +202,14 @@ impl Manifest {
     }
 }
 
+/// The archive folder of these settings: `journal.archive_dir`, or `archive/` in the journal
+/// folder.
+pub fn configured_dir(s: &crate::config::JournalSettings) -> PathBuf {
+    s.archive_dir
+        .clone()
+        .unwrap_or_else(|| s.path.join(DEFAULT_DIR))
+}
+
 /// A 32-byte hash from hex.
 pub fn hash_hex(s: &str) -> Option<[u8; 32]> {
     hex::decode(s).ok()?.try_into().ok()
