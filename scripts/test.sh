@@ -16,10 +16,13 @@ have amtool || need+=(prometheus-alertmanager)
 have openssl || need+=(openssl)
 have vsftpd || need+=(vsftpd)
 have python3 || need+=(python3)
+# The archive test makes a virtualenv (DuckDB from PyPI) with python3's venv module.
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 # The README's shell blocks (tests/it/readme.rs): curl, and `ip` for a network namespace's loopback.
 have curl || need+=(curl)
 have ip || need+=(iproute2)
-# Headless Chromium loads the status page as a person's browser would (tests/it/status_page.rs).
+# Headless Chromium loads the status page as a person's browser would (tests/it/status_page.rs),
+# and the report's HTML page (tests/it/report.rs).
 have chromium || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -45,6 +45,13 @@ pub enum Command {
     /// Walk the journal's hash chain and check it against published anchors and signed
     /// checkpoints; exit 0 only when everything holds. Opens the journal read-only.
     Verify(VerifyArgs),
+    /// Per station × parameter over a period: data capture, valid data, exceeding hours and
+    /// days, against the limit in force; computed from the archive and the journal after
+    /// verifying them (not from InfluxDB).
+    Report(ReportArgs),
+    /// One station's raw records over a period, with what a third party needs to check them
+    /// against an anchor or the operator's public key (`quantrac verify --export DIR`).
+    Export(ExportArgs),
     /// Make an Ed25519 key pair that signs journal checkpoints (`journal.signing_key_file`).
     Keygen {
         /// Where to write the private key (PKCS#8 PEM, mode 0600); the public key goes to
@@ -117,6 +124,60 @@ pub struct VerifyArgs {
     /// `journal.retention_days`.
     #[arg(long, value_name = "DAYS")]
     pub retention_days: Option<u32>,
+    /// The archive of pruned records; default: `journal.archive_dir`, or `archive/` in the
+    /// journal folder.
+    #[arg(long, value_name = "DIR")]
+    pub archive: Option<PathBuf>,
+    /// Verify an export (`quantrac export`) instead of a journal: its records against each
+    /// other, the anchors and, with --public-key, the operator's signatures.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["journal", "archive", "retention_days"])]
+    pub export: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The station: its id, or park/site/station.
+    #[arg(long, value_name = "STATION")]
+    pub station: String,
+    /// Records received from this local date (YYYY-MM-DD) or RFC 3339 time on.
+    #[arg(long, value_name = "DATE")]
+    pub from: String,
+    /// Up to this date or time, exclusive.
+    #[arg(long, value_name = "DATE")]
+    pub to: String,
+    /// A new (or empty) folder for the export.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Extend the export to this record at least (so an anchor published later falls in it).
+    #[arg(long, value_name = "ID")]
+    pub through: Option<u64>,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Start of the period: a local date YYYY-MM-DD (midnight in `stations.timezone`) or an
+    /// RFC 3339 time.
+    #[arg(long, value_name = "DATE")]
+    pub from: String,
+    /// End of the period, exclusive (same forms as --from).
+    #[arg(long, value_name = "DATE")]
+    pub to: String,
+    #[arg(long, value_name = "PARK")]
+    pub park: Option<String>,
+    #[arg(long, value_name = "SITE")]
+    pub site: Option<String>,
+    #[arg(long, value_name = "STATION")]
+    pub station: Option<String>,
+    /// csv, json or html (one self-contained page, printable on A4).
+    #[arg(long, default_value = "csv", value_name = "FORMAT")]
+    pub format: crate::report::Format,
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -179,6 +240,8 @@ fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify(v) => verify(&v),
+        Command::Report(r) => report(&r),
+        Command::Export(e) => export(&e),
         Command::Keygen { out } => keygen(&out),
         Command::DeadLetters { action } => match action {
             DeadLetterAction::List { config, limit } => dead_letters_list(&config, limit),
@@ -280,10 +343,28 @@ fn check_config(c: &ConfigArg) -> anyhow::Result<ExitCode> {
 }
 
 fn verify(v: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    if let Some(dir) = &v.export {
+        let mut keys = Vec::new();
+        for path in &v.public_keys {
+            keys.push(PublicKey::load(path)?);
+        }
+        let report = crate::journal::export::verify_export(dir, &v.anchors, &keys);
+        println!("{report}");
+        return Ok(if report.ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     // A regulator verifying a copy has no configuration: --journal alone is enough.
     let settings = match (&v.journal, &v.config.config) {
         (Some(_), None) => crate::config::JournalSettings::default(),
         _ => load(&v.config)?.journal,
+    };
+    let archive_dir = match (&v.archive, &v.journal, &v.config.config) {
+        (Some(a), _, _) => a.clone(),
+        (None, Some(j), None) => j.join(crate::journal::archive::DEFAULT_DIR),
+        (None, _, _) => crate::journal::archive::configured_dir(&settings),
     };
     let dir = v.journal.clone().unwrap_or(settings.path);
     let days = v.retention_days.unwrap_or(settings.retention_days);
@@ -291,6 +372,7 @@ fn verify(v: &VerifyArgs) -> anyhow::Result<ExitCode> {
         anchors: v.anchors.clone(),
         public_keys: Vec::new(),
         retention: Duration::from_secs(u64::from(days) * 86_400),
+        archive_dir: Some(archive_dir),
     };
     for path in &v.public_keys {
         opts.public_keys.push(PublicKey::load(path)?);
@@ -303,6 +385,119 @@ fn verify(v: &VerifyArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn export(a: &ExportArgs) -> anyhow::Result<ExitCode> {
+    let settings = load(&a.config)?;
+    let tz = settings.stations.timezone;
+    let journal = &settings.journal.path;
+    let archive = crate::journal::archive::configured_dir(&settings.journal);
+    checked(&settings)?;
+    let period = crate::report::Period::parse(&a.from, &a.to, tz).map_err(anyhow::Error::msg)?;
+    let req = crate::journal::export::Request {
+        station: a.station.clone(),
+        from_ms: period.from_ms,
+        to_ms: period.to_ms,
+        from: period.from,
+        to: period.to,
+        through: a.through,
+    };
+    let m = crate::journal::export::export(
+        journal,
+        &archive,
+        &req,
+        &a.out,
+        settings.journal.signing_key.as_deref(),
+        chrono::Utc::now().timestamp_millis(),
+    )
+    .with_context(|| format!("exporting into {}", a.out.display()))?;
+    println!(
+        "exported records {} to {} ({} records, {} of station {}) into {}; last record {} \
+         hash {}{}",
+        m.first_id,
+        m.last_id,
+        m.records,
+        m.station_records,
+        m.station,
+        a.out.display(),
+        m.last_id,
+        m.last_hash,
+        if m.signature.is_some() {
+            ", manifest signed"
+        } else {
+            ""
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `verify` of the configured journal and archive, as `report` and `export` need it first.
+fn checked(settings: &Settings) -> anyhow::Result<crate::journal::VerifyReport> {
+    let journal = &settings.journal.path;
+    let opts = crate::journal::Options {
+        retention: Duration::from_secs(u64::from(settings.journal.retention_days) * 86_400),
+        archive_dir: Some(crate::journal::archive::configured_dir(&settings.journal)),
+        ..crate::journal::Options::default()
+    };
+    let checked = crate::journal::verify_with(journal, &opts)
+        .with_context(|| format!("verifying the journal in {}", journal.display()))?;
+    if !checked.ok() {
+        anyhow::bail!(
+            "the evidence does not verify, so nothing is made from it:\n{checked}\n\
+             (run `quantrac verify` for the details)"
+        );
+    }
+    Ok(checked)
+}
+
+fn report(a: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let settings = load(&a.config)?;
+    let stations = settings.load_stations()?;
+    let tz = settings.stations.timezone;
+    let period = crate::report::Period::parse(&a.from, &a.to, tz).map_err(anyhow::Error::msg)?;
+    let journal = &settings.journal.path;
+    let archive = crate::journal::archive::configured_dir(&settings.journal);
+    let checked = checked(&settings)?;
+    let decoder = crate::app::decoder(&settings, &stations)?;
+    let filter = crate::report::Filter {
+        park: a.park.clone(),
+        site: a.site.clone(),
+        station: a.station.clone(),
+    };
+    let mut builder = crate::report::Builder::new(decoder, period.clone(), filter);
+    // A reading may be stamped at most minutes after its receipt: records received more than
+    // an hour before the period hold none of it.
+    let since = period.from_ms.saturating_sub(3_600_000);
+    crate::journal::archive::history::each_record_since(journal, &archive, since, |line| {
+        builder.add(&line, &stations)
+    })
+    .context("reading the archive and the journal")?;
+    let rows = builder.rows(&stations, &crate::compliance::Catalogue::builtin(), tz);
+    let report = crate::report::Report {
+        period,
+        generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        verification: crate::report::Verification {
+            intact: checked.ok(),
+            summary: checked.to_string(),
+            head_id: checked.head.0,
+            head_hash: checked.head.1.clone(),
+        },
+        rows,
+    };
+    let text = crate::report::render(&report, a.format, tz);
+    match &a.out {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!(
+                "report of {} station × parameter rows written to {} (chain head record {})",
+                report.rows.len(),
+                path.display(),
+                report.verification.head_id
+            );
+        }
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Writes a new private key to `out` (only the owner may read it) and its public key to

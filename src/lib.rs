@@ -14,6 +14,9 @@
 //!    [`uplink`] — Circular 10/2021 files for the provincial department, made from the
 //!    journal per station and period, committed, then sent over FTP/FTPS.
 //!
+//! Readers of the evidence: [`report`] (`quantrac report`: data capture and exceedances per
+//! station × parameter, from the archive and the journal); the journal's archive and export.
+//!
 //! Beside it: [`metrics`] (Prometheus), [`http`] (the status page, `/api/stations`,
 //! `/metrics`, `/healthz`, `/readyz`), [`config`] (settings and stations), [`tls`] (certificate
 //! files and the one TLS client setup every connection uses), [`model`] (the vocabulary),
@@ -33,6 +36,7 @@ pub mod model;
 pub mod mqtt;
 pub mod pipeline;
 pub mod readiness;
+pub mod report;
 pub mod shutdown;
 pub mod sink;
 pub mod telemetry;

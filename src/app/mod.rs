@@ -134,10 +134,18 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
 
     let lock = JournalLock::acquire(&settings.journal.path)?;
     let (path, durable) = (settings.journal.path.clone(), settings.journal.durable);
+    let archive = (
+        journal::archive::configured_dir(&settings.journal),
+        settings.stations.timezone,
+        settings.journal.signing_key.clone(),
+    );
     // Opening and rebuilding read SQLite: off the runtime's workers.
     let (journal, decoder, engine) = tokio::task::spawn_blocking(move || {
         let mut journal = Journal::open(&path, durable)
             .with_context(|| format!("opening the journal in {}", path.display()))?;
+        journal
+            .set_archive(&archive.0, archive.1, archive.2)
+            .with_context(|| format!("opening the archive in {}", archive.0.display()))?;
         recovery::rebuild_windows(&mut journal, &mut decoder, &mut engine)?;
         anyhow::Ok((journal, decoder, engine))
     })

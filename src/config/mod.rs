@@ -331,6 +331,9 @@ pub struct JournalSettings {
     /// shutdown and after pruning); at least 1.
     #[serde(deserialize_with = "at_least_one")]
     pub checkpoint_interval_s: u64,
+    /// Where records are sealed before they are pruned; none (`""`): `archive/` in `path`.
+    #[serde(deserialize_with = "empty_path_as_none")]
+    pub archive_dir: Option<PathBuf>,
 }
 
 impl Default for JournalSettings {
@@ -344,6 +347,7 @@ impl Default for JournalSettings {
             signing_key_file: None,
             signing_key: None,
             checkpoint_interval_s: 300,
+            archive_dir: None,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! | [`Events::committed`] | — | `quantrac_journal_commits_total`, `…_chain_head`, `…_backlog_readings` | — |
 //! | [`Events::full`] | warn, once | `quantrac_journal_full` 1 | `journal: full …` |
 //! | [`Events::has_room`] | info, once after full | `quantrac_journal_full` 0 | cleared |
+//! | [`Events::sealed`] | info | — | — |
 //! | [`Events::pruned`] | debug; info once after failures | — | — |
 //! | [`Events::prune_failed`] | error, once per run of failures | — | — |
 //! | [`Events::stopped`] | error | — | `journal: journal failed: …` |
@@ -180,6 +181,15 @@ impl Events {
         self.readiness.not_ready(
             COMPONENT,
             format!("{why}; nothing more is acknowledged until restarted"),
+        );
+    }
+
+    /// `segments` local days were sealed into the archive, which now ends at record `end`.
+    pub fn sealed(&self, segments: usize, end: u64) {
+        tracing::info!(
+            segments,
+            archive_end = end,
+            "journal days sealed into the archive"
         );
     }
 

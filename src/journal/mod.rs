@@ -30,6 +30,9 @@
 //!    The writer, not its caller, enforces the retention: it is told the time and the period,
 //!    never a cutoff, and records the base's receive time and when it was pruned, which
 //!    `verify` checks against the retention period.
+//!    **Sealed before deleted**: pruning first seals every local day that is over into the
+//!    [`archive`] (one segment per day, written once), and deletes only records a segment on
+//!    disk holds; `verify` walks archive and journal as one chain.
 //! 4. **Block when full, never drop.** When the journal reaches its size limit the stage stops
 //!    taking messages (they stay unacknowledged in the broker) until pruning makes room.
 //! 5. **The head is recorded with every commit** (`meta`), so truncating the newest records is
@@ -40,15 +43,19 @@
 //!    Ed25519 key.
 //!
 //! # Files
-//! [`schema`] (tables and connection settings), [`chain`] (the record hash, pure), `writer`
-//! ([`Journal`]), [`outbox`] ([`Outbox`]), [`uplink`] (the uplink's files), [`dead_letters`], [`verify`], [`checkpoint`]
+//! [`schema`] (tables and connection settings), [`chain`] (the record hash, pure), [`archive`]
+//! (sealed segments of pruned days), [`export`] (one station's records for a third party),
+//! `writer` ([`Journal`]), [`outbox`] ([`Outbox`]), [`uplink`] (the uplink's files),
+//! [`dead_letters`], [`verify`], [`checkpoint`]
 //! (signed checkpoints), [`run`] (the stage loop), `events` (what the stage logs, counts and
 //! reports on `/readyz`).
 
+pub mod archive;
 pub mod chain;
 pub mod checkpoint;
 pub mod dead_letters;
 mod events;
+pub mod export;
 pub mod outbox;
 pub mod run;
 pub mod schema;
@@ -99,6 +106,10 @@ pub enum Error {
     /// The thread doing an [`outbox::AsyncOutbox`] call panicked, or never ran it.
     #[error("journal outbox worker: {0}")]
     Worker(String),
+    /// What a read-only command was asked for cannot be done (an export of a station with
+    /// no record in the period, into a folder that is not empty).
+    #[error("{0}")]
+    Request(String),
 }
 
 impl Error {
@@ -122,7 +133,8 @@ impl Error {
             | Error::Schema { .. }
             | Error::Cursor { .. }
             | Error::Missing(_)
-            | Error::Worker(_) => false,
+            | Error::Worker(_)
+            | Error::Request(_) => false,
         }
     }
 

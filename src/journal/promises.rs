@@ -666,6 +666,8 @@ fn the_stage_prunes_expired_written_records_while_not_full() {
     let r = verify(dir.path()).unwrap();
     assert!(r.ok(), "{r}");
     assert_eq!((r.base_id, r.records), (3, 2), "{r}");
+    // Sealed first: the old day is a segment of the archive, today is not over.
+    assert_eq!((r.archive.segments, r.archive.end), (1, 3), "{r}");
     // The head and the backlog are exported from the start, before any commit.
     let text = metrics.render();
     assert!(

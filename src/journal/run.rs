@@ -246,20 +246,27 @@ impl Stage {
         }
     }
 
-    /// Deletes expired, delivered records: one chunk per call normally, until below the limit
+    /// Seals the days that are over into the archive, then deletes expired, delivered, sealed
+    /// records: one chunk per call normally, until below the limit
     /// (or nothing more can go) while full. A failure is logged when it starts and when it
     /// ends; intake continues, since a failed prune loses nothing. Returns how many records
     /// went.
     fn prune(&mut self, full: bool) -> u64 {
         let now = now_ms();
         let result = (|| -> Result<u64, Error> {
+            // Every day that is over is sealed first (pruning would, too): logged here.
+            let sealed = self.journal.seal_some(now, 1)?;
+            if sealed > 0 {
+                let end = self.journal.archive_end().unwrap_or(0);
+                self.events.sealed(sealed, end);
+            }
             let mut total = 0;
             loop {
                 let n = self
                     .journal
                     .prune_some(now, self.params.retention, PRUNE_CHUNK)?;
                 total += n;
-                if n < PRUNE_CHUNK || !full || self.journal.size_bytes()? < self.params.max_bytes {
+                if n == 0 || !full || self.journal.size_bytes()? < self.params.max_bytes {
                     return Ok(total);
                 }
             }

@@ -131,6 +131,9 @@ pub mod key {
     pub const LAST_POINT: &str = "last_point_id";
     /// Id of the last point InfluxDB accepted.
     pub const CURSOR: &str = "outbox_cursor";
+    /// The first record the archive holds: 1, or, for a journal pruned before quantrac kept
+    /// an archive, the record after the base then. Written once, by the first sealing.
+    pub const ARCHIVE_FROM: &str = "archive_from_id";
 }
 
 /// How a connection is going to be used.
@@ -389,6 +392,13 @@ pub fn get_hash(conn: &Connection, k: &str) -> Result<[u8; 32], Error> {
         .optional()?;
     let v = v.ok_or_else(|| Error::Corrupt(format!("meta key {k} is missing")))?;
     to_hash(&v).ok_or_else(|| Error::Corrupt(format!("meta key {k} is not a 32-byte hash")))
+}
+
+/// Sets a `meta` key that older journals lack (inserting it).
+pub fn put_u64(conn: &Connection, k: &str, v: u64) -> Result<(), Error> {
+    conn.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
+        .execute((k, to_i64(v)?))?;
+    Ok(())
 }
 
 pub fn set_u64(conn: &Connection, k: &str, v: u64) -> Result<(), Error> {

@@ -12,6 +12,7 @@ use crate::model::{Reason, Rejection};
 
 /// Read-only opening, anchors, signed checkpoints, retention.
 mod evidence;
+mod retention;
 
 const T0: i64 = 1_795_935_900_000; // 2026-11-29T07:05:00Z
 

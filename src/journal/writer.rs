@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
 
+use super::archive::{self, Archive};
 use super::chain::{RecordHasher, RecordRef};
 use super::schema::{self, key, to_i64, Mode};
 use super::{Committed, Entry, Error, StoredMessage};
@@ -20,6 +21,8 @@ pub struct Journal {
     last_point: u64,
     /// Device and inode of the database file when it was opened.
     file_id: Option<(u64, u64)>,
+    /// Where records are sealed before they are pruned.
+    archive: Archive,
 }
 
 /// How many messages one pruning transaction deletes at most, so a large backlog of expired
@@ -47,6 +50,8 @@ impl Journal {
                 .ok()
                 .map(|m| (m.dev(), m.ino()))
         };
+        let tz = crate::config::StationsSettings::default().timezone;
+        let archive = Archive::open(&dir.join(archive::DEFAULT_DIR), tz, None)?;
         Ok(Journal {
             conn,
             dir: dir.to_path_buf(),
@@ -54,7 +59,38 @@ impl Journal {
             head_hash,
             last_point,
             file_id,
+            archive,
         })
+    }
+
+    /// Seals into the archive in `dir`, by local days of `tz`, signing each segment with
+    /// `key` when there is one (default: `archive/` in the journal folder, the default time
+    /// zone, unsigned).
+    pub fn set_archive(
+        &mut self,
+        dir: &Path,
+        tz: chrono_tz::Tz,
+        key: Option<std::sync::Arc<crate::config::SigningKey>>,
+    ) -> Result<(), Error> {
+        self.archive = Archive::open(dir, tz, key)?;
+        Ok(())
+    }
+
+    /// The last record sealed into the archive (`None`: nothing sealed).
+    pub fn archive_end(&self) -> Option<u64> {
+        self.archive.end().map(|(id, _)| id)
+    }
+
+    /// Seals every local day that ended by `now_ms` and is not sealed yet. Returns how many
+    /// segments were written.
+    pub fn seal(&mut self, now_ms: i64) -> Result<usize, Error> {
+        self.seal_some(now_ms, usize::MAX)
+    }
+
+    /// [`Journal::seal`], at most `max` days: the stage seals one day per turn, so a long
+    /// backlog (a journal from before the archive) never holds up commits for long.
+    pub fn seal_some(&mut self, now_ms: i64, max: usize) -> Result<usize, Error> {
+        archive::seal_finished_days(&self.conn, &mut self.archive, now_ms, max)
     }
 
     /// Why the database file this journal writes is no longer the one at its path (deleted,
@@ -247,19 +283,22 @@ impl Journal {
     /// verifies. Dead letters (messages without points) go by age alone. A retention below
     /// [`MIN_RETENTION`] is raised to it. The base's receive time and the time of pruning are
     /// recorded with it, so `verify` can tell a base moved by pruning from one moved by hand.
-    /// Returns the number of messages deleted.
+    /// Every local day that is over is sealed into the archive first, and only records a
+    /// segment on disk holds are deleted: a day that cannot be sealed (disk full, a gap in
+    /// the chain) is not pruned. Returns the number of messages deleted.
     pub fn prune(&mut self, now_ms: i64, retention: Duration) -> Result<u64, Error> {
         let mut total = 0;
         loop {
             let n = self.prune_some(now_ms, retention, PRUNE_CHUNK)?;
             total += n;
-            if n < PRUNE_CHUNK {
+            if n == 0 {
                 return Ok(total);
             }
         }
     }
 
-    /// [`Journal::prune`], at most `max` messages, in one transaction.
+    /// [`Journal::prune`], at most `max` messages, in one transaction, after sealing at most
+    /// one more day.
     pub(crate) fn prune_some(
         &mut self,
         now_ms: i64,
@@ -268,6 +307,12 @@ impl Journal {
     ) -> Result<u64, Error> {
         let keep_ms = i64::try_from(retention.max(MIN_RETENTION).as_millis()).unwrap_or(i64::MAX);
         let cutoff_ms = now_ms.saturating_sub(keep_ms);
+        // Nothing is deleted that a segment on disk does not hold.
+        self.seal_some(now_ms, 1)?;
+        let base_id = schema::get_u64(&self.conn, key::BASE_ID)?;
+        let Some(sealed) = self.archive.sealed_through(base_id + 1) else {
+            return Ok(0);
+        };
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -286,10 +331,13 @@ impl Journal {
                 let first_point: i64 = row.get(2)?;
                 let n_points: i64 = row.get(3)?;
                 let last_point = (first_point + n_points - 1).max(0) as u64;
-                if received_at_ms >= cutoff_ms || (n_points > 0 && last_point > cursor) {
+                let id: i64 = row.get(0)?;
+                if received_at_ms >= cutoff_ms
+                    || (n_points > 0 && last_point > cursor)
+                    || id as u64 > sealed
+                {
                     break;
                 }
-                let id: i64 = row.get(0)?;
                 last = Some((id as u64, row.get(4)?, last_point, received_at_ms));
                 count += 1;
             }

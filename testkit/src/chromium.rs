@@ -61,6 +61,18 @@ impl Chromium {
         );
     }
 
+    /// `url` printed to a PDF at `path`, as the browser's print dialog would (the page's
+    /// `@page` rules decide the paper), without header and footer.
+    pub fn print_to_pdf(&self, url: &str, path: &Path) {
+        let _ = std::fs::remove_file(path);
+        self.run(&[
+            format!("--print-to-pdf={}", path.display()),
+            "--no-pdf-header-footer".into(),
+            url.into(),
+        ]);
+        assert!(path.exists(), "chromium wrote no PDF to {}", path.display());
+    }
+
     fn run(&self, args: &[String]) -> Vec<u8> {
         let profile = tempfile::tempdir().unwrap();
         let mut child = Command::new(&self.bin)

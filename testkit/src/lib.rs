@@ -4,7 +4,7 @@
 //! judges are the stations the integration tests publish to.
 //!
 //! - [`certs`] — [`Pki`]: a private CA with server, client and expired certificates (openssl).
-//! - [`chromium`] — [`Chromium`]: headless Chromium's DOM of a page and its screenshots.
+//! - [`chromium`] — [`Chromium`]: headless Chromium's DOM of a page, its screenshots and a printed PDF.
 //! - [`ports`] — [`free_port`], [`wait_port`]: loopback ports for servers started here.
 //! - [`programs`] — [`program`], [`run`]: a required program, or a failure naming its Debian
 //!   package (a skipped check would let a broken file ship unnoticed).

@@ -157,6 +157,9 @@ fn compose_file_runs_every_service_with_its_image_volumes_and_secrets() {
         "the journal is on the volume: {}",
         config.journal.path.display()
     );
+    // The sealed archive too: it is the only copy of pruned records.
+    assert!(quantrac::journal::archive::configured_dir(&config.journal)
+        .starts_with("/var/lib/quantrac"));
     assert_eq!(config.http.listen.to_string(), "0.0.0.0:9787");
     assert!(config.journal.durable);
 
@@ -356,6 +359,8 @@ fn kubernetes_manifests_are_single_writer_probed_and_locked_down() {
     let toml = text(config_map, "ConfigMap", &["data", "quantrac.toml"]);
     let config = settings(toml);
     assert!(config.journal.path.starts_with("/var/lib/quantrac"));
+    assert!(quantrac::journal::archive::configured_dir(&config.journal)
+        .starts_with("/var/lib/quantrac"));
     assert!(config.journal.durable);
     assert!(config.stations.file.starts_with("/etc/quantrac"));
     assert!(keys(&config_map["data"]).contains(&"stations.toml".to_string()));

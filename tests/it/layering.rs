@@ -52,6 +52,9 @@ fn allowed(module: &str) -> Option<&'static [&'static str]> {
             "http",
             "tls",
         ],
+        // A reader of the evidence: decodes the records of the journal and its archive again
+        // and judges them with the compliance rules; nothing of the pipeline runs.
+        "report" => &["model", "config", "decode", "compliance", "journal"],
         "demo" => &[
             "app",
             "pipeline",

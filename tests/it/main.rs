@@ -1,9 +1,11 @@
 //! Integration tests: real mosquitto, InfluxDB 1.x, victoria-metrics and the quantrac binary,
 //! started by `quantrac-testkit` (the `testkit/` folder).
 
+mod archive;
 mod demo;
 mod docs;
 mod evidence;
+mod export;
 mod hostile;
 mod inbox;
 mod ingest;
@@ -11,6 +13,7 @@ mod layering;
 mod lifecycle;
 mod readme;
 mod reliability;
+mod report;
 mod sink;
 mod status_page;
 mod tls;

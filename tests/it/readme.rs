@@ -84,7 +84,13 @@ fn every_shell_block_of_the_readme_is_run_or_says_why_not() {
 /// The blocks each test runs, in order (later blocks use what earlier ones made).
 const RUN: &[&[&str]] = &[
     &["tour"],
-    &["own-broker", "simulate", "add-station", "evidence"],
+    &[
+        "own-broker",
+        "simulate",
+        "add-station",
+        "evidence",
+        "report",
+    ],
     &["alert"],
 ];
 
@@ -282,6 +288,15 @@ fn the_own_broker_influxdb1_station_and_evidence_steps_run_as_written() {
         out.matches("journal intact").count() >= 2,
         "verify after own-broker and on the copy: {out}"
     );
+    // report: the outfall's COD reading of the own-broker step, and the export verified.
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("nam-dinh-vu,nd-textile,outfall-1,COD,mg/L,135,")),
+        "{out}"
+    );
+    assert!(out.contains("# verify: journal intact"), "{out}");
+    assert!(out.contains("export intact"), "{out}");
+    assert!(out.contains("hold with the given public key"), "{out}");
 }
 
 #[test]

@@ -21,14 +21,17 @@
 //! - **anchors** ([`Anchor`]: a record id and its chain hash, published earlier to a third
 //!   party from the `journal chain head` log line or the `quantrac_journal_chain_head`
 //!   metric): each must name a record of this chain with that hash. An anchor older than the
-//!   chain base was pruned and cannot be checked here (there is no archive yet), unless it is
-//!   the base itself, whose hash the journal keeps;
+//!   chain base is checked against the archive's segments, which hold every pruned record;
 //! - **signed checkpoints** ([`super::checkpoint`]): each must agree with the chain, and with
 //!   public keys given, each signature must hold, the newest must cover the chain's last
 //!   record (a cleanly stopped service signs its final head) and the current base;
 //! - **retention**: a chain base (records deleted) must have been pruned, as recorded by the
 //!   writer and by signed checkpoints, no sooner than the retention period after the base
 //!   record was received.
+//!
+//! - **the archive** ([`super::archive::verify`]): the segments, from record 1, must form one
+//!   chain that reaches the base with the base's hash and agrees with the journal where
+//!   both hold a record; its first problem is named in [`ArchiveSummary`].
 //!
 //! Every disagreement is a [`Finding`], named, beside the chain's own first [`Problem`].
 
@@ -282,7 +285,25 @@ pub fn verify_with(dir: &Path, opts: &Options) -> Result<VerifyReport, Error> {
     for c in &checkpoints {
         wanted.extend([c.checkpoint.head_id, c.checkpoint.base_id]);
     }
+    let archive_dir = opts
+        .archive_dir
+        .clone()
+        .unwrap_or_else(|| dir.join(super::archive::DEFAULT_DIR));
+    let mut wanted_archived = wanted.clone();
+    wanted_archived.insert(base_id);
+    let arch = super::archive::verify::walk(&archive_dir, &opts.public_keys, &wanted_archived)?;
+    if let Some((end, _)) = arch.end {
+        wanted.insert(end);
+    }
     let walk = walk(&conn, base_id, base_hash, &wanted)?;
+    let archive_from = schema::get_u64_opt(&conn, key::ARCHIVE_FROM)?;
+    let archive = archive_summary(
+        &archive_dir,
+        &arch,
+        (base_id, &base_hash),
+        archive_from,
+        &walk.hashes,
+    );
     let chain = ChainView {
         base_id,
         base_hash,
@@ -295,6 +316,7 @@ pub fn verify_with(dir: &Path, opts: &Options) -> Result<VerifyReport, Error> {
             _ => None,
         },
         hashes: walk.hashes,
+        archived: arch.hashes,
     };
     let retention_ms = i64::try_from(opts.retention.as_millis()).unwrap_or(i64::MAX);
     let retention_days = opts.retention.as_secs() / 86_400;
@@ -364,7 +386,59 @@ pub fn verify_with(dir: &Path, opts: &Options) -> Result<VerifyReport, Error> {
         findings,
         anchors: (opts.anchors.len(), held),
         checkpoints: summary,
+        archive,
     })
+}
+
+/// What the archive walk found, and whether archive and journal are one chain: the archive
+/// holds every pruned record (up to the base, with the base's hash) and agrees with the
+/// journal on the records both hold.
+fn archive_summary(
+    dir: &Path,
+    arch: &super::archive::verify::ArchiveWalk,
+    (base_id, base_hash): (u64, &[u8; 32]),
+    journal_from: Option<u64>,
+    journal_hashes: &HashMap<u64, [u8; 32]>,
+) -> ArchiveSummary {
+    use super::archive::verify::SegmentProblem;
+    // Where the archive must begin: as the journal recorded it at the first sealing, or as
+    // the segments say; records before it were pruned before quantrac kept an archive.
+    let from = match (journal_from, arch.segments) {
+        (Some(f), _) => f,
+        (None, 0) => 1,
+        (None, _) => arch.from,
+    };
+    let end = arch.end.map_or(from.saturating_sub(1), |(id, _)| id);
+    let mut problem = arch.problem.clone();
+    if problem.is_none() && arch.segments > 0 && arch.from != from {
+        problem = Some(SegmentProblem::Begins {
+            journal: from,
+            archive: arch.from,
+        });
+    }
+    if problem.is_none() && base_id >= from {
+        if end < base_id {
+            problem = Some(SegmentProblem::Short { end, base_id });
+        } else if arch.hashes.get(&base_id) != Some(base_hash) {
+            problem = Some(SegmentProblem::Disagrees { id: base_id });
+        }
+    }
+    if problem.is_none() {
+        if let Some((id, hash)) = arch.end {
+            if journal_hashes.get(&id).is_some_and(|h| h != &hash) {
+                problem = Some(SegmentProblem::Disagrees { id });
+            }
+        }
+    }
+    ArchiveSummary {
+        dir: dir.display().to_string(),
+        from,
+        segments: arch.segments,
+        records: arch.records,
+        end,
+        signed: arch.signed,
+        problem,
+    }
 }
 
 /// Checks every checkpoint against the chain (and its signature, with keys given), adds what
@@ -447,10 +521,21 @@ struct ChainView {
     broken: Option<u64>,
     /// The hash of every verified record that a claim names.
     hashes: HashMap<u64, [u8; 32]>,
+    /// The same, from the archive's segments.
+    archived: HashMap<u64, [u8; 32]>,
 }
 
 impl ChainView {
     fn check(&self, id: u64, hash: &[u8; 32]) -> Result<(), Mismatch> {
+        if let Some(h) = self.archived.get(&id).filter(|_| id <= self.base_id) {
+            return if h == hash {
+                Ok(())
+            } else {
+                Err(Mismatch::Differs {
+                    found: hex::encode(h),
+                })
+            };
+        }
         if id < self.base_id {
             return Err(Mismatch::Pruned {
                 base_id: self.base_id,

@@ -26,6 +26,26 @@ pub struct VerifyReport {
     /// Checkpoints in the journal, how many hold (agree with the chain and, with keys given,
     /// carry a valid signature), whether signatures were checked, and the newest that holds.
     pub checkpoints: CheckpointSummary,
+    /// The archive of pruned records.
+    pub archive: ArchiveSummary,
+}
+
+/// What the walk over the archive's segments found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArchiveSummary {
+    /// The folder walked.
+    pub dir: String,
+    /// The first record the archive holds (records before it were pruned before quantrac
+    /// kept an archive).
+    pub from: u64,
+    pub segments: usize,
+    pub records: u64,
+    /// The last record of the last segment that verified (0: none).
+    pub end: u64,
+    /// Segments whose signature holds with the given public keys.
+    pub signed: usize,
+    /// The first problem of the archive, or between archive and journal.
+    pub problem: Option<crate::journal::archive::verify::SegmentProblem>,
 }
 
 /// What the signed checkpoints of a journal showed.
@@ -41,7 +61,7 @@ pub struct CheckpointSummary {
 impl VerifyReport {
     /// The chain holds and nothing outside it contradicts it.
     pub fn ok(&self) -> bool {
-        self.problem.is_none() && self.findings.is_empty()
+        self.problem.is_none() && self.findings.is_empty() && self.archive.problem.is_none()
     }
 }
 
@@ -76,6 +96,8 @@ pub struct Options {
     pub public_keys: Vec<PublicKey>,
     /// The retention period the chain base must respect.
     pub retention: Duration,
+    /// The archive of pruned records; default: `archive/` in the journal folder.
+    pub archive_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -85,6 +107,7 @@ impl Default for Options {
             anchors: Vec::new(),
             public_keys: Vec::new(),
             retention: Duration::from_secs(u64::from(days) * 86_400),
+            archive_dir: None,
         }
     }
 }
@@ -371,6 +394,12 @@ impl fmt::Display for VerifyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (id, hash) = &self.head;
         match (&self.problem, self.findings.len()) {
+            (None, 0) if self.archive.problem.is_some() => write!(
+                f,
+                "journal NOT intact: its archive is not (below). The journal's own chain holds \
+                 ({} records, chain head record {id} hash {hash})",
+                self.records
+            )?,
             (None, 0) => write!(
                 f,
                 "journal intact: {} records verified, chain head record {id} hash {hash}",
@@ -416,6 +445,32 @@ impl fmt::Display for VerifyReport {
         }
         for x in &self.findings {
             write!(f, "\n- {x}")?;
+        }
+        let a = &self.archive;
+        match &a.problem {
+            Some(p) => write!(f, "\narchive NOT intact: {p}")?,
+            None if a.segments > 0 => {
+                write!(
+                    f,
+                    "\narchive intact: {} segments, {} records ({} to {}) verified",
+                    a.segments, a.records, a.from, a.end
+                )?;
+                if a.from > 1 {
+                    write!(
+                        f,
+                        " (records before {} were pruned before quantrac kept an archive)",
+                        a.from
+                    )?;
+                }
+            }
+            None => {}
+        }
+        if self.checkpoints.signatures_checked && a.segments > 0 {
+            write!(
+                f,
+                "; {} of {} segments signed with the given public key",
+                a.signed, a.segments
+            )?;
         }
         let (given, held) = self.anchors;
         if given > 0 {
