@@ -1,10 +1,23 @@
 //! The [`Engine`]: per-station state (limits, windows, health) and the rules applied to each
 //! message and each tick. A function of `(state, readings, now)`; no I/O, no clock reads.
+//!
+//! ## Work follows the readings, not the size of the park
+//! A province has tens of thousands of series, nearly all idle at any second, so nothing here
+//! walks every station or every window on a tick:
+//! - a due-queue ([`BinaryHeap`] by time) holds, per series, when its next window closes and
+//!   when its oldest window leaves the late-data horizon; a tick pops what fell due;
+//! - a series is created with the first sample of its parameter, so an idle station holds its
+//!   limits and nothing else;
+//! - parameters whose windows changed (a sample, a close) are marked, and
+//!   [`Engine::window_changes`] hands out only those; [`Engine::health_changes`] does the same
+//!   for station health (readings, and a queue of silence deadlines).
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 use chrono_tz::Tz;
 
+use super::health::Expect;
 use super::status::Spans;
 use super::windows::{self, Series};
 use super::{
@@ -14,15 +27,29 @@ use crate::config::{Station, Stations};
 use crate::model::status::{Exceedance, Latest, ParamStatus};
 use crate::model::{Judged, Limit, Param, Reading, StationKey, Status, WindowPoint};
 
-/// What the engine keeps per configured station × parameter.
-#[derive(Debug, Default)]
+/// Marks a parameter with no state in [`StationState::index`].
+const NONE: u8 = u8::MAX;
+
+/// What the engine keeps per configured station × parameter: those with a limit from the
+/// start, any other from its first reading.
+#[derive(Debug)]
 struct ParamState {
+    param: Param,
     limit: Option<Limit>,
-    /// One series per window length, in the station's window order.
+    /// One series per window length, in the station's window order; created with the
+    /// parameter's first status-00 sample.
     series: Vec<Series>,
-    /// The newest reading (by its own time) and its verdict, for the status page.
+    /// The newest reading and the latest run of exceeded readings, for the status page.
+    seen: Option<Box<Seen>>,
+    /// Its windows changed since [`Engine::window_changes`] last handed them out.
+    dirty: bool,
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    /// The newest reading (by its own time) and its verdict.
     latest: Option<Latest>,
-    /// The latest run of exceeded readings, for the status page.
+    /// The latest run of exceeded readings.
     exceedance: Option<Exceedance>,
 }
 
@@ -30,10 +57,46 @@ struct ParamState {
 #[derive(Debug)]
 struct StationState {
     o2_ref: Option<f64>,
-    /// Indexed by [`Param::index`], over the whole parameter table.
+    /// The states of the parameters with one: those with a limit in table order, then the
+    /// others in the order they were first heard. A position never changes.
     params: Vec<ParamState>,
+    /// Position in `params` by [`Param::index`] ([`NONE`]: no state).
+    index: [u8; Param::ALL.len()],
     /// A reading reached it since [`Engine::station_status`] last described it.
     changed: bool,
+}
+
+impl StationState {
+    fn param(&self, param: Param) -> Option<&ParamState> {
+        match self.index[param.index()] {
+            NONE => None,
+            i => Some(&self.params[usize::from(i)]),
+        }
+    }
+
+    /// The parameter's state and its position, created when missing.
+    fn param_mut(&mut self, param: Param) -> (usize, &mut ParamState) {
+        let i = match self.index[param.index()] {
+            NONE => {
+                // Appended, so positions already handed out (due times, dirty marks) hold.
+                let at = self.params.len();
+                self.params.push(ParamState::new(param, None));
+                self.index[param.index()] = u8::try_from(at).expect("fewer than 255 parameters");
+                at
+            }
+            i => usize::from(i),
+        };
+        (i, &mut self.params[i])
+    }
+}
+
+/// Which series a due time is about: (slot, position in its station's params, series).
+type Loc = (u32, u16, u8);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Due {
+    Close,
+    Evict,
 }
 
 /// Limits, O2 correction, instantaneous verdicts, windows and station health.
@@ -46,16 +109,21 @@ struct StationState {
 pub struct Engine {
     stations: Stations,
     tz: Tz,
-    limits: BTreeMap<(StationKey, Param), Limit>,
     warnings: Vec<String>,
     slots: Vec<StationState>,
+    /// What health needs of each configured station, by slot.
+    expect: Vec<Expect>,
     health: health::Tracker,
-    /// No window closes before this (a lower bound): a timer tick earlier has nothing to
-    /// close, so it does not visit the series.
-    close_due_ms: i64,
-    /// No window ends before this (a lower bound): nothing to forget while the late-data
-    /// floor is below it.
-    evict_due_ms: i64,
+    /// When each series next has a window to close or to forget (see the module's
+    /// documentation). An entry may be stale (its window already closed by a rebuild): the
+    /// series then has nothing due and is put back at its real time.
+    due: BinaryHeap<Reverse<(i64, Due, Loc)>>,
+    /// Parameters whose windows changed, as (slot, position).
+    dirty: Vec<(u32, u16)>,
+    /// Configured stations a reading reached since [`Engine::take_changed`], by slot.
+    changed: Vec<usize>,
+    /// Each configured station's kind, by slot.
+    kinds: Vec<crate::model::Kind>,
     horizon_ms: i64,
     /// The first time the engine was given: stands in for the last message of a station never
     /// heard from, so it turns silent 3 intervals after start-up rather than at once.
@@ -64,68 +132,65 @@ pub struct Engine {
     now_ms: Option<i64>,
 }
 
+impl ParamState {
+    fn new(param: Param, limit: Option<Limit>) -> ParamState {
+        ParamState {
+            param,
+            limit,
+            series: Vec::new(),
+            seen: None,
+            dirty: false,
+        }
+    }
+}
+
 impl Engine {
     pub fn new(stations: Stations, catalogue: &Catalogue, tz: Tz) -> Engine {
-        let mut limits = BTreeMap::new();
         let mut warnings = Vec::new();
         let mut slots = Vec::new();
+        let mut expect = Vec::new();
+        let mut kinds = Vec::new();
         let mut health = health::Tracker::default();
         let mut longest_s = 0u64;
         for station in stations.iter() {
             let resolved = limits::resolve(station, catalogue);
             warnings.extend(resolved.warnings);
-            let mut params: Vec<ParamState> = stations
-                .params
-                .all()
-                .map(|p| ParamState {
-                    limit: resolved.limits.get(&p).cloned(),
-                    series: Vec::new(),
-                    latest: None,
-                    exceedance: None,
-                })
-                .collect();
+            let mut state = StationState {
+                o2_ref: station.o2_ref,
+                params: Vec::new(),
+                index: [NONE; Param::ALL.len()],
+                changed: true,
+            };
             for (param, limit) in resolved.limits {
-                limits.insert((station.key.clone(), param), limit);
+                let (_, p) = state.param_mut(param);
+                p.limit = Some(limit);
             }
+            state.params.shrink_to_fit();
             for param in stations.params.all() {
-                if !param.kinds().contains(&station.kind) {
-                    continue;
-                }
-                let state = &mut params[param.index()];
-                state.series = station
-                    .windows_for(param)
-                    .iter()
-                    .map(|spec| {
+                if param.kinds().contains(&station.kind) {
+                    for spec in station.windows_for(param) {
                         longest_s = longest_s.max(spec.seconds);
-                        Series::new(
-                            station.key.clone(),
-                            param,
-                            spec.clone(),
-                            station.expected_interval_s,
-                            station.min_capture,
-                            state.limit.clone(),
-                        )
-                    })
-                    .collect();
+                    }
+                }
             }
             let handle = health.handle(&station.key);
             debug_assert_eq!(handle, slots.len());
-            slots.push(StationState {
-                o2_ref: station.o2_ref,
-                params,
-                changed: true,
-            });
+            slots.push(state);
+            expect.push(Expect::of(station));
+            kinds.push(station.kind);
         }
         let horizon_ms = MIN_LATE_HORIZON_MS.max(2 * longest_s as i64 * 1000);
         Engine {
             stations,
             tz,
-            limits,
             warnings,
             slots,
+            expect,
             health,
-            close_due_ms: i64::MAX,
-            evict_due_ms: i64::MAX,
+            due: BinaryHeap::new(),
+            dirty: Vec::new(),
+            changed: Vec::new(),
+            kinds,
             horizon_ms,
             started_ms: None,
             now_ms: None,
@@ -140,20 +205,23 @@ impl Engine {
 
     /// Effective limit of every configured station × parameter that has one.
     pub fn limit_table(&self) -> Vec<LimitRow> {
-        self.limits
+        self.stations
             .iter()
-            .filter_map(|((key, param), limit)| {
-                let station = self.stations.get(key)?;
-                Some(LimitRow {
-                    key: key.clone(),
-                    param: *param,
-                    limit: limit.clone(),
-                    windows: station
-                        .windows_for(*param)
-                        .iter()
-                        .map(|w| w.label.clone())
-                        .collect(),
-                    o2_ref: station.o2_ref.filter(|_| param.o2_correctable()),
+            .zip(&self.slots)
+            .flat_map(|(station, slot)| {
+                slot.params.iter().filter_map(move |p| {
+                    let limit = p.limit.clone()?;
+                    Some(LimitRow {
+                        key: station.key.clone(),
+                        param: p.param,
+                        limit,
+                        windows: station
+                            .windows_for(p.param)
+                            .iter()
+                            .map(|w| w.label.clone())
+                            .collect(),
+                        o2_ref: station.o2_ref.filter(|_| p.param.o2_correctable()),
+                    })
                 })
             })
             .collect()
@@ -167,7 +235,8 @@ impl Engine {
 
     /// The effective limit of one station × parameter.
     pub fn limit(&self, key: &StationKey, param: Param) -> Option<&Limit> {
-        self.limits.get(&(key.clone(), param))
+        let slot = self.slots.get(self.health.find(key)?)?;
+        slot.param(param)?.limit.as_ref()
     }
 
     /// Judges the readings of one message (received at `now_ms`). Returns each reading judged
@@ -203,40 +272,49 @@ impl Engine {
                 }
             };
             self.health.observe_at(handle, &reading);
-            let (o2_ref, param) = match self.slots.get_mut(handle) {
-                Some(s) => (s.o2_ref, s.params.get_mut(reading.param.index())),
-                None => (None, None),
+            let Some(slot) = self.slots.get_mut(handle) else {
+                // Not a configured station: no limit, no window.
+                judged.push(verdict(reading, None, None));
+                continue;
             };
-            let value_ref = o2::value_ref(&reading, o2_ref, &o2);
-            let mut limit = None;
-            if let Some(param) = param {
-                limit = param.limit.clone();
-                let sample = sample(&reading, value_ref);
+            let value_ref = o2::value_ref(&reading, slot.o2_ref, &o2);
+            let (pi, param) = slot.param_mut(reading.param);
+            let limit = param.limit.clone();
+            let sample = sample(&reading, value_ref);
+            if let Some(v) = sample {
+                if param.series.is_empty() {
+                    param.series = new_series(&self.stations, &reading.key, reading.param, &limit);
+                }
                 let off = offset.at(reading.ts_ms, self.tz);
                 for (i, series) in param.series.iter_mut().enumerate() {
                     let Some((start, end)) =
-                        series.put_at(reading.ts_ms, off, sample, self.tz, floor)
+                        series.put_at(reading.ts_ms, off, Some(v), self.tz, floor)
                     else {
                         continue;
                     };
-                    self.close_due_ms = self.close_due_ms.min(end);
-                    self.evict_due_ms = self.evict_due_ms.min(end);
+                    let loc = (handle as u32, pi as u16, i as u8);
+                    schedule(&mut self.due, series, self.horizon_ms, loc);
+                    if !param.dirty {
+                        param.dirty = true;
+                        self.dirty.push((loc.0, loc.1));
+                    }
                     if end <= now_ms {
-                        touched.push((handle, reading.param.index(), i, start));
+                        touched.push((handle, pi, i, start));
                     }
                 }
             }
             let judged_reading = verdict(reading, value_ref, limit);
-            if let Some(slot) = self.slots.get_mut(handle) {
+            if !slot.changed {
                 slot.changed = true;
-                let p = &mut slot.params[judged_reading.reading.param.index()];
-                p.observe(
-                    &judged_reading.reading,
-                    value_ref,
-                    judged_reading.ratio,
-                    judged_reading.exceeded,
-                );
+                self.changed.push(handle);
             }
+            let p = &mut slot.params[pi];
+            p.observe(
+                &judged_reading.reading,
+                value_ref,
+                judged_reading.ratio,
+                judged_reading.exceeded,
+            );
             judged.push(judged_reading);
         }
         touched.sort_unstable();
@@ -256,29 +334,42 @@ impl Engine {
     /// that ended more than the late-data horizon ago. A window that received no status-00
     /// sample has no point.
     ///
-    /// Runs once a second while tens of thousands of windows are held, so it only visits
-    /// series with something due, and each of those only at the windows that are due.
+    /// Runs once a second while tens of thousands of windows are held, so it only visits the
+    /// series the due-queue names, and each of those only at the windows that are due.
     pub fn tick(&mut self, now_ms: i64) -> Vec<WindowPoint> {
         self.advance(now_ms);
         let floor = self.floor(now_ms);
         let mut points = Vec::new();
-        if now_ms < self.close_due_ms && floor < self.evict_due_ms {
-            return points;
-        }
-        let mut close_due = i64::MAX;
-        let mut evict_due = i64::MAX;
-        for series in self.series_mut() {
-            if now_ms >= series.next_close_ms() {
-                series.close_into(now_ms, &mut points);
+        while let Some(&Reverse((at, due, loc))) = self.due.peek() {
+            if at > now_ms {
+                break;
             }
-            if floor >= series.next_evict_ms() {
-                series.evict(floor);
+            self.due.pop();
+            let (slot, pi, i) = loc;
+            let param = &mut self.slots[slot as usize].params[usize::from(pi)];
+            let series = &mut param.series[usize::from(i)];
+            match due {
+                Due::Close if at == series.queued_close => {
+                    series.queued_close = i64::MAX;
+                    if series.next_close_ms() <= now_ms {
+                        series.close_into(now_ms, &mut points);
+                        if !param.dirty {
+                            param.dirty = true;
+                            self.dirty.push((slot, pi));
+                        }
+                    }
+                }
+                Due::Evict if at == series.queued_evict => {
+                    series.queued_evict = i64::MAX;
+                    if floor >= series.next_evict_ms() {
+                        series.evict(floor);
+                    }
+                }
+                // Stale: the series was queued again since.
+                _ => continue,
             }
-            close_due = close_due.min(series.next_close_ms());
-            evict_due = evict_due.min(series.next_evict_ms());
+            schedule(&mut self.due, series, self.horizon_ms, loc);
         }
-        self.close_due_ms = close_due;
-        self.evict_due_ms = evict_due;
         points
     }
 
@@ -292,6 +383,7 @@ impl Engine {
         let o2 = o2::valid_o2(&readings);
         let floor = self.floor(now_ms);
         let mut offset = Offset::default();
+        let mut fed: Vec<Loc> = Vec::new();
         for reading in &readings {
             let handle = self.health.handle(&reading.key);
             self.health.seen_at(handle, reading.ts_ms.min(now_ms));
@@ -301,27 +393,47 @@ impl Engine {
             };
             let value_ref = o2::value_ref(reading, slot.o2_ref, &o2);
             let sample = sample(reading, value_ref);
-            let off = offset.at(reading.ts_ms, self.tz);
-            let Some(param) = slot.params.get_mut(reading.param.index()) else {
-                continue;
-            };
-            for series in &mut param.series {
-                series.put_at(reading.ts_ms, off, sample, self.tz, floor);
+            let (pi, param) = slot.param_mut(reading.param);
+            if let Some(v) = sample {
+                if param.series.is_empty() {
+                    param.series =
+                        new_series(&self.stations, &reading.key, reading.param, &param.limit);
+                    for i in 0..param.series.len() {
+                        fed.push((handle as u32, pi as u16, i as u8));
+                    }
+                }
+                let off = offset.at(reading.ts_ms, self.tz);
+                for series in &mut param.series {
+                    series.put_at(reading.ts_ms, off, Some(v), self.tz, floor);
+                }
             }
             let (ratio, exceeded) = instant(param.limit.as_ref(), reading, value_ref);
             param.observe(reading, value_ref, ratio, exceeded);
-            slot.changed = true;
+            if !param.dirty {
+                param.dirty = true;
+                self.dirty.push((handle as u32, pi as u16));
+            }
+            if !slot.changed {
+                slot.changed = true;
+                self.changed.push(handle);
+            }
         }
-        let mut close_due = i64::MAX;
-        let mut evict_due = i64::MAX;
-        for series in self.series_mut() {
+        fed.sort_unstable();
+        fed.dedup();
+        self.reschedule(now_ms, floor, &fed);
+    }
+
+    /// After a rebuild: marks the closed windows of the series `fed` emitted, forgets what is
+    /// beyond the horizon, and queues their due times.
+    fn reschedule(&mut self, now_ms: i64, floor: i64, fed: &[Loc]) {
+        for &loc in fed {
+            let (slot, pi, i) = loc;
+            let series =
+                &mut self.slots[slot as usize].params[usize::from(pi)].series[usize::from(i)];
             series.mark_closed_emitted(now_ms);
             series.evict(floor);
-            close_due = close_due.min(series.next_close_ms());
-            evict_due = evict_due.min(series.next_evict_ms());
+            schedule(&mut self.due, series, self.horizon_ms, loc);
         }
-        self.close_due_ms = close_due;
-        self.evict_due_ms = evict_due;
     }
 
     /// Per station × parameter × window: the latest closed valid window and the running one
@@ -334,30 +446,52 @@ impl Engine {
             .iter()
             .flat_map(|slot| &slot.params)
             .flat_map(|p| &p.series)
-            .filter_map(|s| {
-                let closed = s.last_valid().cloned();
-                let running = s.running(now, self.tz);
-                (closed.is_some() || running.is_some()).then(|| WindowState {
-                    key: s.key.clone(),
-                    param: s.param,
-                    window: s.spec.label.clone(),
-                    closed,
-                    running,
-                })
-            })
+            .filter_map(|s| window_state(s, now, self.tz))
             .collect()
     }
 
-    /// Station health at `now_ms` for every configured station and every other station seen.
-    /// Before the engine was given any time, `now_ms` counts as the start.
+    /// [`Engine::window_states`] of the parameters whose windows changed (a sample, a close)
+    /// since the last call: what the window gauges need to be current.
+    pub fn window_changes(&mut self) -> Vec<WindowState> {
+        let Some(now) = self.now_ms else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (slot, pi) in std::mem::take(&mut self.dirty) {
+            let p = &mut self.slots[slot as usize].params[usize::from(pi)];
+            p.dirty = false;
+            out.extend(
+                p.series
+                    .iter()
+                    .filter_map(|s| window_state(s, now, self.tz)),
+            );
+        }
+        out
+    }
+
     /// Whether `key` is a configured station (has a permit in `stations.toml`).
     pub fn is_configured(&self, key: &StationKey) -> bool {
         self.stations.get(key).is_some()
     }
 
+    /// Station health at `now_ms` for every configured station and every other station seen.
+    /// Before the engine was given any time, `now_ms` counts as the start.
     pub fn health(&self, now_ms: i64) -> Vec<StationHealth> {
         self.health
             .health(&self.stations, self.started_ms.unwrap_or(now_ms), now_ms)
+    }
+
+    /// The health of the stations whose health changed since the last call (every station the
+    /// first time), with their slot (`< configured` for a configured station): see
+    /// [`health::Tracker::changes`].
+    pub fn health_changes(&mut self, now_ms: i64) -> Vec<(usize, StationHealth)> {
+        let started = self.started_ms.unwrap_or(now_ms);
+        self.health.changes(&self.expect, started, now_ms)
+    }
+
+    /// How many stations are configured (their slots are `0..configured`).
+    pub fn configured(&self) -> usize {
+        self.slots.len()
     }
 
     /// The configured stations, in key order: a station's position here is its `slot` in
@@ -380,23 +514,28 @@ impl Engine {
     pub fn station_status_in(&mut self, slot: usize, spans: &mut Spans) -> (Vec<ParamStatus>, i64) {
         let state = &mut self.slots[slot];
         state.changed = false;
+        let latest = |p: &ParamState| p.seen.as_ref().and_then(|s| s.latest);
         let mut until = i64::MAX;
-        let params = Param::ALL
+        let mut described: Vec<&ParamState> = state
+            .params
             .iter()
-            .zip(&state.params)
-            .filter(|(_, p)| p.latest.is_some() || p.limit.is_some())
-            .map(|(&param, p)| {
+            .filter(|p| latest(p).is_some() || p.limit.is_some())
+            .collect();
+        described.sort_by_key(|p| p.param);
+        let params = described
+            .into_iter()
+            .map(|p| {
                 for s in &p.series {
                     until = until.min(spans.at(s.spec.seconds).1);
                 }
                 let mut status = super::status::param_status(
-                    param,
-                    p.latest,
+                    p.param,
+                    latest(p),
                     p.limit.as_ref(),
                     &p.series,
                     spans,
                 );
-                status.last_exceedance = p.exceedance;
+                status.last_exceedance = p.seen.as_ref().and_then(|s| s.exceedance);
                 status
             })
             .collect();
@@ -407,6 +546,17 @@ impl Engine {
     /// [`Engine::station_status`] last described it.
     pub fn station_changed(&self, slot: usize) -> bool {
         self.slots[slot].changed
+    }
+
+    /// The configured stations a reading reached since the last call, by slot.
+    pub fn take_changed(&mut self) -> Vec<usize> {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// The kind and expected interval of the configured station at `slot`.
+    pub fn station_kind(&self, slot: usize) -> (crate::model::Kind, u64) {
+        let e = self.expect[slot];
+        (self.kinds[slot], e.expected_interval_s)
     }
 
     /// The zone windows align to.
@@ -425,13 +575,68 @@ impl Engine {
         self.started_ms = Some(self.started_ms.map_or(now_ms, |s| s.min(now_ms)));
         self.now_ms = Some(self.now_ms.map_or(now_ms, |n| n.max(now_ms)));
     }
+}
 
-    fn series_mut(&mut self) -> impl Iterator<Item = &mut Series> {
-        self.slots
-            .iter_mut()
-            .flat_map(|slot| &mut slot.params)
-            .flat_map(|p| &mut p.series)
+/// The series of a configured station's parameter, one per window length.
+fn new_series(
+    stations: &Stations,
+    key: &StationKey,
+    param: Param,
+    limit: &Option<Limit>,
+) -> Vec<Series> {
+    let Some(station) = stations.get(key) else {
+        return Vec::new();
+    };
+    if !param.kinds().contains(&station.kind) {
+        return Vec::new();
     }
+    station
+        .windows_for(param)
+        .iter()
+        .map(|spec| {
+            Series::new(
+                station.key.clone(),
+                param,
+                spec.clone(),
+                station.expected_interval_s,
+                station.min_capture,
+                limit.clone(),
+            )
+        })
+        .collect()
+}
+
+/// Queues the series' next close and next eviction when they are earlier than what is queued
+/// for it: one live entry per series and kind (an entry not matching the series' queued time
+/// is stale and skipped when it falls due).
+fn schedule(
+    due: &mut BinaryHeap<Reverse<(i64, Due, Loc)>>,
+    series: &mut Series,
+    horizon_ms: i64,
+    loc: Loc,
+) {
+    let next = series.next_close_ms();
+    if next < series.queued_close {
+        series.queued_close = next;
+        due.push(Reverse((next, Due::Close, loc)));
+    }
+    let next = series.next_evict_ms().saturating_add(horizon_ms);
+    if next < series.queued_evict {
+        series.queued_evict = next;
+        due.push(Reverse((next, Due::Evict, loc)));
+    }
+}
+
+fn window_state(s: &Series, now: i64, tz: Tz) -> Option<WindowState> {
+    let closed = s.last_valid().cloned();
+    let running = s.running(now, tz);
+    (closed.is_some() || running.is_some()).then(|| WindowState {
+        key: s.key.clone(),
+        param: s.param,
+        window: s.spec.label.clone(),
+        closed,
+        running,
+    })
 }
 
 /// The time zone's UTC offset at the last timestamp asked about: the readings of one message
@@ -498,10 +703,16 @@ impl ParamState {
         ratio: Option<f64>,
         exceeded: bool,
     ) {
-        let latest = &mut self.latest;
-        if latest.is_some_and(|l| l.ts_ms > reading.ts_ms) {
+        if self
+            .seen
+            .as_ref()
+            .and_then(|s| s.latest)
+            .is_some_and(|l| l.ts_ms > reading.ts_ms)
+        {
             return;
         }
+        let seen = self.seen.get_or_insert_with(Box::default);
+        let latest = &mut seen.latest;
         let ongoing = latest.and_then(|l| l.exceeding_since_ms);
         let since = match ongoing {
             _ if !exceeded => None,
@@ -509,7 +720,7 @@ impl ParamState {
             None => Some(reading.ts_ms),
         };
         if let Some(value) = sample(reading, value_ref).filter(|_| exceeded) {
-            let run = match (ongoing, self.exceedance) {
+            let run = match (ongoing, seen.exceedance) {
                 (Some(_), Some(run)) if run.peak >= value => Exceedance {
                     to_ms: reading.ts_ms,
                     ..run
@@ -527,7 +738,7 @@ impl ParamState {
                     peak_ratio: ratio,
                 },
             };
-            self.exceedance = Some(run);
+            seen.exceedance = Some(run);
         }
         *latest = Some(Latest {
             ts_ms: reading.ts_ms,

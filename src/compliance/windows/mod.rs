@@ -184,6 +184,10 @@ pub struct Series {
     last_valid: Option<WindowPoint>,
     /// See [`bounds_cached`].
     local: LocalCache,
+    /// The close and eviction times the engine's due-queue holds for this series
+    /// (`i64::MAX`: none).
+    pub(in crate::compliance) queued_close: i64,
+    pub(in crate::compliance) queued_evict: i64,
 }
 
 impl Series {
@@ -208,6 +212,8 @@ impl Series {
             min_len_ms: i64::MAX,
             last_valid: None,
             local: None,
+            queued_close: i64::MAX,
+            queued_evict: i64::MAX,
         }
     }
 
