@@ -17,15 +17,18 @@ use std::collections::BinaryHeap;
 
 use chrono_tz::Tz;
 
+mod verdict;
+
+use self::verdict::{instant, sample, verdict, Offset};
 use super::health::Expect;
 use super::status::Spans;
-use super::windows::{self, Series};
+use super::windows::Series;
 use super::{
     health, limits, o2, Catalogue, LimitRow, StationHealth, WindowState, MIN_LATE_HORIZON_MS,
 };
 use crate::config::{Station, Stations};
 use crate::model::status::{Exceedance, Latest, ParamStatus};
-use crate::model::{Judged, Limit, Param, Reading, StationKey, Status, WindowPoint};
+use crate::model::{Judged, Limit, Param, Reading, StationKey, WindowPoint};
 
 /// Marks a parameter with no state in [`StationState::index`].
 const NONE: u8 = u8::MAX;
@@ -639,183 +642,5 @@ fn window_state(s: &Series, now: i64, tz: Tz) -> Option<WindowState> {
     })
 }
 
-/// The time zone's UTC offset at the last timestamp asked about: the readings of one message
-/// nearly always share their timestamp, so the zone is consulted about once per message.
-#[derive(Default)]
-struct Offset(Option<(i64, i64)>);
-
-impl Offset {
-    fn at(&mut self, ts_ms: i64, tz: Tz) -> i64 {
-        match self.0 {
-            Some((ts, off)) if ts == ts_ms => off,
-            _ => {
-                let off = windows::offset_ms(ts_ms, tz);
-                self.0 = Some((ts_ms, off));
-                off
-            }
-        }
-    }
-}
-
-/// What a reading gives its windows: the (O2-corrected) value of a status-00 reading; nothing
-/// for a calibration, a fault, or a status event without a value.
-fn sample(reading: &Reading, value_ref: Option<f64>) -> Option<f64> {
-    match (reading.status, reading.value) {
-        (Status::Normal, Some(v)) => Some(value_ref.unwrap_or(v)),
-        _ => None,
-    }
-}
-
-/// The instantaneous verdict. Readings of stations that are not configured have no limit,
-/// hence no verdict; neither has a reading that is not status 00 (nor one without a value).
-fn verdict(reading: Reading, value_ref: Option<f64>, limit: Option<Limit>) -> Judged {
-    let (ratio, exceeded) = instant(limit.as_ref(), &reading, value_ref);
-    Judged {
-        reading,
-        value_ref,
-        limit,
-        ratio,
-        exceeded,
-    }
-}
-
-/// The instantaneous ratio and verdict: only status-00 readings with a value are compared.
-fn instant(
-    limit: Option<&Limit>,
-    reading: &Reading,
-    value_ref: Option<f64>,
-) -> (Option<f64>, bool) {
-    match (limit, sample(reading, value_ref)) {
-        (Some(l), Some(v)) => (limits::ratio(l, v), limits::exceeds(l, v)),
-        _ => (None, false),
-    }
-}
-
-impl ParamState {
-    /// Keeps the newest reading of a parameter and its latest run of exceeded readings. A run
-    /// starts at the first exceeded reading after one that was not, and ends with the next
-    /// reading that is not (whatever its status: a calibration interrupts it). Late readings
-    /// move neither.
-    fn observe(
-        &mut self,
-        reading: &Reading,
-        value_ref: Option<f64>,
-        ratio: Option<f64>,
-        exceeded: bool,
-    ) {
-        if self
-            .seen
-            .as_ref()
-            .and_then(|s| s.latest)
-            .is_some_and(|l| l.ts_ms > reading.ts_ms)
-        {
-            return;
-        }
-        let seen = self.seen.get_or_insert_with(Box::default);
-        let latest = &mut seen.latest;
-        let ongoing = latest.and_then(|l| l.exceeding_since_ms);
-        let since = match ongoing {
-            _ if !exceeded => None,
-            Some(since) => Some(since),
-            None => Some(reading.ts_ms),
-        };
-        if let Some(value) = sample(reading, value_ref).filter(|_| exceeded) {
-            let run = match (ongoing, seen.exceedance) {
-                (Some(_), Some(run)) if run.peak >= value => Exceedance {
-                    to_ms: reading.ts_ms,
-                    ..run
-                },
-                (Some(_), Some(run)) => Exceedance {
-                    to_ms: reading.ts_ms,
-                    peak: value,
-                    peak_ratio: ratio,
-                    ..run
-                },
-                _ => Exceedance {
-                    from_ms: reading.ts_ms,
-                    to_ms: reading.ts_ms,
-                    peak: value,
-                    peak_ratio: ratio,
-                },
-            };
-            seen.exceedance = Some(run);
-        }
-        *latest = Some(Latest {
-            ts_ms: reading.ts_ms,
-            value: reading.value,
-            value_ref,
-            status: reading.status,
-            ratio,
-            exceeded,
-            exceeding_since_ms: since,
-        });
-    }
-}
-
 #[cfg(test)]
-mod due_tests {
-    //! The timer's shortcuts (skip when nothing is due) must not lose a window.
-
-    use super::*;
-    use crate::config::{StationDefaults, WindowSpec};
-
-    const HOUR: i64 = 3_600_000;
-    /// 2026-11-29T00:00:00Z.
-    const T0: i64 = 1_795_910_400_000;
-
-    fn engine() -> Engine {
-        let defaults = StationDefaults {
-            windows: vec![WindowSpec::parse("1h").unwrap()],
-            min_capture: 0.75,
-            stuck_after_s: 0,
-        };
-        let text = quantrac_testkit::fixtures::CONTRACT_STATIONS;
-        let stations = Stations::parse(text, "stations.toml", &defaults).unwrap();
-        Engine::new(
-            stations,
-            &Catalogue::builtin(),
-            chrono_tz::Asia::Ho_Chi_Minh,
-        )
-    }
-
-    fn cod(ts_ms: i64) -> Vec<Reading> {
-        vec![Reading {
-            key: StationKey::parse("nam-dinh-vu", "nd-textile", "outfall-1").unwrap(),
-            param: Param::COD,
-            ts_ms,
-            value: Some(50.0),
-            status: Status::Normal,
-        }]
-    }
-
-    #[test]
-    fn a_window_opened_after_an_idle_tick_is_still_closed_on_time() {
-        let mut e = engine();
-        assert!(e.tick(T0).is_empty(), "nothing held");
-        e.judge(cod(T0 + 10 * HOUR), T0 + 10 * HOUR);
-        assert!(e.tick(T0 + 10 * HOUR + 1).is_empty());
-        // A message received with an earlier clock (a step back) opens an earlier window:
-        // it is not closed at its own receive time, so the next tick must close it.
-        e.judge(cod(T0 + HOUR), T0 + HOUR + 1);
-        let points = e.tick(T0 + 10 * HOUR + 2);
-        assert_eq!(points.len(), 1, "{points:?}");
-        assert_eq!(points[0].start_ms, T0 + HOUR);
-        assert_eq!(e.tick(T0 + 11 * HOUR).len(), 1, "the 10:00 hour");
-    }
-
-    #[test]
-    fn idle_ticks_do_not_forget_a_window_inside_the_late_horizon() {
-        let mut e = engine();
-        e.judge(cod(T0), T0);
-        assert_eq!(e.tick(T0 + HOUR).len(), 1);
-        assert!(e.tick(T0 + 2 * HOUR).is_empty());
-        let horizon = e.late_horizon_ms();
-        // Just inside the horizon a late reading still rewrites the hour…
-        let (_, points) = e.judge(cod(T0 + 1), T0 + HOUR + horizon - 1);
-        assert_eq!(points.len(), 1);
-        // …and once past the horizon it no longer is.
-        e.tick(T0 + HOUR + horizon);
-        let (_, points) = e.judge(cod(T0 + 2), T0 + HOUR + horizon);
-        assert!(points.is_empty(), "{points:?}");
-    }
-}
+mod due_tests;
