@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::config::{StationDefaults, WindowSpec};
+use crate::model::Status;
 
 const HOUR: i64 = 3_600_000;
 /// 2026-11-29T00:00:00Z.
