@@ -7,6 +7,7 @@
 
 mod broker_url;
 mod influx;
+mod metrics;
 pub mod params;
 mod signing_key;
 mod stations;
@@ -25,6 +26,7 @@ use crate::model::Params;
 
 pub use broker_url::BrokerUrl;
 pub use influx::{InfluxApi, InfluxSettings, InfluxUrl, InfluxV1, InfluxV2};
+pub use metrics::{MetricsDetail, MetricsSettings};
 pub use signing_key::{pem, SigningKey};
 pub use stations::{PermitLimit, Station, StationDefaults, Stations, WindowSpec};
 
@@ -68,6 +70,7 @@ pub struct Settings {
     pub stations: StationsSettings,
     pub journal: JournalSettings,
     pub compliance: ComplianceSettings,
+    pub metrics: MetricsSettings,
     /// `[inbox]`: Circular 10/2021 files pushed by dataloggers; `None` (no section) = off.
     pub inbox: Option<InboxSettings>,
 }
@@ -83,6 +86,7 @@ struct RawSettings {
     stations: StationsSettings,
     journal: JournalSettings,
     compliance: ComplianceSettings,
+    metrics: MetricsSettings,
     inbox: Option<InboxSettings>,
 }
 
@@ -559,6 +563,7 @@ impl RawSettings {
             stations,
             mut journal,
             compliance,
+            metrics,
             inbox,
         } = self;
         if let Some(path) = &journal.signing_key_file {
@@ -600,6 +605,7 @@ impl RawSettings {
             stations,
             journal,
             compliance,
+            metrics,
             inbox,
         })
     }
