@@ -11,13 +11,14 @@ use quantrac_testkit::{json_message, Broker, Publisher, Quantrac, STATIONS};
 
 use crate::QUANTRAC;
 
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "mqtt",
     "influx",
     "http",
     "stations",
     "journal",
     "compliance",
+    "metrics",
     "inbox",
 ];
 

@@ -123,6 +123,8 @@ pub struct Engine {
     due: BinaryHeap<Reverse<(i64, Due, Loc)>>,
     /// Parameters whose windows changed, as (slot, position).
     dirty: Vec<(u32, u16)>,
+    /// Series created by a rebuild in progress ([`Engine::restore_part`]).
+    restored: Vec<Loc>,
     /// Configured stations a reading reached since [`Engine::take_changed`], by slot.
     changed: Vec<usize>,
     /// Each configured station's kind, by slot.
@@ -192,6 +194,7 @@ impl Engine {
             health,
             due: BinaryHeap::new(),
             dirty: Vec::new(),
+            restored: Vec::new(),
             changed: Vec::new(),
             kinds,
             horizon_ms,
@@ -380,13 +383,22 @@ impl Engine {
     /// are fed as if the readings had arrived, no point is emitted, and windows closed at
     /// `now_ms` count as already written. A station's last-seen time becomes its newest reading
     /// time (at most `now_ms`), since receive times are not journaled here.
-    pub fn restore(&mut self, mut readings: Vec<Reading>, now_ms: i64) {
+    ///
+    /// All at once: [`Engine::restore_part`] for each batch, then [`Engine::restore_done`].
+    pub fn restore(&mut self, readings: Vec<Reading>, now_ms: i64) {
+        self.restore_part(readings, now_ms);
+        self.restore_done(now_ms);
+    }
+
+    /// One batch of [`Engine::restore`] (the readings of a message, in journal order), so a
+    /// rebuild never holds the whole late-data horizon of readings in memory at once.
+    pub fn restore_part(&mut self, mut readings: Vec<Reading>, now_ms: i64) {
         self.advance(now_ms);
         readings.sort_by_key(|r| r.ts_ms);
         let o2 = o2::valid_o2(&readings);
         let floor = self.floor(now_ms);
         let mut offset = Offset::default();
-        let mut fed: Vec<Loc> = Vec::new();
+        let fed = &mut self.restored;
         for reading in &readings {
             let handle = self.health.handle(&reading.key);
             self.health.seen_at(handle, reading.ts_ms.min(now_ms));
@@ -421,6 +433,12 @@ impl Engine {
                 self.changed.push(handle);
             }
         }
+    }
+
+    /// Ends a rebuild by batches: see [`Engine::restore_part`].
+    pub fn restore_done(&mut self, now_ms: i64) {
+        let floor = self.floor(now_ms);
+        let mut fed = std::mem::take(&mut self.restored);
         fed.sort_unstable();
         fed.dedup();
         self.reschedule(now_ms, floor, &fed);
