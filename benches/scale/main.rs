@@ -25,6 +25,7 @@
 //! `QUANTRAC_SCALE_STATIONS` (10,000) sets the size. Without `--bench` (under `cargo test`)
 //! a small smoke run checks that every part works.
 
+mod alloc;
 mod engine;
 mod procfs;
 
@@ -256,6 +257,36 @@ fn run_part(part: &str, n: usize) {
             stage.tick(now);
             println!("cpu_s={}", procfs::thread_cpu() - cpu0);
             println!("rss_mb={}", procfs::self_rss_mb());
+        }
+        "breakdown" => {
+            // Live heap bytes of each part of the stage after the day (a counting allocator).
+            let (stage, _) = day_of_windows(n);
+            let Stage {
+                engine,
+                events,
+                board,
+                metrics,
+                keys,
+                ..
+            } = stage;
+            let mut last = alloc::live();
+            let mut step = |what: &str| {
+                let now = alloc::live();
+                println!(
+                    "{what}_kb_per_station={}",
+                    (last - now) as f64 / 1024.0 / n as f64
+                );
+                last = now;
+            };
+            drop(board);
+            step("board");
+            drop(events);
+            drop(metrics);
+            step("metrics");
+            drop(engine);
+            step("engine");
+            drop(keys);
+            step("keys");
         }
         other => panic!("no part {other}"),
     }

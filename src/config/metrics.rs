@@ -17,7 +17,8 @@ pub enum MetricsDetail {
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsSettings {
     pub detail: MetricsDetail,
-    /// Compact detail: a running window's ratio is exposed while it is at least this…
+    /// Compact detail: a running window's ratio is exposed while it is at least this (the
+    /// shipped rules' early-warning share)…
     #[serde(deserialize_with = "non_negative")]
     pub running_min_ratio: f64,
     /// …and the running window's capture at least this (0–1).
@@ -29,7 +30,7 @@ impl Default for MetricsSettings {
     fn default() -> Self {
         MetricsSettings {
             detail: MetricsDetail::Compact,
-            running_min_ratio: 0.5,
+            running_min_ratio: 0.8,
             running_min_capture: 0.5,
         }
     }

@@ -13,7 +13,8 @@
 //! and dashboards need, and no more: per station × parameter `quantrac_reading_value`,
 //! `quantrac_exceedance` (instant and each window, 0/1) and `quantrac_window_running_ratio`
 //! only while a running window is worth an early warning (capture and ratio at least
-//! `running_min_capture` and `running_min_ratio`); per station the newest reading's time, the
+//! `running_min_capture` and `running_min_ratio`, 0.5 and 0.8 like the shipped early-warning
+//! rule); per station the newest reading's time, the
 //! latest message's receive time, the expected interval and `quantrac_station_state` for the
 //! current state only (value 1; a station not heard from has none). That is at most
 //! 1 + 2 × (1 + windows) series per station × parameter (6 with two windows, usually 4) and 4
@@ -51,7 +52,7 @@ impl Default for Detail {
     fn default() -> Self {
         Detail {
             full: false,
-            running_min_ratio: 0.5,
+            running_min_ratio: 0.8,
             running_min_capture: 0.5,
         }
     }

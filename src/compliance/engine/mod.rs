@@ -157,9 +157,21 @@ impl Engine {
         let mut kinds = Vec::new();
         let mut health = health::Tracker::default();
         let mut longest_s = 0u64;
+        // One copy of each limit's source text for the whole park.
+        let mut texts: std::collections::HashSet<std::sync::Arc<str>> = Default::default();
         for station in stations.iter() {
-            let resolved = limits::resolve(station, catalogue);
+            let mut resolved = limits::resolve(station, catalogue);
             warnings.extend(resolved.warnings);
+            for limit in resolved.limits.values_mut() {
+                if let crate::model::LimitSource::Regulation { text, .. } = &mut limit.source {
+                    match texts.get(text) {
+                        Some(shared) => *text = shared.clone(),
+                        None => {
+                            texts.insert(text.clone());
+                        }
+                    }
+                }
+            }
             let mut state = StationState {
                 o2_ref: station.o2_ref,
                 params: Vec::new(),
@@ -467,7 +479,7 @@ impl Engine {
             .iter()
             .flat_map(|slot| &slot.params)
             .flat_map(|p| &p.series)
-            .filter_map(|s| window_state(s, now, self.tz))
+            .filter_map(|s| window_state(s, &mut Spans::new(now, self.tz)))
             .collect()
     }
 
@@ -478,14 +490,12 @@ impl Engine {
             return Vec::new();
         };
         let mut out = Vec::new();
+        // The running windows of one instant: found in the zone once per window length.
+        let mut spans = Spans::new(now, self.tz);
         for (slot, pi) in std::mem::take(&mut self.dirty) {
             let p = &mut self.slots[slot as usize].params[usize::from(pi)];
             p.dirty = false;
-            out.extend(
-                p.series
-                    .iter()
-                    .filter_map(|s| window_state(s, now, self.tz)),
-            );
+            out.extend(p.series.iter().filter_map(|s| window_state(s, &mut spans)));
         }
         out
     }
@@ -648,9 +658,9 @@ fn schedule(
     }
 }
 
-fn window_state(s: &Series, now: i64, tz: Tz) -> Option<WindowState> {
+fn window_state(s: &Series, spans: &mut Spans) -> Option<WindowState> {
     let closed = s.last_valid().cloned();
-    let running = s.running(now, tz);
+    let running = s.point(spans.at(s.spec.seconds).0);
     (closed.is_some() || running.is_some()).then(|| WindowState {
         key: s.key.clone(),
         param: s.param,
