@@ -7,7 +7,9 @@
 //! stations sending COD, TSS, pH, NH4, Temp and Flow once a minute and windows 1 h and 24 h.
 //! Each part runs in a child process of its own (this binary again), so a resident-set figure
 //! is that part's alone:
-//! - `idle`: 10,000 configured stations, nothing heard: RSS, and RSS per station;
+//! - `idle`: 10,000 configured stations, nothing heard: RSS, and RSS per station (and the heap
+//!   in use, from a counting allocator: the resident set also holds what the allocator kept
+//!   from temporary allocations, such as parsing the stations file);
 //! - `day`: the same stations, then a whole day of one-minute messages backfilled (received at
 //!   the end of the day, so every closed window is rewritten as late data), then an hour of
 //!   live minutes with the clock ticking every second: RSS with full 1 h and 24 h windows,
@@ -61,6 +63,7 @@ fn main() {
     let restart = child("restart", n);
     let rss_base = base["rss_mb"];
     let per_station_kb = (idle["rss_mb"] - rss_base) * 1024.0 / n as f64;
+    let per_station_heap_kb = (idle["heap_mb"] - base["heap_mb"]) * 1024.0 / n as f64;
     let cpu_small = live["cpu_us_per_reading"];
     let cpu_big = day["cpu_us_per_reading"];
     let rows: Vec<(String, String, String, Option<bool>)> = vec![
@@ -73,7 +76,7 @@ fn main() {
         row(
             "idle configured station".into(),
             "≤ 4 KB",
-            format!("{per_station_kb:.2} KB"),
+            format!("{per_station_kb:.2} KB resident ({per_station_heap_kb:.2} KB of heap in use)"),
             Some(per_station_kb <= 4.0),
         ),
         row(
@@ -190,16 +193,19 @@ fn run_part(part: &str, n: usize) {
             // The process with the stage's code loaded and nothing built.
             let _m = Metrics::new();
             println!("rss_mb={}", procfs::self_rss_mb());
+            println!("heap_mb={}", alloc::live() as f64 / 1048576.0);
         }
         "idle" => {
             let mut stage = Stage::new(n, Metrics::new());
             stage.tick(DAY0);
             stage.tick(DAY0 + 1000);
             println!("rss_mb={}", procfs::self_rss_mb());
+            println!("heap_mb={}", alloc::live() as f64 / 1048576.0);
         }
         "day" => {
             let (mut stage, f) = day_of_windows(n);
             println!("rss_day_mb={}", procfs::self_rss_mb());
+            println!("heap_day_mb={}", alloc::live() as f64 / 1048576.0);
             println!("readings={}", f.readings);
             println!("backfill_cpu_s={}", f.backfill_cpu_s);
             let end = DAY0 + 24 * 60 * MIN;
@@ -258,9 +264,16 @@ fn run_part(part: &str, n: usize) {
             println!("cpu_s={}", procfs::thread_cpu() - cpu0);
             println!("rss_mb={}", procfs::self_rss_mb());
         }
-        "breakdown" => {
-            // Live heap bytes of each part of the stage after the day (a counting allocator).
-            let (stage, _) = day_of_windows(n);
+        "breakdown" | "idle-breakdown" => {
+            // Live heap bytes of each part of the stage (a counting allocator), after the day
+            // or idle.
+            let stage = if part == "breakdown" {
+                day_of_windows(n).0
+            } else {
+                let mut stage = Stage::new(n, Metrics::new());
+                stage.tick(DAY0);
+                stage
+            };
             let Stage {
                 engine,
                 events,

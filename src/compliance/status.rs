@@ -110,7 +110,13 @@ pub struct StatusBoard {
     shared_rejections: Arc<[RecentRejection]>,
     rejections_changed: bool,
     published_ms: Option<i64>,
+    /// Descriptions of stations with nothing measured yet (their limits only), one copy per
+    /// distinct set: most stations of a province share their regulation and coefficients.
+    unheard: Vec<Arc<[ParamStatus]>>,
 }
+
+/// At most this many distinct shared descriptions are kept.
+const SHARED_MAX: usize = 64;
 
 impl StatusBoard {
     pub fn new(tx: watch::Sender<Arc<ParkStatus>>) -> StatusBoard {
@@ -124,6 +130,7 @@ impl StatusBoard {
             shared_rejections: Arc::from(Vec::new()),
             rejections_changed: false,
             published_ms: None,
+            unheard: Vec::new(),
         }
     }
 
@@ -149,6 +156,29 @@ impl StatusBoard {
             });
             self.rejections_changed = true;
         }
+    }
+
+    /// `params` as an `Arc`, shared with other stations when nothing was measured yet.
+    fn shared(&mut self, params: Vec<ParamStatus>) -> Arc<[ParamStatus]> {
+        let fresh = params.iter().all(|p| {
+            p.latest.is_none()
+                && p.last_exceedance.is_none()
+                && p.hourly.is_empty()
+                && p.windows
+                    .iter()
+                    .all(|w| w.running.is_none() && w.closed.is_none())
+        });
+        if !fresh {
+            return Arc::from(params);
+        }
+        if let Some(s) = self.unheard.iter().find(|s| ***s == *params) {
+            return s.clone();
+        }
+        let arc: Arc<[ParamStatus]> = Arc::from(params);
+        if self.unheard.len() < SHARED_MAX {
+            self.unheard.push(arc.clone());
+        }
+        arc
     }
 
     /// Publishes the park at `now_ms`. `health` is [`Engine::health_changes`] at `now_ms`: the
@@ -206,6 +236,7 @@ impl StatusBoard {
                 continue;
             };
             let (params, until_ms) = engine.station_status_in(slot, &mut spans);
+            let params = self.shared(params);
             let (kind, expected_interval_s) = engine.station_kind(slot);
             self.described[slot] = Some(Described {
                 status: Arc::new(StationStatus {
@@ -215,7 +246,7 @@ impl StatusBoard {
                     state: h.state,
                     last_message_ms: h.last_reading_ms,
                     stuck: h.stuck_params,
-                    params: Arc::from(params),
+                    params,
                 }),
                 until_ms,
             });
