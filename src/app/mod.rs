@@ -120,11 +120,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     );
 
     certificate_expiry(&settings, &metrics);
+    metrics.stations.set_detail(crate::metrics::Detail {
+        full: settings.metrics.detail == crate::config::MetricsDetail::Full,
+        running_min_ratio: settings.metrics.running_min_ratio,
+        running_min_capture: settings.metrics.running_min_capture,
+    });
     for s in stations.iter() {
         metrics
-            .station_expected_interval
-            .with_label_values(&Metrics::station_labels(&s.key))
-            .set(s.expected_interval_s as f64);
+            .stations
+            .set_expected_interval(&s.key, s.expected_interval_s as f64);
     }
     let mut decoder = recovery::decoder(&settings, &stations)?;
     let mut engine = recovery::engine(&settings, stations);

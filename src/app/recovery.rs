@@ -81,8 +81,8 @@ pub fn rebuild_windows(
     let last_windows_record = journal
         .last_message_with_topic(compliance::WINDOWS_TOPIC, since)?
         .unwrap_or(0);
-    let (mut restored, mut after) = (Vec::new(), Vec::new());
-    let mut messages = 0usize;
+    let mut after = Vec::new();
+    let (mut messages, mut n) = (0usize, 0usize);
     journal.each_message_since(since, |m| {
         messages += 1;
         // quantrac's own records (windows); inbox files (`$inbox/…`) are decoded like MQTT
@@ -94,14 +94,16 @@ pub fn rebuild_windows(
             .decode(&m.topic, &m.payload, m.received_at_ms)
             .readings;
         if m.id <= last_windows_record {
-            restored.extend(readings);
+            // Message by message, in journal order (the order they arrived in): only one
+            // message's readings are held at a time.
+            n += readings.len();
+            engine.restore_part(readings, now);
         } else {
             after.push(readings);
         }
     })?;
-    let n = restored.len();
     let rejudged = after.len();
-    engine.restore(restored, now);
+    engine.restore_done(now);
     let mut pending = compliance::PendingWindows::default();
     for readings in after {
         let (_, averages) = engine.judge(readings, now);

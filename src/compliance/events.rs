@@ -8,10 +8,9 @@
 //! - [`Events::windows`]: the window gauges after a tick (closed verdicts, running means).
 //! - [`Events::health`]: `quantrac_station_state`, one series per state.
 //!
-//! These run for every reading and every window on every tick, so the label-resolved gauges
-//! are kept in `Gauges`, per station (a hash lookup per message) and per parameter (an array
-//! index) and window (a short list). A series is resolved the first time it is set, never
-//! before, so the exposed series are exactly those that were given a value.
+//! They run for every message and for the windows and stations that changed on a tick; the
+//! values go to the per-station table of [`crate::metrics::stations`] (one lock per message),
+//! which exposes what `[metrics] detail` asks for. A series appears once it is given a value.
 //!
 //! ## Which time a station's gauges show
 //! `quantrac_station_last_reading_timestamp_seconds` is the newest reading's own timestamp,
@@ -24,118 +23,96 @@
 
 use std::collections::HashMap;
 
-use prometheus::{Gauge, GaugeVec, IntGauge, IntGaugeVec};
-
 use super::{FxBuild, StationHealth, WindowState};
-use crate::metrics::{Metrics, STATION_STATES};
-use crate::model::{Judged, Param, StationKey};
-
-/// The window label of the instantaneous verdict gauges.
-const INSTANT: &str = "instant";
+use crate::metrics::{Metrics, StationTable, WindowValues, INSTANT, STATION_STATES};
+use crate::model::{Judged, StationKey};
 
 /// The compliance stage's events.
 pub struct Events {
     metrics: Metrics,
-    gauges: Gauges,
+    table: StationTable,
+    freshness: HashMap<StationKey, Freshness, FxBuild>,
 }
 
 impl Events {
     pub fn new(metrics: &Metrics) -> Events {
         Events {
             metrics: metrics.clone(),
-            gauges: Gauges::default(),
+            table: metrics.stations.clone(),
+            freshness: HashMap::default(),
         }
     }
 
     /// One message's readings were judged; it arrived at `received_at_ms`.
     pub fn judged(&mut self, readings: &[Judged], received_at_ms: i64) {
         let Some(last) = readings.last() else { return };
-        let m = &self.metrics;
-        m.ingest_lag
+        self.metrics
+            .ingest_lag
             .set((received_at_ms - last.reading.ts_ms) as f64 / 1000.0);
         // A message comes from one station; the lookup is per run of readings of one station.
         for run in readings.chunk_by(|a, b| a.reading.key == b.reading.key) {
             let key = &run[0].reading.key;
-            let station = self.gauges.station(key);
-            let [park, site, name] = Metrics::station_labels(key);
-            gauge(
-                &mut station.last_received,
-                &m.station_last_received,
-                &[park, site, name],
-            )
-            .set(received_at_ms as f64 / 1000.0);
+            if !self.freshness.contains_key(key) {
+                self.freshness.insert(key.clone(), Freshness::default());
+            }
+            let freshness = self.freshness.get_mut(key).expect("inserted above");
             let newest = run.iter().map(|j| j.reading.ts_ms).max();
-            if let Some(newest) = newest.and_then(|ts| station.freshness.observe(ts)) {
-                gauge(
-                    &mut station.last_reading,
-                    &m.station_last_reading,
-                    &[park, site, name],
-                )
-                .set(newest as f64 / 1000.0);
-            }
-            for j in run {
-                let param = j.reading.param;
-                let p = station.param(param);
-                let labels = [park, site, name, param.symbol()];
-                // A status event has no value: the gauge keeps the last measured one.
-                if let Some(value) = j.reading.value {
-                    gauge(&mut p.value, &m.reading_value, &labels).set(value);
+            let newest = newest.and_then(|ts| freshness.observe(ts));
+            self.table.station(key, |row| {
+                row.last_received(received_at_ms as f64 / 1000.0);
+                if let Some(newest) = newest {
+                    row.last_reading(newest as f64 / 1000.0);
                 }
-                if j.limit.is_some() {
-                    let w = [park, site, name, param.symbol(), INSTANT];
-                    if let Some(ratio) = j.ratio {
-                        gauge(&mut p.instant.ratio, &m.limit_ratio, &w).set(ratio);
+                for j in run {
+                    let param = j.reading.param;
+                    // A status event has no value: the gauge keeps the last measured one.
+                    if let Some(value) = j.reading.value {
+                        row.value(param, value);
                     }
-                    int_gauge(&mut p.instant.exceedance, &m.exceedance, &w)
-                        .set(i64::from(j.exceeded));
+                    if j.limit.is_some() {
+                        row.window(
+                            param,
+                            INSTANT,
+                            WindowValues {
+                                ratio: j.ratio,
+                                exceeded: Some(j.exceeded),
+                                ..WindowValues::default()
+                            },
+                        );
+                    }
                 }
-            }
+            });
         }
     }
 
-    /// The window gauges as the engine holds them now: the latest closed valid window's verdict
+    /// The window gauges of the windows that changed: the latest closed valid window's verdict
     /// (when it has a limit) and the running window's ratio and capture.
     pub fn windows(&mut self, states: &[WindowState]) {
-        let m = &self.metrics;
-        for s in states {
-            let labels = [
-                s.key.park(),
-                s.key.site(),
-                s.key.station(),
-                s.param.symbol(),
-                s.window.as_str(),
-            ];
-            let g = self.gauges.station(&s.key).param(s.param).window(&s.window);
-            if let Some(closed) = &s.closed {
-                if closed.limit_max.is_some() {
-                    if let Some(ratio) = closed.ratio {
-                        gauge(&mut g.ratio, &m.limit_ratio, &labels).set(ratio);
+        for run in states.chunk_by(|a, b| a.key == b.key) {
+            self.table.station(&run[0].key, |row| {
+                for s in run {
+                    let mut values = WindowValues::default();
+                    if let Some(closed) = s.closed.as_ref().filter(|c| c.limit_max.is_some()) {
+                        values.ratio = closed.ratio;
+                        values.exceeded = Some(closed.exceeded);
                     }
-                    int_gauge(&mut g.exceedance, &m.exceedance, &labels)
-                        .set(i64::from(closed.exceeded));
+                    if let Some(running) = &s.running {
+                        values.running = true;
+                        values.running_ratio = running.ratio;
+                        values.running_capture = Some(running.capture);
+                    }
+                    row.window(s.param, &s.window, values);
                 }
-            }
-            if let Some(running) = &s.running {
-                if let Some(ratio) = running.ratio {
-                    gauge(&mut g.running_ratio, &m.running_ratio, &labels).set(ratio);
-                }
-                gauge(&mut g.running_capture, &m.running_capture, &labels).set(running.capture);
-            }
+            });
         }
     }
 
-    /// Station states: 1 on the current state's series, 0 on the others.
+    /// Station states: the current state's series is 1 (see [`crate::metrics::stations`]
+    /// for the others).
     pub fn health(&mut self, healths: impl IntoIterator<Item = StationHealth>) {
-        let vec = &self.metrics.station_state;
         for h in healths {
-            let states = self
-                .gauges
-                .station(&h.key)
-                .states
-                .get_or_insert_with(|| state_gauges(vec, &h.key));
-            for (g, state) in states.iter().zip(STATION_STATES) {
-                g.set(i64::from(h.state.label() == state));
-            }
+            let state = STATION_STATES.iter().position(|s| *s == h.state.label());
+            self.table.set_state(&h.key, state);
         }
     }
 }
@@ -164,98 +141,11 @@ impl Freshness {
     }
 }
 
-/// Label-resolved gauges, created on first use.
-#[derive(Default)]
-struct Gauges {
-    stations: HashMap<StationKey, StationGauges, FxBuild>,
-}
-
-impl Gauges {
-    fn station(&mut self, key: &StationKey) -> &mut StationGauges {
-        // `entry` would clone the key on every call; the key is new only once per station.
-        if !self.stations.contains_key(key) {
-            self.stations.insert(key.clone(), StationGauges::default());
-        }
-        self.stations
-            .get_mut(key)
-            .expect("inserted just above when missing")
-    }
-}
-
-#[derive(Default)]
-struct StationGauges {
-    freshness: Freshness,
-    last_reading: Option<Gauge>,
-    last_received: Option<Gauge>,
-    /// In the order of [`STATION_STATES`].
-    states: Option<[IntGauge; STATION_STATES.len()]>,
-    /// Indexed by [`Param::index`]; grows to the highest parameter given a value.
-    params: Vec<Option<ParamGauges>>,
-}
-
-impl StationGauges {
-    fn param(&mut self, param: Param) -> &mut ParamGauges {
-        let i = param.index();
-        if self.params.len() <= i {
-            self.params.resize_with(i + 1, || None);
-        }
-        self.params[i].get_or_insert_with(ParamGauges::default)
-    }
-}
-
-#[derive(Default)]
-struct ParamGauges {
-    value: Option<Gauge>,
-    instant: WindowGauges,
-    /// One per window label (`1h`, `24h`, …): a station has a handful, so a list.
-    windows: Vec<(String, WindowGauges)>,
-}
-
-impl ParamGauges {
-    fn window(&mut self, label: &str) -> &mut WindowGauges {
-        let i = match self.windows.iter().position(|(w, _)| w == label) {
-            Some(i) => i,
-            None => {
-                self.windows
-                    .push((label.to_owned(), WindowGauges::default()));
-                self.windows.len() - 1
-            }
-        };
-        &mut self.windows[i].1
-    }
-}
-
-#[derive(Default)]
-struct WindowGauges {
-    ratio: Option<Gauge>,
-    exceedance: Option<IntGauge>,
-    running_ratio: Option<Gauge>,
-    running_capture: Option<Gauge>,
-}
-
-/// The gauge in `slot`, resolved from `vec` with `labels` the first time.
-fn gauge<'a>(slot: &'a mut Option<Gauge>, vec: &GaugeVec, labels: &[&str]) -> &'a Gauge {
-    slot.get_or_insert_with(|| vec.with_label_values(labels))
-}
-
-fn int_gauge<'a>(
-    slot: &'a mut Option<IntGauge>,
-    vec: &IntGaugeVec,
-    labels: &[&str],
-) -> &'a IntGauge {
-    slot.get_or_insert_with(|| vec.with_label_values(labels))
-}
-
-fn state_gauges(vec: &IntGaugeVec, key: &StationKey) -> [IntGauge; STATION_STATES.len()] {
-    let [park, site, station] = Metrics::station_labels(key);
-    STATION_STATES.map(|state| vec.with_label_values(&[park, site, station, state]))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::compliance::HealthState;
-    use crate::model::{Limit, LimitSource, Reading, Status, WindowPoint};
+    use crate::model::{Limit, LimitSource, Param, Reading, Status, WindowPoint};
 
     const DAY_MS: i64 = 86_400_000;
     const NOW_MS: i64 = 1_795_935_900_000; // 2026-11-29T07:05:00Z
@@ -356,11 +246,98 @@ mod tests {
         assert_eq!(value_of(&m, LAST_READING), Some(NOW_MS as f64 / 1000.0));
     }
 
+    fn full() -> crate::metrics::Detail {
+        crate::metrics::Detail {
+            full: true,
+            ..Default::default()
+        }
+    }
+
+    fn window(param: Param, label: &str, ratio: f64, capture: f64, closed: bool) -> WindowState {
+        let point = WindowPoint {
+            key: key(),
+            param,
+            window: label.into(),
+            start_ms: NOW_MS,
+            mean: 50.0,
+            samples: 1,
+            capture,
+            valid: closed,
+            limit_max: Some(100.0),
+            ratio: Some(ratio),
+            exceeded: closed && ratio > 1.0,
+        };
+        WindowState {
+            key: key(),
+            param,
+            window: label.into(),
+            closed: closed.then(|| point.clone()),
+            running: Some(point),
+        }
+    }
+
+    /// The issue's budget: by default at most 6 series per station × parameter (two windows)
+    /// and 8 per station; `quantrac_reading_value` and `quantrac_exceedance` as before.
+    #[test]
+    fn the_compact_detail_keeps_the_series_budget() {
+        let m = Metrics::new();
+        let mut events = Events::new(&m);
+        m.stations.set_expected_interval(&key(), 300.0);
+        events.health([crate::compliance::StationHealth {
+            key: key(),
+            state: HealthState::Ok,
+            last_reading_ms: Some(NOW_MS),
+            stuck_params: Vec::new(),
+        }]);
+        events.judged(
+            &[
+                judged(Param::COD, NOW_MS, true),
+                judged(Param::Flow, NOW_MS, false),
+            ],
+            NOW_MS,
+        );
+        events.windows(&[
+            window(Param::COD, "1h", 0.9, 0.6, true),
+            window(Param::COD, "24h", 0.9, 0.4, true),
+        ]);
+        let text = m.render();
+        let series = |needle: &str| {
+            text.lines()
+                .filter(|l| !l.starts_with('#') && l.contains(needle))
+                .collect::<Vec<_>>()
+        };
+        let cod = series(r#"param="COD",park="p",site="s",station="x""#);
+        assert_eq!(cod.len(), 5, "{cod:#?}");
+        assert!(cod.iter().all(|l| !l.starts_with("quantrac_limit_ratio")
+            && !l.starts_with("quantrac_window_running_capture")));
+        assert!(text.contains(
+            r#"quantrac_exceedance{param="COD",park="p",site="s",station="x",window="1h"} 0"#
+        ));
+        assert!(text.contains(r#"quantrac_window_running_ratio{param="COD",park="p",site="s",station="x",window="1h"} 0.9"#));
+        assert!(!text.contains(r#"quantrac_window_running_ratio{param="COD",park="p",site="s",station="x",window="24h"}"#), "capture 0.4 < 0.5");
+        assert_eq!(series(r#"param="Flow""#).len(), 1);
+        let station = series(r#"{park="p",site="s","#);
+        assert_eq!(station.len(), 4, "{station:#?}");
+        assert!(
+            text.contains(r#"quantrac_station_state{park="p",site="s",state="ok",station="x"} 1"#)
+        );
+        // The running ratio falls below the floor: its series goes.
+        events.windows(&[window(Param::COD, "1h", 0.3, 0.7, true)]);
+        assert!(!m
+            .render()
+            .contains(r#"quantrac_window_running_ratio{param="COD""#));
+        // Every family is announced, whatever the detail.
+        for family in crate::metrics::stations::FAMILIES {
+            assert!(text.contains(&format!("# TYPE {} gauge", family.0)));
+        }
+    }
+
     /// Cached handles must not expose a series before it has a value: a parameter without a
     /// limit has no instant ratio or exceedance, a station never judged has no timestamps.
     #[test]
     fn series_appear_only_once_they_have_a_value() {
         let m = Metrics::new();
+        m.stations.set_detail(full());
         let mut events = Events::new(&m);
         events.judged(&[], NOW_MS);
         events.health([crate::compliance::StationHealth {
@@ -370,7 +347,12 @@ mod tests {
             stuck_params: Vec::new(),
         }]);
         let text = m.render();
-        assert!(!text.contains("quantrac_station_last_"), "{text}");
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with("quantrac_station_last_")),
+            "{text}"
+        );
         assert!(text
             .contains(r#"quantrac_station_state{park="p",site="s",state="silent",station="x"} 1"#));
         assert!(

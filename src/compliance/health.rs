@@ -21,7 +21,8 @@
 //! Stations that are not configured have no expected interval and no stuck threshold: they are
 //! never silent or stuck, only fault or calibrating.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 
 use crate::config::{Station, Stations};
 use crate::model::{Param, Reading, StationKey, Status};
@@ -68,6 +69,12 @@ struct ParamTrack {
 #[derive(Clone, Debug, Default)]
 struct StationTrack {
     last_seen_ms: Option<i64>,
+    /// A reading arrived since [`Tracker::changes`] last looked at the station.
+    dirty: bool,
+    /// The station has an entry in the silence queue.
+    queued: bool,
+    /// What [`Tracker::changes`] last reported.
+    reported: Option<(HealthState, Option<i64>, Vec<Param>)>,
     /// Indexed by [`Param::index`] (table order, which is also `Param`'s order); grows to the
     /// highest parameter heard from.
     params: Vec<Option<ParamTrack>>,
@@ -95,6 +102,14 @@ pub struct Tracker {
     /// The last station looked up: consecutive readings nearly always share their key's
     /// allocation, so a pointer comparison answers without hashing.
     last: Option<Handle>,
+    /// Stations a reading reached since [`Tracker::changes`] last ran.
+    dirty: Vec<Handle>,
+    /// When a configured station turns silent unless it is heard from before: the only state
+    /// that changes with the clock alone. One entry per station at most; an entry that falls
+    /// due for a station heard from since is put back at its new time.
+    silence: BinaryHeap<Reverse<(i64, Handle)>>,
+    /// [`Tracker::changes`] has reported every station once.
+    primed: bool,
 }
 
 impl Tracker {
@@ -129,6 +144,69 @@ impl Tracker {
     pub fn seen_at(&mut self, h: Handle, at_ms: i64) {
         let t = &mut self.tracks[h].1;
         t.last_seen_ms = Some(t.last_seen_ms.map_or(at_ms, |s| s.max(at_ms)));
+        if !t.dirty {
+            t.dirty = true;
+            self.dirty.push(h);
+        }
+    }
+
+    /// The station's handle when it was seen or configured, without adding it.
+    pub fn find(&self, key: &StationKey) -> Option<Handle> {
+        self.index.get(key).copied()
+    }
+
+    /// Health at `now_ms` of the stations whose health changed since the last call (every
+    /// station the first time), with their handles: only stations a reading reached and
+    /// stations whose silence deadline passed are looked at, so the cost follows the readings,
+    /// not the size of the park. `stations` must be the configured stations whose handles
+    /// are their positions in key order (as the engine adds them).
+    pub fn changes(
+        &mut self,
+        stations: &[Expect],
+        started_ms: i64,
+        now_ms: i64,
+    ) -> Vec<(Handle, StationHealth)> {
+        let mut due = std::mem::take(&mut self.dirty);
+        if !self.primed {
+            self.primed = true;
+            due = (0..self.tracks.len()).collect();
+        }
+        while let Some(&Reverse((at, h))) = self.silence.peek() {
+            if at > now_ms {
+                break;
+            }
+            self.silence.pop();
+            self.tracks[h].1.queued = false;
+            due.push(h);
+        }
+        due.sort_unstable();
+        due.dedup();
+        let mut out = Vec::new();
+        for h in due {
+            let station = stations.get(h).copied();
+            let (key, track) = &mut self.tracks[h];
+            track.dirty = false;
+            let health = evaluate(key, Some(&*track), station, started_ms, now_ms);
+            if let Some(s) = station {
+                if health.state != HealthState::Silent && !track.queued {
+                    let interval_ms = s.expected_interval_s as i64 * 1000;
+                    let last = track.last_seen_ms.unwrap_or(started_ms);
+                    let at = last + SILENT_AFTER_INTERVALS * interval_ms + 1;
+                    track.queued = true;
+                    self.silence.push(Reverse((at.max(now_ms + 1), h)));
+                }
+            }
+            let now = (
+                health.state,
+                health.last_reading_ms,
+                health.stuck_params.clone(),
+            );
+            if track.reported.as_ref() != Some(&now) {
+                track.reported = Some(now);
+                out.push((h, health));
+            }
+        }
+        out
     }
 
     /// Records one reading's status and value.
@@ -184,7 +262,7 @@ impl Tracker {
             .iter()
             .map(|s| {
                 let track = self.index.get(&s.key).map(|&h| &self.tracks[h].1);
-                evaluate(&s.key, track, Some(s), started_ms, now_ms)
+                evaluate(&s.key, track, Some(Expect::of(s)), started_ms, now_ms)
             })
             .collect();
         let mut others: Vec<&(StationKey, StationTrack)> = self
@@ -200,10 +278,26 @@ impl Tracker {
     }
 }
 
+/// What health needs of a configured station's settings.
+#[derive(Clone, Copy, Debug)]
+pub struct Expect {
+    pub expected_interval_s: u64,
+    pub stuck_after_s: u64,
+}
+
+impl Expect {
+    pub fn of(s: &Station) -> Expect {
+        Expect {
+            expected_interval_s: s.expected_interval_s,
+            stuck_after_s: s.stuck_after_s,
+        }
+    }
+}
+
 fn evaluate(
     key: &StationKey,
     track: Option<&StationTrack>,
-    station: Option<&Station>,
+    station: Option<Expect>,
     started_ms: i64,
     now_ms: i64,
 ) -> StationHealth {

@@ -64,7 +64,7 @@ pub fn resolve(station: &Station, catalogue: &Catalogue) -> Resolved {
             max: cell.max.map(|c| tidy(c * factor)),
             min: cell.min,
             source: LimitSource::Regulation {
-                text,
+                text: text.into(),
                 unverified: cell.unverified(),
             },
         };

@@ -29,8 +29,8 @@ use crate::pipeline::{Decoded, Envelope, Processed};
 /// Topic of the journal records that hold windows closed by the clock (not by a message).
 pub const WINDOWS_TOPIC: &str = "$quantrac/windows";
 
-/// How often windows are closed, the window and health gauges refreshed and the status
-/// snapshot published.
+/// How often windows are closed, the window and health gauges that changed refreshed and the
+/// status snapshot brought up to date.
 const TICK: Duration = Duration::from_secs(1);
 
 pub async fn run(
@@ -78,15 +78,19 @@ pub async fn run(
                         return;
                     }
                 }
-                events.windows(&engine.window_states());
-                let health = engine.health(now);
+                // Only what changed or fell due: the windows a reading or a close touched,
+                // the stations whose health moved (see `Engine`).
+                events.windows(&engine.window_changes());
+                let health = engine.health_changes(now);
                 board.publish(&mut engine, &health, now);
                 // Configured stations only: a station removed from the configuration has no
                 // state series, even while its readings are still in the journal.
+                let configured = engine.configured();
                 events.health(
                     health
                         .into_iter()
-                        .filter(|h| engine.is_configured(&h.key)),
+                        .filter(|(slot, _)| *slot < configured)
+                        .map(|(_, h)| h),
                 );
             }
         }

@@ -6,7 +6,8 @@
 //! health changed; otherwise the previous `Arc` is shared. With stations reporting every few
 //! minutes that is a handful of stations a second, whatever the size of the park.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::sync::Arc;
 
 use chrono_tz::Tz;
@@ -90,27 +91,46 @@ struct Described {
     until_ms: i64,
 }
 
+/// A snapshot is published when something in it changed, and at least this often so that its
+/// time stays current for the page.
+const REFRESH_MS: i64 = 5_000;
+
 /// Builds and publishes the snapshots.
 pub struct StatusBoard {
     tx: watch::Sender<Arc<ParkStatus>>,
     /// By slot (configured stations in key order).
     described: Vec<Option<Described>>,
+    /// The latest health of each configured station, by slot.
+    health: Vec<Option<StationHealth>>,
+    /// When a configured station's description ends (an open window ends), by time.
+    until: BinaryHeap<Reverse<(i64, usize)>>,
     /// Stations heard from but not configured, by key.
-    others: Vec<Arc<StationStatus>>,
+    others: BTreeMap<StationKey, Arc<StationStatus>>,
     rejections: VecDeque<RecentRejection>,
     shared_rejections: Arc<[RecentRejection]>,
     rejections_changed: bool,
+    published_ms: Option<i64>,
+    /// Descriptions of stations with nothing measured yet (their limits only), one copy per
+    /// distinct set: most stations of a province share their regulation and coefficients.
+    unheard: Vec<Arc<[ParamStatus]>>,
 }
+
+/// At most this many distinct shared descriptions are kept.
+const SHARED_MAX: usize = 64;
 
 impl StatusBoard {
     pub fn new(tx: watch::Sender<Arc<ParkStatus>>) -> StatusBoard {
         StatusBoard {
             tx,
             described: Vec::new(),
-            others: Vec::new(),
+            health: Vec::new(),
+            until: BinaryHeap::new(),
+            others: BTreeMap::new(),
             rejections: VecDeque::with_capacity(RECENT_REJECTIONS),
             shared_rejections: Arc::from(Vec::new()),
             rejections_changed: false,
+            published_ms: None,
+            unheard: Vec::new(),
         }
     }
 
@@ -138,60 +158,48 @@ impl StatusBoard {
         }
     }
 
-    /// Publishes the park at `now_ms`. `health` is [`Engine::health`] at `now_ms`: the
-    /// configured stations first, in slot order, then the others.
-    pub fn publish(&mut self, engine: &mut Engine, health: &[StationHealth], now_ms: i64) {
-        let configured = engine.stations().count();
-        self.described.resize_with(configured, || None);
-        let stale: Vec<usize> = health
-            .iter()
-            .take(configured)
-            .enumerate()
-            .filter(|&(slot, h)| match &self.described[slot] {
-                None => true,
-                Some(d) => {
-                    now_ms >= d.until_ms
-                        || engine.station_changed(slot)
-                        || !same_health(&d.status, h)
-                }
-            })
-            .map(|(slot, _)| slot)
-            .collect();
-        let mut spans = Spans::new(now_ms, engine.timezone());
-        let rebuilt: Vec<_> = stale
-            .into_iter()
-            .map(|slot| (slot, engine.station_status_in(slot, &mut spans)))
-            .collect();
-        // Slots are in ascending order, as are the stations: one pass joins them.
-        let mut rebuilt = rebuilt.into_iter().peekable();
-        for (slot, (station, h)) in engine.stations().zip(health).enumerate() {
-            let Some((_, (params, until_ms))) = rebuilt.next_if(|(s, _)| *s == slot) else {
-                continue;
-            };
-            debug_assert_eq!(station.key, h.key);
-            self.described[slot] = Some(Described {
-                status: Arc::new(StationStatus {
-                    key: h.key.clone(),
-                    kind: Some(station.kind),
-                    expected_interval_s: Some(station.expected_interval_s),
-                    state: h.state,
-                    last_message_ms: h.last_reading_ms,
-                    stuck: h.stuck_params.clone(),
-                    params: Arc::from(params),
-                }),
-                until_ms,
-            });
+    /// `params` as an `Arc`, shared with other stations when nothing was measured yet.
+    fn shared(&mut self, params: Vec<ParamStatus>) -> Arc<[ParamStatus]> {
+        let fresh = params.iter().all(|p| {
+            p.latest.is_none()
+                && p.last_exceedance.is_none()
+                && p.hourly.is_empty()
+                && p.windows
+                    .iter()
+                    .all(|w| w.running.is_none() && w.closed.is_none())
+        });
+        if !fresh {
+            return Arc::from(params);
         }
-        let others = &health[configured.min(health.len())..];
-        if others.len() != self.others.len()
-            || others
-                .iter()
-                .zip(&self.others)
-                .any(|(h, s)| h.key != s.key || !same_health(s, h))
-        {
-            self.others = others
-                .iter()
-                .map(|h| {
+        if let Some(s) = self.unheard.iter().find(|s| ***s == *params) {
+            return s.clone();
+        }
+        let arc: Arc<[ParamStatus]> = Arc::from(params);
+        if self.unheard.len() < SHARED_MAX {
+            self.unheard.push(arc.clone());
+        }
+        arc
+    }
+
+    /// Publishes the park at `now_ms`. `health` is [`Engine::health_changes`] at `now_ms`: the
+    /// stations whose health changed, by slot. Only the stations that changed are described
+    /// again — a reading reached them, their health changed, or an open window of theirs ended
+    /// — so a tick costs what changed, not the size of the park.
+    pub fn publish(&mut self, engine: &mut Engine, health: &[(usize, StationHealth)], now_ms: i64) {
+        let configured = engine.configured();
+        let first = self.described.len() != configured;
+        self.described.resize_with(configured, || None);
+        self.health.resize_with(configured, || None);
+        let mut stale: Vec<usize> = engine.take_changed();
+        let mut others_changed = false;
+        for (slot, h) in health {
+            if *slot < configured {
+                self.health[*slot] = Some(h.clone());
+                stale.push(*slot);
+            } else {
+                others_changed = true;
+                self.others.insert(
+                    h.key.clone(),
                     Arc::new(StationStatus {
                         key: h.key.clone(),
                         kind: None,
@@ -200,9 +208,57 @@ impl StatusBoard {
                         last_message_ms: h.last_reading_ms,
                         stuck: h.stuck_params.clone(),
                         params: Arc::from(Vec::new()),
-                    })
-                })
-                .collect();
+                    }),
+                );
+            }
+        }
+        while let Some(&Reverse((at, slot))) = self.until.peek() {
+            if at > now_ms {
+                break;
+            }
+            self.until.pop();
+            if self.described[slot]
+                .as_ref()
+                .is_some_and(|d| d.until_ms == at)
+            {
+                stale.push(slot);
+            }
+        }
+        if first {
+            stale = (0..configured).collect();
+        }
+        stale.sort_unstable();
+        stale.dedup();
+        let mut spans = Spans::new(now_ms, engine.timezone());
+        let rebuilt = !stale.is_empty();
+        for slot in stale {
+            let Some(h) = self.health[slot].clone() else {
+                continue;
+            };
+            let (params, until_ms) = engine.station_status_in(slot, &mut spans);
+            let params = self.shared(params);
+            let (kind, expected_interval_s) = engine.station_kind(slot);
+            self.described[slot] = Some(Described {
+                status: Arc::new(StationStatus {
+                    key: h.key,
+                    kind: Some(kind),
+                    expected_interval_s: Some(expected_interval_s),
+                    state: h.state,
+                    last_message_ms: h.last_reading_ms,
+                    stuck: h.stuck_params,
+                    params,
+                }),
+                until_ms,
+            });
+            if until_ms != i64::MAX {
+                self.until.push(Reverse((until_ms, slot)));
+            }
+        }
+        let due = self
+            .published_ms
+            .is_none_or(|at| now_ms - at >= REFRESH_MS || now_ms < at);
+        if !(rebuilt || others_changed || self.rejections_changed || due) {
+            return;
         }
         if self.rejections_changed {
             self.shared_rejections = self.rejections.iter().cloned().collect();
@@ -213,8 +269,9 @@ impl StatusBoard {
             .iter()
             .flatten()
             .map(|d| d.status.clone())
-            .chain(self.others.iter().cloned())
+            .chain(self.others.values().cloned())
             .collect();
+        self.published_ms = Some(now_ms);
         self.tx.send_replace(Arc::new(ParkStatus {
             at_ms: Some(now_ms),
             tz: engine.timezone(),
@@ -222,10 +279,6 @@ impl StatusBoard {
             rejections: self.shared_rejections.clone(),
         }));
     }
-}
-
-fn same_health(s: &StationStatus, h: &StationHealth) -> bool {
-    s.state == h.state && s.last_message_ms == h.last_reading_ms && s.stuck == h.stuck_params
 }
 
 #[cfg(test)]
@@ -271,7 +324,7 @@ mod tests {
     }
 
     fn publish(board: &mut StatusBoard, e: &mut Engine, now: i64) {
-        let health = e.health(now);
+        let health = e.health_changes(now);
         board.publish(e, &health, now);
     }
 
@@ -481,7 +534,7 @@ mod timing {
         }
         // A minute after the last readings, nine before the top of the hour.
         let now = t0 + 143 * 600_000 + 60_000;
-        let health = e.health(now);
+        let health = e.health_changes(now);
         let (tx, rx) = watch::channel(Arc::new(ParkStatus::empty(chrono_tz::UTC)));
         let mut board = StatusBoard::new(tx);
         let t = Instant::now();
@@ -499,7 +552,7 @@ mod timing {
             status: Status::Normal,
         }];
         e.judge(one, now);
-        let health = e.health(now + 1);
+        let health = e.health_changes(now + 1);
         let t = Instant::now();
         board.publish(&mut e, &health, now + 1);
         let usual = t.elapsed();

@@ -36,7 +36,7 @@ pub fn render_limit_table(rows: &[LimitRow], warnings: &[String], stations: usiz
                 if *unverified {
                     format!("{text} [UNVERIFIED value]")
                 } else {
-                    text.clone()
+                    text.to_string()
                 }
             }
         };

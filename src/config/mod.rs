@@ -7,6 +7,7 @@
 
 mod broker_url;
 mod influx;
+mod metrics;
 pub mod params;
 mod signing_key;
 mod stations;
@@ -26,6 +27,7 @@ use crate::model::Params;
 
 pub use broker_url::BrokerUrl;
 pub use influx::{InfluxApi, InfluxSettings, InfluxUrl, InfluxV1, InfluxV2};
+pub use metrics::{MetricsDetail, MetricsSettings};
 pub use signing_key::{pem, SigningKey};
 pub use stations::{PermitLimit, Station, StationDefaults, Stations, WindowSpec};
 pub use uplink::{UplinkSettings, UplinkUrl, UplinkValue};
@@ -70,6 +72,7 @@ pub struct Settings {
     pub stations: StationsSettings,
     pub journal: JournalSettings,
     pub compliance: ComplianceSettings,
+    pub metrics: MetricsSettings,
     /// `[inbox]`: Circular 10/2021 files pushed by dataloggers; `None` (no section) = off.
     pub inbox: Option<InboxSettings>,
     /// `[uplink]`: files sent to the provincial department; `None` (no section) = off.
@@ -87,6 +90,7 @@ struct RawSettings {
     stations: StationsSettings,
     journal: JournalSettings,
     compliance: ComplianceSettings,
+    metrics: MetricsSettings,
     inbox: Option<InboxSettings>,
     uplink: Option<UplinkSettings>,
 }
@@ -568,6 +572,7 @@ impl RawSettings {
             stations,
             mut journal,
             compliance,
+            metrics,
             inbox,
             uplink,
         } = self;
@@ -611,6 +616,7 @@ impl RawSettings {
             stations,
             journal,
             compliance,
+            metrics,
             inbox,
             uplink,
         })

@@ -268,7 +268,7 @@ fn latest(l: &Latest, tz: Tz) -> LatestJson {
 fn limit(l: &Limit) -> LimitJson<'_> {
     let (source, unverified) = match &l.source {
         LimitSource::Permit => ("permit", false),
-        LimitSource::Regulation { text, unverified } => (text.as_str(), *unverified),
+        LimitSource::Regulation { text, unverified } => (&**text, *unverified),
     };
     LimitJson {
         max: l.max,

@@ -211,7 +211,12 @@ pub enum LimitSource {
     Permit,
     /// A regulation table entry with the coefficients applied, e.g.
     /// `QCVN 40:2011/BTNMT Table 1 col B × Kq 0.9 × Kf 1.0`.
-    Regulation { text: String, unverified: bool },
+    /// `text` is shared: the stations of a park mostly have the same one, and a limit is
+    /// cloned into every judged reading.
+    Regulation {
+        text: std::sync::Arc<str>,
+        unverified: bool,
+    },
 }
 
 /// The limit that applies to one station × parameter, in the canonical unit.

@@ -98,7 +98,7 @@ pub struct StationStatus {
 }
 
 /// One parameter of one station.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ParamStatus {
     pub param: Param,
     pub latest: Option<Latest>,

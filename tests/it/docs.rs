@@ -18,6 +18,7 @@ const SECTIONS: [&str; 8] = [
     "stations",
     "journal",
     "compliance",
+    "metrics",
     "inbox",
     "uplink",
 ];

@@ -2,11 +2,28 @@
 //!
 //! Legal exceedances are judged on averages of valid data, not single samples
 //! (regulations.md §5); a DAHS averages only "normal" raw values, needs a minimum data capture
-//! per period and flags each average valid or not (§4, §6 items 5–7). So each window keeps its
-//! status-00 samples keyed by timestamp — an MQTT redelivery or a replayed datalogger buffer
-//! replaces a sample instead of counting it twice — and its point is
+//! per period and flags each average valid or not (§4, §6 items 5–7). A window's point is
 //! `mean`, `samples`, `capture = samples ÷ (window ÷ expected interval)` (at most 1),
 //! `valid = capture ≥ min_capture`, and `exceeded` only when valid.
+//!
+//! ## What a window keeps
+//! Only what its point needs: the number of status-00 samples and their sum, as an exact
+//! fixed-point integer (so the mean is the same whatever order the samples came in, live or
+//! rebuilt after a restart). No value is kept per sample. To count each sample once, the
+//! series (one station × parameter × window length) keeps the set of sample times it has
+//! counted, as arithmetic runs ([`Stamps`]): a station stamping its readings on the minute
+//! costs one 16-byte run for a whole day, where a list of samples would cost 1,440 × 16 bytes
+//! per window length. So a day of one-minute data costs a few hundred bytes per station ×
+//! parameter × window length (a bucket of 48 bytes per window held within the late-data
+//! horizon, plus the runs), and nothing is reserved ahead.
+//!
+//! Exact-once is by timestamp, first value wins: an MQTT redelivery or a replayed datalogger
+//! buffer finds its time already counted and changes nothing; a late reading at a new time
+//! (within the late-data horizon) is added and its closed window's point rewritten. A later
+//! reading at a time already counted — a different value, or another status — is judged and
+//! journaled like any reading but does not change the window (the values are not kept to
+//! take the first one out). The journal holds both, and a rebuild after a restart replays
+//! them in the order they were journaled, so it reaches the same windows.
 //!
 //! Windows align to the LOCAL clock of `stations.timezone`: an hour window starts on the hour
 //! and a day window at local midnight (Asia/Ho_Chi_Minh: 17:00 UTC), as inspectors read them.
@@ -21,6 +38,9 @@ use crate::model::status::WindowMean;
 use crate::model::{Limit, Param, StationKey, WindowPoint};
 
 use super::limits;
+
+mod stamps;
+pub use stamps::Stamps;
 
 /// `[start, end)` in epoch milliseconds of the `seconds`-long window holding `ts_ms`, aligned
 /// to multiples of its length in local time (so to local midnight for day windows).
@@ -89,77 +109,51 @@ fn to_utc(local_ms: i64, tz: Tz) -> Option<i64> {
     }
 }
 
-/// The sum of no sample, as `Iterator::sum` starts it, so a running sum built by adding
-/// samples in time order is bit for bit the sum of the samples.
-fn empty_sum() -> f64 {
-    std::iter::empty::<f64>().sum()
+/// Fixed-point scale of the window sums: a value is counted in units of 2⁻⁴⁰ (about 10⁻¹²),
+/// so a sum is an integer, exact and the same whatever order the samples came in, and a
+/// window's mean does not depend on arrival order or on a restart. An `i128` holds sums up to
+/// about 10²⁶; values are finite and far smaller (decode rejects the rest), and a conversion
+/// that would not fit saturates instead of wrapping.
+const SCALE: f64 = (1u64 << 40) as f64;
+
+fn fixed(value: f64) -> i128 {
+    (value * SCALE) as i128
 }
 
-/// One window's samples.
+/// One window's aggregate: what its point needs, and nothing per sample.
 #[derive(Clone, Debug)]
 struct Bucket {
     start_ms: i64,
     end_ms: i64,
-    /// `(reading timestamp, value)` (O2-corrected where that applied), sorted by timestamp,
-    /// one per timestamp. Readings arrive mostly in time order, so most inserts are a push.
-    samples: Vec<(i64, f64)>,
-    /// The values summed in timestamp order: the mean is `sum / len` without a pass over the
-    /// samples. A push adds to it; any other change re-sums, so rounding never depends on the
-    /// order the readings came in.
-    sum: f64,
+    /// The samples' values summed in units of 2⁻⁴⁰ (see [`SCALE`]).
+    sum: i128,
+    samples: u32,
     /// Its final point has been handed out (by `close` or as a late rewrite).
     emitted: bool,
 }
 
 impl Bucket {
-    /// `expected` samples are reserved at once: the window fills to about that many, and
-    /// growing a vector by doubling would copy it and leave slack in memory.
-    fn new(start_ms: i64, end_ms: i64, expected: usize) -> Bucket {
+    fn new(start_ms: i64, end_ms: i64) -> Bucket {
         Bucket {
             start_ms,
             end_ms,
-            samples: Vec::with_capacity(expected),
-            sum: empty_sum(),
+            sum: 0,
+            samples: 0,
             emitted: false,
         }
     }
 
-    /// Sets the sample at `ts_ms`; returns the value it replaced.
-    fn insert(&mut self, ts_ms: i64, value: f64) -> Option<f64> {
-        if self.samples.last().is_none_or(|&(last, _)| last < ts_ms) {
-            self.samples.push((ts_ms, value));
-            self.sum += value;
-            return None;
-        }
-        match self.samples.binary_search_by_key(&ts_ms, |&(ts, _)| ts) {
-            Ok(i) => {
-                let old = std::mem::replace(&mut self.samples[i].1, value);
-                if old.to_bits() != value.to_bits() {
-                    self.resum();
-                }
-                Some(old)
-            }
-            Err(i) => {
-                self.samples.insert(i, (ts_ms, value));
-                self.resum();
-                None
-            }
-        }
+    fn add(&mut self, value: f64) {
+        self.sum = self.sum.saturating_add(fixed(value));
+        self.samples += 1;
     }
 
-    /// Withdraws the sample at `ts_ms`; returns its value.
-    fn remove(&mut self, ts_ms: i64) -> Option<f64> {
-        let i = self
-            .samples
-            .binary_search_by_key(&ts_ms, |&(ts, _)| ts)
-            .ok()?;
-        let (_, old) = self.samples.remove(i);
-        self.resum();
-        Some(old)
+    fn is_empty(&self) -> bool {
+        self.samples == 0
     }
 
-    fn resum(&mut self) {
-        self.sum = self.samples.iter().map(|&(_, v)| v).sum();
+    fn mean(&self) -> f64 {
+        self.sum as f64 / SCALE / f64::from(self.samples)
     }
 }
 
@@ -180,6 +174,8 @@ pub struct Series {
     pub limit: Option<Limit>,
     buckets: VecDeque<Bucket>,
     pending: BTreeSet<(i64, i64)>,
+    /// The times of the samples counted in the windows held, for exact-once counting.
+    stamps: Stamps,
     /// The shortest window held so far (`end − start`; windows of one length can differ
     /// across a daylight-saving jump): no window ends before the first start plus this.
     min_len_ms: i64,
@@ -188,6 +184,10 @@ pub struct Series {
     last_valid: Option<WindowPoint>,
     /// See [`bounds_cached`].
     local: LocalCache,
+    /// The close and eviction times the engine's due-queue holds for this series
+    /// (`i64::MAX`: none).
+    pub(in crate::compliance) queued_close: i64,
+    pub(in crate::compliance) queued_evict: i64,
 }
 
 impl Series {
@@ -208,9 +208,12 @@ impl Series {
             limit,
             buckets: VecDeque::new(),
             pending: BTreeSet::new(),
+            stamps: Stamps::default(),
             min_len_ms: i64::MAX,
             last_valid: None,
             local: None,
+            queued_close: i64::MAX,
+            queued_evict: i64::MAX,
         }
     }
 
@@ -238,35 +241,27 @@ impl Series {
         if end <= floor_ms {
             return None;
         }
-        match value {
-            Some(v) => {
-                let i = match self.find(start) {
-                    Ok(i) => i,
-                    Err(i) => {
-                        let expected = self.expected_samples().ceil().clamp(1.0, 1024.0);
-                        self.buckets
-                            .insert(i, Bucket::new(start, end, expected as usize));
-                        self.min_len_ms = self.min_len_ms.min(end - start);
-                        i
-                    }
-                };
-                let bucket = &mut self.buckets[i];
-                if bucket.samples.is_empty() && !bucket.emitted {
-                    self.pending.insert((bucket.end_ms, start));
-                }
-                let old = bucket.insert(ts_ms, v);
-                (old != Some(v)).then_some((start, bucket.end_ms))
-            }
-            None => {
-                let i = self.find(start).ok()?;
-                let bucket = &mut self.buckets[i];
-                bucket.remove(ts_ms)?;
-                if bucket.samples.is_empty() {
-                    self.pending.remove(&(bucket.end_ms, start));
-                }
-                Some((start, bucket.end_ms))
-            }
+        // First status-00 value wins: a timestamp counted once is never counted again (a
+        // redelivery, a replayed buffer), and later readings at that time leave the window
+        // alone (see the module's documentation).
+        let v = value?;
+        if !self.stamps.insert(ts_ms) {
+            return None;
         }
+        let i = match self.find(start) {
+            Ok(i) => i,
+            Err(i) => {
+                self.buckets.insert(i, Bucket::new(start, end));
+                self.min_len_ms = self.min_len_ms.min(end - start);
+                i
+            }
+        };
+        let bucket = &mut self.buckets[i];
+        if bucket.is_empty() && !bucket.emitted {
+            self.pending.insert((bucket.end_ms, start));
+        }
+        bucket.add(v);
+        Some((start, bucket.end_ms))
     }
 
     /// Whether the window starting at `start_ms` ends at or before `now_ms`.
@@ -389,6 +384,14 @@ impl Series {
                 i += 1;
             }
         }
+        // Times before the first window held can no longer be put (they are below the floor).
+        match self.buckets.front() {
+            Some(b) => self.stamps.forget_before(b.start_ms),
+            None => self.stamps = Stamps::default(),
+        }
+        if self.buckets.capacity() > 2 * self.buckets.len() + 4 {
+            self.buckets.shrink_to_fit();
+        }
     }
 
     /// The latest closed valid window.
@@ -441,11 +444,11 @@ impl Series {
 
     /// A window's mean, capture and verdict; `None` for a window with no sample.
     fn mean_of(&self, bucket: &Bucket) -> Option<WindowMean> {
-        if bucket.samples.is_empty() {
+        if bucket.is_empty() {
             return None;
         }
-        let samples = bucket.samples.len();
-        let mean = bucket.sum / samples as f64;
+        let samples = bucket.samples;
+        let mean = bucket.mean();
         let expected = self.expected_samples();
         let capture = (samples as f64 / expected).min(1.0);
         let valid = capture >= self.min_capture;
@@ -459,7 +462,7 @@ impl Series {
             start_ms: bucket.start_ms,
             end_ms: bucket.end_ms,
             mean,
-            samples: u32::try_from(samples).unwrap_or(u32::MAX),
+            samples,
             capture,
             valid,
             ratio,
@@ -505,226 +508,4 @@ impl Series {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::LimitSource;
-    use chrono_tz::Asia::Ho_Chi_Minh;
-
-    const HOUR: i64 = 3_600_000;
-    /// 2026-11-29T00:00:00Z.
-    const T0: i64 = 1_795_910_400_000;
-
-    fn series(label: &str, max: Option<f64>) -> Series {
-        Series::new(
-            StationKey::parse("p", "s", "outfall-1").unwrap(),
-            Param::COD,
-            WindowSpec::parse(label).unwrap(),
-            300,
-            0.75,
-            max.map(|m| Limit {
-                max: Some(m),
-                min: None,
-                source: LimitSource::Permit,
-            }),
-        )
-    }
-
-    #[test]
-    fn t0_is_utc_midnight() {
-        assert_eq!(
-            DateTime::from_timestamp_millis(T0).unwrap().to_rfc3339(),
-            "2026-11-29T00:00:00+00:00"
-        );
-    }
-
-    #[test]
-    fn hour_windows_align_to_clock_hours_in_vietnam() {
-        // Contract, InfluxDB schema: windows aligned to clock hours (UTC+7: same as UTC hours).
-        let ts = T0 + 5 * HOUR + 17 * 60_000;
-        assert_eq!(
-            bounds(ts, 3600, Ho_Chi_Minh),
-            (T0 + 5 * HOUR, T0 + 6 * HOUR)
-        );
-        assert_eq!(bounds(T0 + 5 * HOUR, 3600, Ho_Chi_Minh).0, T0 + 5 * HOUR);
-        assert_eq!(bounds(ts, 1800, Ho_Chi_Minh).0, T0 + 5 * HOUR);
-    }
-
-    #[test]
-    fn day_windows_start_at_local_midnight_17_00_utc_for_ho_chi_minh() {
-        // Contract: daily windows aligned to local days in stations.timezone.
-        // 16:59:59Z is 23:59:59 local (day before); 17:00:00Z is local midnight.
-        let before = T0 + 17 * HOUR - 1000;
-        let at = T0 + 17 * HOUR;
-        let (s1, e1) = bounds(before, 86_400, Ho_Chi_Minh);
-        let (s2, e2) = bounds(at, 86_400, Ho_Chi_Minh);
-        assert_eq!((s1, e1), (T0 - 7 * HOUR, T0 + 17 * HOUR));
-        assert_eq!((s2, e2), (T0 + 17 * HOUR, T0 + 41 * HOUR));
-        assert_ne!(s1, s2);
-        // In UTC the same day window would start at 00:00Z.
-        assert_eq!(bounds(before, 86_400, chrono_tz::UTC).0, T0);
-    }
-
-    #[test]
-    fn full_hour_of_twelve_five_minute_samples_is_valid() {
-        // 12 samples × 300 s = 3600 s → capture 1.0 ≥ 0.75 (regulations.md §6 item 6).
-        let mut s = series("1h", Some(135.0));
-        for i in 0..12 {
-            s.put(T0 + i * 300_000, Some(100.0 + i as f64), chrono_tz::UTC, 0);
-        }
-        let p = s.emit(T0).unwrap();
-        assert_eq!(p.samples, 12);
-        assert_eq!(p.capture, 1.0);
-        assert!(p.valid);
-        assert!((p.mean - 105.5).abs() < 1e-9);
-        assert!((p.ratio.unwrap() - 105.5 / 135.0).abs() < 1e-12);
-        assert!(!p.exceeded);
-        assert_eq!(p.limit_max, Some(135.0));
-        assert_eq!(p.window, "1h");
-    }
-
-    #[test]
-    fn partial_capture_8_of_12_is_invalid_and_never_exceeded() {
-        // 8/12 = 0.667 < min_capture 0.75 → invalid; an invalid average is no exceedance even
-        // with a mean above the limit (regulations.md §5: verdicts on valid averages only).
-        let mut s = series("1h", Some(135.0));
-        for i in 0..8 {
-            s.put(T0 + i * 300_000, Some(200.0), chrono_tz::UTC, 0);
-        }
-        let p = s.emit(T0).unwrap();
-        assert_eq!(p.samples, 8);
-        assert!((p.capture - 8.0 / 12.0).abs() < 1e-12);
-        assert!(!p.valid);
-        assert!(!p.exceeded);
-        assert!(p.ratio.unwrap() > 1.0);
-        // Nine samples (0.75) make it valid and exceeded.
-        s.put(T0 + 8 * 300_000, Some(200.0), chrono_tz::UTC, 0);
-        let p = s.emit(T0).unwrap();
-        assert!(p.valid && p.exceeded);
-    }
-
-    #[test]
-    fn duplicate_timestamp_replaces_instead_of_double_counting() {
-        let mut s = series("1h", None);
-        assert_eq!(s.put(T0, Some(10.0), chrono_tz::UTC, 0), Some(T0));
-        assert_eq!(
-            s.put(T0, Some(10.0), chrono_tz::UTC, 0),
-            None,
-            "unchanged redelivery"
-        );
-        assert_eq!(s.put(T0, Some(30.0), chrono_tz::UTC, 0), Some(T0));
-        let p = s.point(T0).unwrap();
-        assert_eq!(p.samples, 1);
-        assert_eq!(p.mean, 30.0);
-        // A later non-00 reading at that time withdraws the sample.
-        assert_eq!(s.put(T0, None, chrono_tz::UTC, 0), Some(T0));
-        assert!(s.point(T0).is_none());
-    }
-
-    #[test]
-    fn close_emits_once_and_evict_forgets_beyond_the_horizon() {
-        let mut s = series("1h", None);
-        s.put(T0 + 60_000, Some(1.0), chrono_tz::UTC, 0);
-        assert!(s.close(T0 + HOUR - 1).is_empty(), "still open");
-        assert_eq!(s.close(T0 + HOUR).len(), 1);
-        assert!(s.close(T0 + 2 * HOUR).is_empty(), "once only");
-        s.evict(T0 + HOUR);
-        assert!(s.is_empty());
-        // Beyond the horizon floor nothing is recorded.
-        assert_eq!(
-            s.put(T0 + 60_000, Some(1.0), chrono_tz::UTC, T0 + HOUR),
-            None
-        );
-        assert!(s.is_empty());
-    }
-
-    #[test]
-    fn cached_bounds_equal_uncached_bounds_across_daylight_saving_jumps() {
-        // The per-series cache must not change a single window, in any zone: Berlin (1 h
-        // jumps), Lord Howe (30 min jumps), St John's (−3:30) and Kathmandu (+5:45), across
-        // the 2026 transitions, for every window length of the contract's examples.
-        let zones = [
-            chrono_tz::Europe::Berlin,
-            chrono_tz::Australia::Lord_Howe,
-            chrono_tz::America::St_Johns,
-            chrono_tz::Asia::Kathmandu,
-            Ho_Chi_Minh,
-        ];
-        // 2026-03-01Z to 2026-11-15Z in 7-minute steps covers both transitions of each zone.
-        let from = 1_772_323_200_000;
-        let to = 1_794_700_800_000;
-        for tz in zones {
-            for seconds in [300, 1800, 3600, 8 * 3600, 86_400] {
-                let mut cache = None;
-                let mut ts = from;
-                while ts < to {
-                    let cached = bounds_cached(ts, offset_ms(ts, tz), seconds, tz, &mut cache);
-                    assert_eq!(cached, bounds(ts, seconds, tz), "{tz} {seconds} s at {ts}");
-                    ts += 7 * 60_000;
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn out_of_order_and_replaced_samples_give_the_same_mean_as_in_order() {
-        // The running sum is re-summed in time order after anything but an append, so the
-        // mean does not depend on arrival order (regulations.md §6: the average of the valid
-        // samples of the period).
-        let values: Vec<f64> = (0..12).map(|i| 0.1 * i as f64 + 1.0 / 3.0).collect();
-        let mut in_order = series("1h", None);
-        for (i, v) in values.iter().enumerate() {
-            in_order.put(T0 + i as i64 * 300_000, Some(*v), chrono_tz::UTC, 0);
-        }
-        let mut shuffled = series("1h", None);
-        for i in [5, 0, 11, 3, 7, 1, 9, 2, 10, 4, 8, 6] {
-            shuffled.put(T0 + i * 300_000, Some(99.0), chrono_tz::UTC, 0);
-        }
-        for i in [3, 11, 0, 6] {
-            shuffled.put(T0 + i * 300_000, None, chrono_tz::UTC, 0);
-        }
-        for (i, v) in values.iter().enumerate().rev() {
-            shuffled.put(T0 + i as i64 * 300_000, Some(*v), chrono_tz::UTC, 0);
-        }
-        let (a, b) = (in_order.point(T0).unwrap(), shuffled.point(T0).unwrap());
-        assert_eq!(a.samples, 12);
-        assert_eq!(
-            a.mean.to_bits(),
-            b.mean.to_bits(),
-            "{} vs {}",
-            a.mean,
-            b.mean
-        );
-        let expected = values.iter().sum::<f64>() / 12.0;
-        assert_eq!(a.mean.to_bits(), expected.to_bits());
-    }
-
-    #[test]
-    fn due_times_follow_the_windows_that_close_and_end() {
-        let mut s = series("1h", None);
-        assert_eq!((s.next_close_ms(), s.next_evict_ms()), (i64::MAX, i64::MAX));
-        s.put(T0 + 2 * HOUR, Some(1.0), chrono_tz::UTC, 0);
-        s.put(T0 + 60_000, Some(1.0), chrono_tz::UTC, 0);
-        assert_eq!(s.next_close_ms(), T0 + HOUR);
-        assert_eq!(s.close(T0 + 2 * HOUR).len(), 1);
-        assert_eq!(
-            s.next_close_ms(),
-            T0 + 3 * HOUR,
-            "the 00:00 hour was handed out"
-        );
-        assert_eq!(
-            s.next_evict_ms(),
-            T0 + HOUR,
-            "but is still held for late data"
-        );
-        // A window whose only sample is withdrawn has nothing to close.
-        s.put(T0 + 2 * HOUR, None, chrono_tz::UTC, 0);
-        assert_eq!(s.next_close_ms(), i64::MAX);
-        assert!(s.close(T0 + 3 * HOUR).is_empty());
-        // A sample back in it makes it due again.
-        s.put(T0 + 2 * HOUR + 1, Some(2.0), chrono_tz::UTC, 0);
-        assert_eq!(s.close(T0 + 3 * HOUR)[0].mean, 2.0);
-        s.evict(T0 + HOUR);
-        assert_eq!(s.next_evict_ms(), T0 + 3 * HOUR);
-        assert!(s.point(T0).is_none());
-    }
-}
+mod tests;

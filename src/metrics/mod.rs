@@ -43,15 +43,9 @@ use prometheus::{
 
 use crate::model::{Reason, StationKey};
 
-/// Labels of the per-station × parameter gauges.
-pub const READING_LABELS: [&str; 4] = ["park", "site", "station", "param"];
-/// Labels of the per-window gauges.
-pub const WINDOW_LABELS: [&str; 5] = ["park", "site", "station", "param", "window"];
-/// Labels of the per-station gauges.
-pub const STATION_LABELS: [&str; 3] = ["park", "site", "station"];
+pub mod stations;
 
-/// Station states reported by `quantrac_station_state`.
-pub const STATION_STATES: [&str; 5] = ["ok", "silent", "fault", "calibrating", "stuck"];
+pub use stations::{Detail, StationTable, WindowValues, INSTANT, STATION_STATES};
 
 /// Outcomes of `quantrac_inbox_files_total`: where a journaled file went.
 pub const INBOX_OUTCOMES: [&str; 2] = ["done", "rejected"];
@@ -62,18 +56,11 @@ pub const UPLINK_RESULTS: [&str; 5] = ["sent", "refused", "unreachable", "login"
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
+    /// The per-station families (see [`stations`]).
+    pub stations: StationTable,
     pub messages_received: IntCounter,
     pub readings_accepted: IntCounter,
     pub readings_rejected: IntCounterVec,
-    pub reading_value: GaugeVec,
-    pub limit_ratio: GaugeVec,
-    pub exceedance: IntGaugeVec,
-    pub running_ratio: GaugeVec,
-    pub running_capture: GaugeVec,
-    pub station_last_reading: GaugeVec,
-    pub station_last_received: GaugeVec,
-    pub station_expected_interval: GaugeVec,
-    pub station_state: IntGaugeVec,
     pub mqtt_connected: IntGauge,
     pub mqtt_connection_errors: IntCounterVec,
     pub tls_handshake_failures: IntCounterVec,
@@ -142,6 +129,7 @@ impl Metrics {
     pub fn new() -> Metrics {
         let r = Registry::new();
         let m = Metrics {
+            stations: StationTable::default(),
             messages_received: counter(
                 &r,
                 "quantrac_messages_received_total",
@@ -157,60 +145,6 @@ impl Metrics {
                 "quantrac_readings_rejected_total",
                 "Readings (or whole payloads) rejected, by reason.",
                 &["reason"],
-            ),
-            reading_value: gauge_vec(
-                &r,
-                "quantrac_reading_value",
-                "Latest value of each station parameter, canonical unit.",
-                &READING_LABELS,
-            ),
-            limit_ratio: gauge_vec(
-                &r,
-                "quantrac_limit_ratio",
-                "Value ÷ limit: instant reading, or latest closed valid window.",
-                &WINDOW_LABELS,
-            ),
-            exceedance: int_gauge_vec(
-                &r,
-                "quantrac_exceedance",
-                "1 while the limit is exceeded (instant reading, or latest closed valid window).",
-                &WINDOW_LABELS,
-            ),
-            running_ratio: gauge_vec(
-                &r,
-                "quantrac_window_running_ratio",
-                "Running (open) window mean ÷ limit, for early warnings.",
-                &WINDOW_LABELS,
-            ),
-            running_capture: gauge_vec(
-                &r,
-                "quantrac_window_running_capture",
-                "Share of expected samples the running window has so far (0–1).",
-                &WINDOW_LABELS,
-            ),
-            station_last_reading: gauge_vec(
-                &r,
-                "quantrac_station_last_reading_timestamp_seconds",
-                "Own timestamp of the newest reading seen from the station (never moves back).",
-                &STATION_LABELS,
-            ),
-            station_last_received: gauge_vec(
-                &r,
-                "quantrac_station_last_message_received_timestamp_seconds",
-                "Receive time of the station's latest message with accepted readings.",
-                &STATION_LABELS,
-            ),
-            station_expected_interval: gauge_vec(
-                &r,
-                "quantrac_station_expected_interval_seconds",
-                "How often a configured station should report.",
-                &STATION_LABELS,
-            ),
-            station_state: int_gauge_vec(
-                &r,
-                "quantrac_station_state",
-                "1 for the station's current state (ok, silent, fault, calibrating, stuck).",
-                &["park", "site", "station", "state"],
             ),
             mqtt_connected: int_gauge(
                 &r,
@@ -346,13 +280,16 @@ impl Metrics {
         m
     }
 
-    /// The text exposition format, for `GET /metrics`.
+    /// The text exposition format, for `GET /metrics`: the registry's families, then the
+    /// per-station ones.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buf)
             .expect("encoding to a Vec cannot fail");
-        String::from_utf8(buf).expect("the text format is UTF-8")
+        let mut text = String::from_utf8(buf).expect("the text format is UTF-8");
+        self.stations.render_into(&mut text);
+        text
     }
 
     /// Label values for a station.

@@ -1,0 +1,246 @@
+//! Window tests: alignment, capture, exact-once samples, closing and eviction.
+
+use super::*;
+use crate::model::LimitSource;
+use chrono_tz::Asia::Ho_Chi_Minh;
+
+const HOUR: i64 = 3_600_000;
+/// 2026-11-29T00:00:00Z.
+const T0: i64 = 1_795_910_400_000;
+
+fn series(label: &str, max: Option<f64>) -> Series {
+    Series::new(
+        StationKey::parse("p", "s", "outfall-1").unwrap(),
+        Param::COD,
+        WindowSpec::parse(label).unwrap(),
+        300,
+        0.75,
+        max.map(|m| Limit {
+            max: Some(m),
+            min: None,
+            source: LimitSource::Permit,
+        }),
+    )
+}
+
+#[test]
+fn t0_is_utc_midnight() {
+    assert_eq!(
+        DateTime::from_timestamp_millis(T0).unwrap().to_rfc3339(),
+        "2026-11-29T00:00:00+00:00"
+    );
+}
+
+#[test]
+fn hour_windows_align_to_clock_hours_in_vietnam() {
+    // Contract, InfluxDB schema: windows aligned to clock hours (UTC+7: same as UTC hours).
+    let ts = T0 + 5 * HOUR + 17 * 60_000;
+    assert_eq!(
+        bounds(ts, 3600, Ho_Chi_Minh),
+        (T0 + 5 * HOUR, T0 + 6 * HOUR)
+    );
+    assert_eq!(bounds(T0 + 5 * HOUR, 3600, Ho_Chi_Minh).0, T0 + 5 * HOUR);
+    assert_eq!(bounds(ts, 1800, Ho_Chi_Minh).0, T0 + 5 * HOUR);
+}
+
+#[test]
+fn day_windows_start_at_local_midnight_17_00_utc_for_ho_chi_minh() {
+    // Contract: daily windows aligned to local days in stations.timezone.
+    // 16:59:59Z is 23:59:59 local (day before); 17:00:00Z is local midnight.
+    let before = T0 + 17 * HOUR - 1000;
+    let at = T0 + 17 * HOUR;
+    let (s1, e1) = bounds(before, 86_400, Ho_Chi_Minh);
+    let (s2, e2) = bounds(at, 86_400, Ho_Chi_Minh);
+    assert_eq!((s1, e1), (T0 - 7 * HOUR, T0 + 17 * HOUR));
+    assert_eq!((s2, e2), (T0 + 17 * HOUR, T0 + 41 * HOUR));
+    assert_ne!(s1, s2);
+    // In UTC the same day window would start at 00:00Z.
+    assert_eq!(bounds(before, 86_400, chrono_tz::UTC).0, T0);
+}
+
+#[test]
+fn full_hour_of_twelve_five_minute_samples_is_valid() {
+    // 12 samples × 300 s = 3600 s → capture 1.0 ≥ 0.75 (regulations.md §6 item 6).
+    let mut s = series("1h", Some(135.0));
+    for i in 0..12 {
+        s.put(T0 + i * 300_000, Some(100.0 + i as f64), chrono_tz::UTC, 0);
+    }
+    let p = s.emit(T0).unwrap();
+    assert_eq!(p.samples, 12);
+    assert_eq!(p.capture, 1.0);
+    assert!(p.valid);
+    assert!((p.mean - 105.5).abs() < 1e-9);
+    assert!((p.ratio.unwrap() - 105.5 / 135.0).abs() < 1e-12);
+    assert!(!p.exceeded);
+    assert_eq!(p.limit_max, Some(135.0));
+    assert_eq!(p.window, "1h");
+}
+
+#[test]
+fn partial_capture_8_of_12_is_invalid_and_never_exceeded() {
+    // 8/12 = 0.667 < min_capture 0.75 → invalid; an invalid average is no exceedance even
+    // with a mean above the limit (regulations.md §5: verdicts on valid averages only).
+    let mut s = series("1h", Some(135.0));
+    for i in 0..8 {
+        s.put(T0 + i * 300_000, Some(200.0), chrono_tz::UTC, 0);
+    }
+    let p = s.emit(T0).unwrap();
+    assert_eq!(p.samples, 8);
+    assert!((p.capture - 8.0 / 12.0).abs() < 1e-12);
+    assert!(!p.valid);
+    assert!(!p.exceeded);
+    assert!(p.ratio.unwrap() > 1.0);
+    // Nine samples (0.75) make it valid and exceeded.
+    s.put(T0 + 8 * 300_000, Some(200.0), chrono_tz::UTC, 0);
+    let p = s.emit(T0).unwrap();
+    assert!(p.valid && p.exceeded);
+}
+
+#[test]
+fn a_timestamp_counts_once_and_the_first_value_stays() {
+    let mut s = series("1h", None);
+    assert_eq!(s.put(T0, Some(10.0), chrono_tz::UTC, 0), Some(T0));
+    assert_eq!(
+        s.put(T0, Some(10.0), chrono_tz::UTC, 0),
+        None,
+        "unchanged redelivery"
+    );
+    assert_eq!(
+        s.put(T0, Some(30.0), chrono_tz::UTC, 0),
+        None,
+        "a second value at a counted time"
+    );
+    assert_eq!(s.put(T0, None, chrono_tz::UTC, 0), None, "another status");
+    let p = s.point(T0).unwrap();
+    assert_eq!(p.samples, 1);
+    assert_eq!(p.mean, 10.0);
+    // A new time in the same window counts.
+    assert_eq!(s.put(T0 + 1000, Some(30.0), chrono_tz::UTC, 0), Some(T0));
+    assert_eq!(s.point(T0).unwrap().mean, 20.0);
+}
+
+#[test]
+fn close_emits_once_and_evict_forgets_beyond_the_horizon() {
+    let mut s = series("1h", None);
+    s.put(T0 + 60_000, Some(1.0), chrono_tz::UTC, 0);
+    assert!(s.close(T0 + HOUR - 1).is_empty(), "still open");
+    assert_eq!(s.close(T0 + HOUR).len(), 1);
+    assert!(s.close(T0 + 2 * HOUR).is_empty(), "once only");
+    s.evict(T0 + HOUR);
+    assert!(s.is_empty());
+    // Beyond the horizon floor nothing is recorded.
+    assert_eq!(
+        s.put(T0 + 60_000, Some(1.0), chrono_tz::UTC, T0 + HOUR),
+        None
+    );
+    assert!(s.is_empty());
+}
+
+#[test]
+fn cached_bounds_equal_uncached_bounds_across_daylight_saving_jumps() {
+    // The per-series cache must not change a single window, in any zone: Berlin (1 h
+    // jumps), Lord Howe (30 min jumps), St John's (−3:30) and Kathmandu (+5:45), across
+    // the 2026 transitions, for every window length of the contract's examples.
+    let zones = [
+        chrono_tz::Europe::Berlin,
+        chrono_tz::Australia::Lord_Howe,
+        chrono_tz::America::St_Johns,
+        chrono_tz::Asia::Kathmandu,
+        Ho_Chi_Minh,
+    ];
+    // 2026-03-01Z to 2026-11-15Z in 7-minute steps covers both transitions of each zone.
+    let from = 1_772_323_200_000;
+    let to = 1_794_700_800_000;
+    for tz in zones {
+        for seconds in [300, 1800, 3600, 8 * 3600, 86_400] {
+            let mut cache = None;
+            let mut ts = from;
+            while ts < to {
+                let cached = bounds_cached(ts, offset_ms(ts, tz), seconds, tz, &mut cache);
+                assert_eq!(cached, bounds(ts, seconds, tz), "{tz} {seconds} s at {ts}");
+                ts += 7 * 60_000;
+            }
+        }
+    }
+}
+
+#[test]
+fn any_arrival_order_gives_the_same_mean_to_the_bit() {
+    // The sum is exact (fixed point), so the mean does not depend on arrival order, nor on
+    // redeliveries in between (regulations.md §6: the average of the valid samples of the
+    // period).
+    let values: Vec<f64> = (0..12).map(|i| 0.1 * i as f64 + 1.0 / 3.0).collect();
+    let mut in_order = series("1h", None);
+    for (i, v) in values.iter().enumerate() {
+        in_order.put(T0 + i as i64 * 300_000, Some(*v), chrono_tz::UTC, 0);
+    }
+    let mut shuffled = series("1h", None);
+    for i in [5usize, 0, 11, 3, 7, 1, 9, 2, 10, 4, 8, 6] {
+        shuffled.put(T0 + i as i64 * 300_000, Some(values[i]), chrono_tz::UTC, 0);
+    }
+    for (i, v) in values.iter().enumerate().rev() {
+        shuffled.put(T0 + i as i64 * 300_000, Some(*v), chrono_tz::UTC, 0);
+    }
+    let (a, b) = (in_order.point(T0).unwrap(), shuffled.point(T0).unwrap());
+    assert_eq!(a.samples, 12);
+    assert_eq!(
+        a.mean.to_bits(),
+        b.mean.to_bits(),
+        "{} vs {}",
+        a.mean,
+        b.mean
+    );
+    let expected = values.iter().sum::<f64>() / 12.0;
+    assert!(
+        (a.mean - expected).abs() < 1e-12,
+        "{} vs {expected}",
+        a.mean
+    );
+}
+
+#[test]
+fn a_day_of_one_minute_samples_keeps_no_value_per_sample() {
+    // The point of the representation: one run of times and one aggregate per window.
+    let mut s = series("24h", None);
+    let day = bounds(T0, 86_400, Ho_Chi_Minh).0;
+    for i in 0..1440 {
+        s.put(day + i * 60_000, Some(i as f64), Ho_Chi_Minh, 0);
+    }
+    assert_eq!(s.stamps.runs(), 1);
+    assert_eq!(s.buckets.len(), 1);
+    let p = s.point(day).unwrap();
+    assert_eq!(p.samples, 1440);
+    assert_eq!(p.mean, 719.5);
+}
+
+#[test]
+fn due_times_follow_the_windows_that_close_and_end() {
+    let mut s = series("1h", None);
+    assert_eq!((s.next_close_ms(), s.next_evict_ms()), (i64::MAX, i64::MAX));
+    s.put(T0 + 2 * HOUR, Some(1.0), chrono_tz::UTC, 0);
+    s.put(T0 + 60_000, Some(1.0), chrono_tz::UTC, 0);
+    assert_eq!(s.next_close_ms(), T0 + HOUR);
+    assert_eq!(s.close(T0 + 2 * HOUR).len(), 1);
+    assert_eq!(
+        s.next_close_ms(),
+        T0 + 3 * HOUR,
+        "the 00:00 hour was handed out"
+    );
+    assert_eq!(
+        s.next_evict_ms(),
+        T0 + HOUR,
+        "but is still held for late data"
+    );
+    assert_eq!(s.close(T0 + 3 * HOUR)[0].mean, 1.0);
+    assert_eq!(s.next_close_ms(), i64::MAX, "everything handed out");
+    // A late sample in a window already handed out is re-emitted by the engine, not by close.
+    assert_eq!(
+        s.put(T0 + 2 * HOUR + 1, Some(2.0), chrono_tz::UTC, 0),
+        Some(T0 + 2 * HOUR)
+    );
+    assert_eq!(s.next_close_ms(), i64::MAX);
+    assert_eq!(s.point(T0 + 2 * HOUR).unwrap().mean, 1.5);
+    s.evict(T0 + HOUR);
+    assert_eq!(s.next_evict_ms(), T0 + 3 * HOUR);
+    assert!(s.point(T0).is_none());
+}
