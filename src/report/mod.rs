@@ -395,7 +395,7 @@ fn source_text(l: &Limit) -> String {
             if *unverified {
                 format!("{text} (unverified table value)")
             } else {
-                text.clone()
+                text.to_string()
             }
         }
     }

@@ -11,7 +11,7 @@ use quantrac_testkit::{json_message, Broker, Publisher, Quantrac, STATIONS};
 
 use crate::QUANTRAC;
 
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "mqtt",
     "influx",
     "http",
