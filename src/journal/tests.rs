@@ -625,3 +625,23 @@ fn a_redelivered_message_is_journaled_once() {
     assert_eq!(j.messages_since(0).unwrap().len(), 3);
     assert!(verify(dir.path()).unwrap().ok());
 }
+
+/// The journal notices when its database file is no longer the one at its path: deleted, or
+/// replaced by another file (SQLite would go on writing into the open, unreachable one).
+#[test]
+fn a_deleted_or_replaced_journal_file_is_noticed() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path(), true).unwrap();
+    assert_eq!(j.file_changed(), None);
+    let db = super::db_path(dir.path());
+    let moved = dir.path().join("moved.sqlite");
+    std::fs::rename(&db, &moved).unwrap();
+    let gone = j.file_changed().expect("a deleted file is noticed");
+    assert!(gone.contains("was deleted"), "{gone}");
+    std::fs::write(&db, b"another file").unwrap();
+    let replaced = j.file_changed().expect("a replaced file is noticed");
+    assert!(replaced.contains("was replaced"), "{replaced}");
+    std::fs::remove_file(&db).unwrap();
+    std::fs::rename(&moved, &db).unwrap();
+    assert_eq!(j.file_changed(), None, "the same file back at its path");
+}
