@@ -205,20 +205,36 @@ impl AsyncOutbox {
         T: Send + 'static,
         F: FnOnce(&mut Outbox) -> Result<T, Error> + Send + 'static,
     {
-        let outbox = self.0.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            let mut outbox = outbox
-                .lock()
-                .map_err(|_| Error::Worker("an earlier outbox call panicked".into()))?;
-            f(&mut outbox)
-        });
-        match task.await {
-            Ok(result) => result,
-            Err(e) if e.is_panic() => Err(Error::Worker("an outbox call panicked".into())),
-            Err(_) => Err(Error::Worker(
-                "the runtime is shutting down; the outbox call did not run".into(),
-            )),
-        }
+        on_blocking_pool(&self.0, "outbox", f).await
+    }
+}
+
+/// Runs `f` on `shared` on tokio's blocking pool, one call at a time; `what` names it in the
+/// error when a call panicked or the runtime is shutting down. Shared by the sink's outbox
+/// and the uplink's.
+pub(super) async fn on_blocking_pool<O, T, F>(
+    shared: &Arc<Mutex<O>>,
+    what: &'static str,
+    f: F,
+) -> Result<T, Error>
+where
+    O: Send + 'static,
+    T: Send + 'static,
+    F: FnOnce(&mut O) -> Result<T, Error> + Send + 'static,
+{
+    let shared = shared.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let mut guard = shared
+            .lock()
+            .map_err(|_| Error::Worker(format!("an earlier {what} call panicked")))?;
+        f(&mut guard)
+    });
+    match task.await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => Err(Error::Worker(format!("an {what} call panicked"))),
+        Err(_) => Err(Error::Worker(format!(
+            "the runtime is shutting down; the {what} call did not run"
+        ))),
     }
 }
 

@@ -237,20 +237,7 @@ impl AsyncUplinkOutbox {
         T: Send + 'static,
         F: FnOnce(&mut UplinkOutbox) -> Result<T, Error> + Send + 'static,
     {
-        let outbox = self.0.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            let mut outbox = outbox
-                .lock()
-                .map_err(|_| Error::Worker("an earlier uplink outbox call panicked".into()))?;
-            f(&mut outbox)
-        });
-        match task.await {
-            Ok(result) => result,
-            Err(e) if e.is_panic() => Err(Error::Worker("an uplink outbox call panicked".into())),
-            Err(_) => Err(Error::Worker(
-                "the runtime is shutting down; the uplink outbox call did not run".into(),
-            )),
-        }
+        super::outbox::on_blocking_pool(&self.0, "uplink outbox", f).await
     }
 }
 

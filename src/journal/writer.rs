@@ -379,23 +379,7 @@ impl Journal {
         since_ms: i64,
         mut each: impl FnMut(StoredMessage),
     ) -> Result<(), Error> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, received_at_ms, topic, payload, station, n_points, n_rejected
-             FROM messages WHERE received_at_ms >= ?1 ORDER BY id",
-        )?;
-        let mut rows = stmt.query([since_ms])?;
-        while let Some(r) = rows.next()? {
-            each(StoredMessage {
-                id: r.get::<_, i64>(0)? as u64,
-                received_at_ms: r.get(1)?,
-                topic: r.get(2)?,
-                payload: r.get(3)?,
-                station: r.get(4)?,
-                n_points: r.get::<_, i64>(5)? as u64,
-                n_rejected: r.get::<_, i64>(6)? as u64,
-            });
-        }
-        Ok(())
+        super::uplink::read_messages(&self.conn, since_ms, i64::MAX, &mut each)
     }
 
     /// Id of the newest message with `topic` received at or after `since_ms`.
