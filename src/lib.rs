@@ -20,7 +20,8 @@
 //! Beside it: [`metrics`] (Prometheus), [`http`] (the status page, `/api/stations`,
 //! `/metrics`, `/healthz`, `/readyz`), [`config`] (settings and stations), [`tls`] (certificate
 //! files and the one TLS client setup every connection uses), [`model`] (the vocabulary),
-//! [`pipeline`] (what travels between stages), [`app`] (wiring and shutdown order), [`demo`] (a simulated park).
+//! [`pipeline`] (what travels between stages), [`memory`] (freed memory back to the system),
+//! [`app`] (wiring and shutdown order), [`demo`] (a simulated park).
 
 pub mod app;
 pub mod cli;
@@ -31,6 +32,7 @@ pub mod demo;
 pub mod http;
 pub mod inbox;
 pub mod journal;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod mqtt;

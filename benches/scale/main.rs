@@ -83,12 +83,14 @@ fn main() {
             format!("RSS, {n} × 6 with a full day of 1-min data (1h + 24h windows)"),
             "≤ 400 MB",
             format!(
-                "{:.0} MB ({:.1} M readings backfilled in {:.0} s CPU)",
+                "{:.0} MB once the stage gave freed memory back, {:.0} MB before ({:.0} MB of heap in use; {:.1} M readings backfilled in {:.0} s CPU)",
+                day["rss_day_released_mb"],
                 day["rss_day_mb"],
+                day["heap_day_mb"],
                 day["readings"] / 1e6,
                 day["backfill_cpu_s"]
             ),
-            Some(day["rss_day_mb"] <= 400.0),
+            Some(day["rss_day_released_mb"] <= 400.0),
         ),
         row(
             format!("CPU per reading, {small} stations (live)"),
@@ -133,10 +135,10 @@ fn main() {
             "restart: engine rebuild from a day of readings".into(),
             "≤ 5 s, ≤ 400 MB",
             format!(
-                "{:.1} s CPU, {:.0} MB (engine only; the journal read and decode come on top)",
-                restart["cpu_s"], restart["rss_mb"]
+                "{:.1} s CPU, peak {:.0} MB, {:.0} MB after (engine only; the journal read and decode come on top)",
+                restart["cpu_s"], restart["peak_mb"], restart["rss_mb"]
             ),
-            Some(restart["cpu_s"] <= 5.0 && restart["rss_mb"] <= 400.0),
+            Some(restart["cpu_s"] <= 5.0 && restart["peak_mb"] <= 400.0),
         ),
         row(
             "throughput vs mosquitto_sub; journal bytes/reading".into(),
@@ -192,11 +194,14 @@ fn run_part(part: &str, n: usize) {
         "base" => {
             // The process with the stage's code loaded and nothing built.
             let _m = Metrics::new();
+            quantrac::memory::release();
             println!("rss_mb={}", procfs::self_rss_mb());
             println!("heap_mb={}", alloc::live() as f64 / 1048576.0);
         }
         "idle" => {
             let mut stage = Stage::new(n, Metrics::new());
+            // As the stage does when it starts (see `quantrac::memory`).
+            quantrac::memory::release();
             stage.tick(DAY0);
             stage.tick(DAY0 + 1000);
             println!("rss_mb={}", procfs::self_rss_mb());
@@ -206,6 +211,9 @@ fn run_part(part: &str, n: usize) {
             let (mut stage, f) = day_of_windows(n);
             println!("rss_day_mb={}", procfs::self_rss_mb());
             println!("heap_day_mb={}", alloc::live() as f64 / 1048576.0);
+            // What the stage's periodic release gives back (at most ten minutes later).
+            quantrac::memory::release();
+            println!("rss_day_released_mb={}", procfs::self_rss_mb());
             println!("readings={}", f.readings);
             println!("backfill_cpu_s={}", f.backfill_cpu_s);
             let end = DAY0 + 24 * 60 * MIN;
@@ -260,9 +268,12 @@ fn run_part(part: &str, n: usize) {
                 }
             }
             stage.engine.restore_done(now);
+            // As the stage does when it starts (see `quantrac::memory`).
+            quantrac::memory::release();
             stage.tick(now);
             println!("cpu_s={}", procfs::thread_cpu() - cpu0);
             println!("rss_mb={}", procfs::self_rss_mb());
+            println!("peak_mb={}", procfs::self_peak_rss_mb());
         }
         "breakdown" | "idle-breakdown" => {
             // Live heap bytes of each part of the stage (a counting allocator), after the day

@@ -2,10 +2,19 @@
 
 /// Resident set of this process, MB.
 pub(crate) fn self_rss_mb() -> f64 {
+    status_mb("VmRSS:")
+}
+
+/// The largest resident set this process has had, MB.
+pub(crate) fn self_peak_rss_mb() -> f64 {
+    status_mb("VmHWM:")
+}
+
+fn status_mb(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kb: u64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0);
     kb as f64 / 1024.0

@@ -45,6 +45,10 @@ pub async fn run(
     let mut pending = PendingWindows::default();
     let mut events = Events::new(&metrics);
     let mut board = StatusBoard::new(status);
+    // The start-up rebuild has just run: what it freed goes back to the system, and then
+    // periodically what a backlog drain freed (see `memory`).
+    crate::memory::release();
+    let mut released = tokio::time::Instant::now();
     loop {
         tokio::select! {
             message = rx.recv() => {
@@ -92,6 +96,10 @@ pub async fn run(
                         .filter(|(slot, _)| *slot < configured)
                         .map(|(_, h)| h),
                 );
+                if released.elapsed() >= crate::memory::PERIOD {
+                    crate::memory::release();
+                    released = tokio::time::Instant::now();
+                }
             }
         }
     }

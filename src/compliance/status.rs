@@ -16,8 +16,8 @@ use tokio::sync::watch;
 use super::windows::{self, Series};
 use super::{Engine, StationHealth};
 use crate::model::status::{
-    excerpt, Latest, ParamStatus, RecentRejection, StationStatus, WindowStatus, EXCERPT_CHARS,
-    RECENT_REJECTIONS,
+    excerpt, HourMean, Latest, ParamStatus, RecentRejection, StationStatus, WindowStatus,
+    EXCERPT_CHARS, RECENT_REJECTIONS,
 };
 use crate::model::{Limit, Param, ParkStatus, Rejection, StationKey};
 
@@ -60,20 +60,24 @@ pub fn param_status(
     series: &[Series],
     spans: &mut Spans,
 ) -> ParamStatus {
-    let (now_ms, tz) = (spans.now_ms, spans.tz);
+    let now_ms = spans.now_ms;
     let windows = series
         .iter()
         .map(|s| WindowStatus {
             label: s.spec.label.clone(),
             seconds: s.spec.seconds,
             running: s.mean_at(spans.at(s.spec.seconds).0),
-            closed: s.last_valid_mean(tz),
+            closed: s.last_valid_mean(),
         })
         .collect();
     let hourly = series
         .iter()
         .find(|s| s.spec.seconds == 3600)
-        .map(|s| s.means(now_ms - CHART_MS, now_ms + 1).collect())
+        .map(|s| {
+            s.means(now_ms - CHART_MS, now_ms + 1)
+                .map(HourMean::from)
+                .collect()
+        })
         .unwrap_or_default();
     ParamStatus {
         param,

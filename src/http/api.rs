@@ -8,7 +8,9 @@ use serde::Serialize;
 
 use super::html::rfc3339;
 use super::view::{self, Basis, Over, View};
-use crate::model::status::{Latest, ParamStatus, RecentRejection, WindowMean, WindowStatus};
+use crate::model::status::{
+    HourMean, Latest, ParamStatus, RecentRejection, WindowMean, WindowStatus,
+};
 use crate::model::{HealthState, Kind, Limit, LimitSource, ParkStatus};
 
 #[derive(Serialize)]
@@ -230,7 +232,7 @@ fn param<'a>(p: &'a ParamStatus, over: Option<&Over<'a>>, tz: Tz) -> Param<'a> {
 
 const HOUR_MS: i64 = 3_600_000;
 
-fn hourly(means: &[WindowMean], tz: Tz) -> Option<Hourly> {
+fn hourly(means: &[HourMean], tz: Tz) -> Option<Hourly> {
     let (first, last) = (means.first()?, means.last()?);
     let n = usize::try_from((last.start_ms - first.start_ms) / HOUR_MS + 1).unwrap_or(0);
     let mut h = Hourly {

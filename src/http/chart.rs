@@ -8,7 +8,7 @@ use std::fmt::Write;
 use chrono_tz::Tz;
 
 use super::html::{self, Html};
-use crate::model::status::WindowMean;
+use crate::model::status::HourMean;
 
 const HOUR_MS: i64 = 3_600_000;
 const SPAN_MS: i64 = 24 * HOUR_MS;
@@ -37,7 +37,7 @@ impl Frame {
 }
 
 /// The value at the chart's top: a little above the highest mean and the limit.
-fn top_value(means: &[WindowMean], limit_max: Option<f64>) -> f64 {
+fn top_value(means: &[HourMean], limit_max: Option<f64>) -> f64 {
     let highest = means
         .iter()
         .map(|m| m.mean)
@@ -55,7 +55,7 @@ fn top_value(means: &[WindowMean], limit_max: Option<f64>) -> f64 {
 /// tooltip.
 pub fn sparkline(
     h: &mut Html,
-    means: &[WindowMean],
+    means: &[HourMean],
     limit_max: Option<f64>,
     now_ms: i64,
     label: &str,
@@ -78,7 +78,7 @@ pub fn sparkline(
 /// A 640 × 220 chart with the limit and mean values on the left and hours below.
 pub fn chart(
     h: &mut Html,
-    means: &[WindowMean],
+    means: &[HourMean],
     limit_max: Option<f64>,
     unit: &str,
     now_ms: i64,
@@ -150,7 +150,7 @@ pub fn chart(
 fn draw(
     h: &mut Html,
     f: &Frame,
-    means: &[WindowMean],
+    means: &[HourMean],
     limit_max: Option<f64>,
     now_ms: i64,
     r: f64,
@@ -180,7 +180,7 @@ fn draw(
     let mut previous_start = None;
     h.raw(r#"<path class="ln" d=""#);
     for m in means {
-        let x = f.x((m.start_ms + m.end_ms) / 2, now_ms);
+        let x = f.x((m.start_ms + m.end_ms()) / 2, now_ms);
         let y = f.y(m.mean, top);
         h.out.push(match previous_start {
             Some(p) if m.start_ms - p <= HOUR_MS => 'L',
@@ -223,7 +223,7 @@ fn coord(out: &mut String, v: f64, tenths: bool) {
 }
 
 /// A short description of a chart for screen readers: range of the means and the limit.
-pub fn describe(symbol: &str, unit: &str, means: &[WindowMean], limit_max: Option<f64>) -> String {
+pub fn describe(symbol: &str, unit: &str, means: &[HourMean], limit_max: Option<f64>) -> String {
     let mut s = format!("{symbol}, hourly means of the last 24 hours");
     if let (Some(lo), Some(hi)) = (
         means.iter().map(|m| m.mean).reduce(f64::min),

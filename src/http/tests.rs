@@ -84,6 +84,7 @@ fn param(p: Param, value: f64, limit: Option<f64>, status: Status) -> ParamStatu
                     value * (0.7 + i as f64 / 60.0),
                     l,
                 )
+                .into()
             })
             .collect(),
         last_exceedance: exceeded.then_some(Exceedance {

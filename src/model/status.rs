@@ -107,7 +107,7 @@ pub struct ParamStatus {
     pub windows: Vec<WindowStatus>,
     /// Hourly means of the last 24 hours, oldest first (only hours with a status-00 sample).
     /// Empty when no one-hour window is configured for the parameter.
-    pub hourly: Vec<WindowMean>,
+    pub hourly: Vec<HourMean>,
     /// The most recent run of exceeded readings, ongoing or over.
     pub last_exceedance: Option<Exceedance>,
 }
@@ -160,6 +160,36 @@ pub struct WindowMean {
     pub valid: bool,
     pub ratio: Option<f64>,
     pub exceeded: bool,
+}
+
+/// One hour of a parameter's hourly chart: what the chart and `/api/stations` show of it, in
+/// half the room of a [`WindowMean`] (a province's snapshot holds a day of them per station
+/// and parameter).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HourMean {
+    pub start_ms: i64,
+    pub mean: f64,
+    pub capture: f64,
+    pub valid: bool,
+}
+
+impl HourMean {
+    pub const LEN_MS: i64 = 3_600_000;
+
+    pub fn end_ms(&self) -> i64 {
+        self.start_ms + Self::LEN_MS
+    }
+}
+
+impl From<WindowMean> for HourMean {
+    fn from(m: WindowMean) -> HourMean {
+        HourMean {
+            start_ms: m.start_ms,
+            mean: m.mean,
+            capture: m.capture,
+            valid: m.valid,
+        }
+    }
 }
 
 /// A rejected reading or payload, without its payload.

@@ -27,9 +27,10 @@ fn allowed(module: &str) -> Option<&'static [&'static str]> {
         "readiness",
         "shutdown",
         "tls",
+        "memory",
     ];
     Some(match module {
-        "model" | "shutdown" | "readiness" | "telemetry" | "tls" => &[],
+        "model" | "shutdown" | "readiness" | "telemetry" | "tls" | "memory" => &[],
         "metrics" | "pipeline" => &["model"],
         "config" => &["model", "tls"],
         "mqtt" | "inbox" | "decode" | "compliance" | "journal" | "sink" | "uplink" => SHARED,

@@ -659,7 +659,7 @@ fn schedule(
 }
 
 fn window_state(s: &Series, spans: &mut Spans) -> Option<WindowState> {
-    let closed = s.last_valid().cloned();
+    let closed = s.last_valid();
     let running = s.point(spans.at(s.spec.seconds).0);
     (closed.is_some() || running.is_some()).then(|| WindowState {
         key: s.key.clone(),

@@ -28,7 +28,7 @@
 //! Windows align to the LOCAL clock of `stations.timezone`: an hour window starts on the hour
 //! and a day window at local midnight (Asia/Ho_Chi_Minh: 17:00 UTC), as inspectors read them.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 
 use chrono::{DateTime, LocalResult, Offset, TimeZone};
 use chrono_tz::Tz;
@@ -121,39 +121,75 @@ fn fixed(value: f64) -> i128 {
 }
 
 /// One window's aggregate: what its point needs, and nothing per sample.
+///
+/// 32 bytes: a province holds millions of these (a 1 h series keeps two days of them for
+/// late data), so the `i128` sum is kept as two halves (no 16-byte alignment), the end as the
+/// length in seconds, and the "emitted" mark in the top bit of the sample count.
 #[derive(Clone, Debug)]
 struct Bucket {
     start_ms: i64,
-    end_ms: i64,
-    /// The samples' values summed in units of 2⁻⁴⁰ (see [`SCALE`]).
-    sum: i128,
+    /// The samples' values summed in units of 2⁻⁴⁰ (see [`SCALE`]), low and high halves.
+    sum_lo: u64,
+    sum_hi: i64,
+    /// The sample count, and in [`EMITTED`] whether the final point has been handed out (by
+    /// `close` or as a late rewrite).
     samples: u32,
-    /// Its final point has been handed out (by `close` or as a late rewrite).
-    emitted: bool,
+    len_s: u32,
 }
+
+/// The bit of [`Bucket::samples`] that marks a window's point as handed out.
+const EMITTED: u32 = 1 << 31;
 
 impl Bucket {
     fn new(start_ms: i64, end_ms: i64) -> Bucket {
         Bucket {
             start_ms,
-            end_ms,
-            sum: 0,
+            sum_lo: 0,
+            sum_hi: 0,
             samples: 0,
-            emitted: false,
+            // Windows divide a day or are whole days: far below 2³² seconds.
+            len_s: u32::try_from((end_ms - start_ms) / 1000).unwrap_or(u32::MAX),
         }
     }
 
+    fn end_ms(&self) -> i64 {
+        self.start_ms + i64::from(self.len_s) * 1000
+    }
+
+    fn sum(&self) -> i128 {
+        (i128::from(self.sum_hi) << 64) | i128::from(self.sum_lo)
+    }
+
     fn add(&mut self, value: f64) {
-        self.sum = self.sum.saturating_add(fixed(value));
+        let sum = self.sum().saturating_add(fixed(value));
+        self.sum_lo = sum as u64;
+        self.sum_hi = (sum >> 64) as i64;
         self.samples += 1;
     }
 
+    fn count(&self) -> u32 {
+        self.samples & !EMITTED
+    }
+
+    fn emitted(&self) -> bool {
+        self.samples & EMITTED != 0
+    }
+
+    fn mark_emitted(&mut self) {
+        self.samples |= EMITTED;
+    }
+
     fn is_empty(&self) -> bool {
-        self.samples == 0
+        self.count() == 0
+    }
+
+    /// Has samples and its point was not handed out yet.
+    fn is_pending(&self) -> bool {
+        !self.is_empty() && !self.emitted()
     }
 
     fn mean(&self) -> f64 {
-        self.sum as f64 / SCALE / f64::from(self.samples)
+        self.sum() as f64 / SCALE / f64::from(self.count())
     }
 }
 
@@ -161,9 +197,10 @@ impl Bucket {
 ///
 /// The windows are kept sorted by start in a deque: readings arrive mostly in time order, so
 /// the window sought is nearly always the last one, and eviction takes from the front.
-/// `pending`, by `(end, start)`, holds the windows with samples whose point was not handed
-/// out yet, so `close` looks only at those that are due. A window's end is fixed when it is
-/// created.
+/// Windows of one series never overlap, so sorted by start they are sorted by end too: the
+/// first window with samples whose point was not handed out ("pending") is the next to
+/// close, and its end is kept in `next_close` so a tick looks only at series that are due. A
+/// window's end is fixed when it is created.
 #[derive(Clone, Debug)]
 pub struct Series {
     pub key: StationKey,
@@ -173,7 +210,8 @@ pub struct Series {
     pub min_capture: f64,
     pub limit: Option<Limit>,
     buckets: VecDeque<Bucket>,
-    pending: BTreeSet<(i64, i64)>,
+    /// The end of the first pending window (`i64::MAX`: none).
+    next_close: i64,
     /// The times of the samples counted in the windows held, for exact-once counting.
     stamps: Stamps,
     /// The shortest window held so far (`end − start`; windows of one length can differ
@@ -181,7 +219,7 @@ pub struct Series {
     min_len_ms: i64,
     /// The latest closed window that was valid, for the `quantrac_limit_ratio` gauge;
     /// kept apart from the buckets so eviction does not lose it.
-    last_valid: Option<WindowPoint>,
+    last_valid: Option<WindowMean>,
     /// See [`bounds_cached`].
     local: LocalCache,
     /// The close and eviction times the engine's due-queue holds for this series
@@ -207,7 +245,7 @@ impl Series {
             min_capture,
             limit,
             buckets: VecDeque::new(),
-            pending: BTreeSet::new(),
+            next_close: i64::MAX,
             stamps: Stamps::default(),
             min_len_ms: i64::MAX,
             last_valid: None,
@@ -257,16 +295,17 @@ impl Series {
             }
         };
         let bucket = &mut self.buckets[i];
-        if bucket.is_empty() && !bucket.emitted {
-            self.pending.insert((bucket.end_ms, start));
-        }
         bucket.add(v);
-        Some((start, bucket.end_ms))
+        let end = bucket.end_ms();
+        if bucket.is_pending() {
+            self.next_close = self.next_close.min(end);
+        }
+        Some((start, end))
     }
 
     /// Whether the window starting at `start_ms` ends at or before `now_ms`.
     pub fn is_closed(&self, start_ms: i64, now_ms: i64) -> bool {
-        self.bucket(start_ms).is_some_and(|b| b.end_ms <= now_ms)
+        self.bucket(start_ms).is_some_and(|b| b.end_ms() <= now_ms)
     }
 
     /// Where the window starting at `start_ms` is (`Ok`) or would go (`Err`).
@@ -290,20 +329,26 @@ impl Series {
     /// The point of the window starting at `start_ms`, marking it emitted and remembering it
     /// as the latest closed valid window when it is one. `None` for a window with no sample.
     pub fn emit(&mut self, start_ms: i64) -> Option<WindowPoint> {
-        let point = self.point(start_ms)?;
-        if let Ok(i) = self.find(start_ms) {
-            let b = &mut self.buckets[i];
-            b.emitted = true;
-            self.pending.remove(&(b.end_ms, start_ms));
-        }
-        self.remember(&point);
+        let i = self.find(start_ms).ok()?;
+        let point = self.point_at(i)?;
+        self.buckets[i].mark_emitted();
+        self.remember_at(i);
+        self.next_close = self.first_pending_end(0);
         Some(point)
     }
 
     /// The earliest end among windows `close` may emit (`i64::MAX` when there is none): a
     /// timer tick before it has nothing to do here.
     pub fn next_close_ms(&self) -> i64 {
-        self.pending.first().map_or(i64::MAX, |&(end, _)| end)
+        self.next_close
+    }
+
+    /// The end of the first pending window from position `from` on (`i64::MAX`: none).
+    fn first_pending_end(&self, from: usize) -> i64 {
+        self.buckets
+            .range(from..)
+            .find(|b| b.is_pending())
+            .map_or(i64::MAX, Bucket::end_ms)
     }
 
     /// No window ends before this (`i64::MAX` when there is none): `evict` with a floor
@@ -324,46 +369,44 @@ impl Series {
     /// [`Series::close`], appending to `points`. Only the last valid point is remembered:
     /// the points come by start, so it is the one [`Series::emit`] one by one would keep.
     pub fn close_into(&mut self, now_ms: i64, points: &mut Vec<WindowPoint>) {
-        let rest = self
-            .pending
-            .split_off(&(now_ms.saturating_add(1), i64::MIN));
-        let due = std::mem::replace(&mut self.pending, rest);
-        let mut starts: Vec<i64> = due.into_iter().map(|(_, start)| start).collect();
-        starts.sort_unstable();
+        if self.next_close > now_ms {
+            return;
+        }
+        // Pending windows ending by `now_ms` come first (see the type's documentation).
         let mut latest_valid = None;
-        for start in starts {
-            let Ok(i) = self.find(start) else {
-                continue;
-            };
-            // Pending windows have samples, so each has a point.
-            if let Some(point) = self.point_at(i) {
-                self.buckets[i].emitted = true;
-                if point.valid {
-                    latest_valid = Some(points.len());
+        let mut i = self
+            .buckets
+            .partition_point(|b| b.end_ms() < self.next_close);
+        while i < self.buckets.len() && self.buckets[i].end_ms() <= now_ms {
+            if self.buckets[i].is_pending() {
+                // Pending windows have samples, so each has a point.
+                if let Some(point) = self.point_at(i) {
+                    if point.valid {
+                        latest_valid = Some(i);
+                    }
+                    points.push(point);
                 }
-                points.push(point);
+                self.buckets[i].mark_emitted();
             }
+            i += 1;
         }
         if let Some(i) = latest_valid {
-            let point = points[i].clone();
-            self.remember(&point);
+            self.remember_at(i);
         }
+        self.next_close = self.first_pending_end(i);
     }
 
     /// After a rebuild: windows closed at `now_ms` count as handed out (their points were
     /// written before the restart), but still feed the latest-closed-valid state.
     pub fn mark_closed_emitted(&mut self, now_ms: i64) {
         for i in 0..self.buckets.len() {
-            let (start, end) = (self.buckets[i].start_ms, self.buckets[i].end_ms);
-            if end > now_ms {
+            if self.buckets[i].end_ms() > now_ms {
                 continue;
             }
-            if let Some(p) = self.point(start) {
-                self.remember(&p);
-            }
-            self.buckets[i].emitted = true;
-            self.pending.remove(&(end, start));
+            self.remember_at(i);
+            self.buckets[i].mark_emitted();
         }
+        self.next_close = self.first_pending_end(0);
     }
 
     /// Forgets windows ending at or before `floor_ms`.
@@ -377,8 +420,7 @@ impl Series {
             if b.start_ms >= floor_ms {
                 break;
             }
-            if b.end_ms <= floor_ms {
-                self.pending.remove(&(b.end_ms, b.start_ms));
+            if b.end_ms() <= floor_ms {
                 self.buckets.remove(i);
             } else {
                 i += 1;
@@ -389,14 +431,15 @@ impl Series {
             Some(b) => self.stamps.forget_before(b.start_ms),
             None => self.stamps = Stamps::default(),
         }
+        self.next_close = self.first_pending_end(0);
         if self.buckets.capacity() > 2 * self.buckets.len() + 4 {
             self.buckets.shrink_to_fit();
         }
     }
 
-    /// The latest closed valid window.
-    pub fn last_valid(&self) -> Option<&WindowPoint> {
-        self.last_valid.as_ref()
+    /// The latest closed valid window's point.
+    pub fn last_valid(&self) -> Option<WindowPoint> {
+        self.last_valid.as_ref().map(|m| self.point_of(m))
     }
 
     /// The point of the window holding `now_ms`, as it stands (for early warnings).
@@ -409,14 +452,18 @@ impl Series {
         self.buckets.is_empty()
     }
 
-    fn remember(&mut self, point: &WindowPoint) {
-        if point.valid
+    /// Keeps the window at `i` as the latest closed valid one when it is valid and not older.
+    fn remember_at(&mut self, i: usize) {
+        let Some(m) = self.mean_of(&self.buckets[i]) else {
+            return;
+        };
+        if m.valid
             && self
                 .last_valid
                 .as_ref()
-                .is_none_or(|p| p.start_ms <= point.start_ms)
+                .is_none_or(|p| p.start_ms <= m.start_ms)
         {
-            self.last_valid = Some(point.clone());
+            self.last_valid = Some(m);
         }
     }
 
@@ -426,8 +473,11 @@ impl Series {
     }
 
     fn point_at(&self, i: usize) -> Option<WindowPoint> {
-        let m = self.mean_of(&self.buckets[i])?;
-        Some(WindowPoint {
+        Some(self.point_of(&self.mean_of(&self.buckets[i])?))
+    }
+
+    fn point_of(&self, m: &WindowMean) -> WindowPoint {
+        WindowPoint {
             key: self.key.clone(),
             param: self.param,
             window: self.spec.label.clone(),
@@ -439,7 +489,7 @@ impl Series {
             limit_max: self.limit.as_ref().and_then(|l| l.max),
             ratio: m.ratio,
             exceeded: m.exceeded,
-        })
+        }
     }
 
     /// A window's mean, capture and verdict; `None` for a window with no sample.
@@ -447,7 +497,7 @@ impl Series {
         if bucket.is_empty() {
             return None;
         }
-        let samples = bucket.samples;
+        let samples = bucket.count();
         let mean = bucket.mean();
         let expected = self.expected_samples();
         let capture = (samples as f64 / expected).min(1.0);
@@ -460,7 +510,7 @@ impl Series {
                 .is_some_and(|l| limits::exceeds(l, mean));
         Some(WindowMean {
             start_ms: bucket.start_ms,
-            end_ms: bucket.end_ms,
+            end_ms: bucket.end_ms(),
             mean,
             samples,
             capture,
@@ -487,23 +537,8 @@ impl Series {
     }
 
     /// The latest closed valid window's mean, with its end.
-    pub fn last_valid_mean(&self, tz: Tz) -> Option<WindowMean> {
-        let p = self.last_valid.as_ref()?;
-        // The window is nearly always still held (for late data): its end is known.
-        let end_ms = match self.bucket(p.start_ms) {
-            Some(b) => b.end_ms,
-            None => bounds(p.start_ms, self.spec.seconds, tz).1,
-        };
-        Some(WindowMean {
-            start_ms: p.start_ms,
-            end_ms,
-            mean: p.mean,
-            samples: p.samples,
-            capture: p.capture,
-            valid: p.valid,
-            ratio: p.ratio,
-            exceeded: p.exceeded,
-        })
+    pub fn last_valid_mean(&self) -> Option<WindowMean> {
+        self.last_valid
     }
 }
 

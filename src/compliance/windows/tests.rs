@@ -244,3 +244,23 @@ fn due_times_follow_the_windows_that_close_and_end() {
     assert_eq!(s.next_evict_ms(), T0 + 3 * HOUR);
     assert!(s.point(T0).is_none());
 }
+
+#[test]
+fn a_window_costs_32_bytes_and_its_split_sum_keeps_sign_and_large_values() {
+    // Issue 10: a province holds millions of windows.
+    assert_eq!(std::mem::size_of::<Bucket>(), 32);
+    let mut b = Bucket::new(T0, T0 + HOUR);
+    assert_eq!(b.end_ms(), T0 + HOUR);
+    for v in [-1.5, 0.5, -2.0] {
+        b.add(v);
+    }
+    assert_eq!((b.count(), b.mean()), (3, -1.0));
+    // Above 2⁶⁴ units of 2⁻⁴⁰ (about 1.7 × 10⁷): the high half carries it.
+    let mut big = Bucket::new(T0, T0 + HOUR);
+    big.add(3.0e7);
+    big.add(5.0e7);
+    assert_eq!(big.mean(), 4.0e7);
+    big.mark_emitted();
+    assert!(big.emitted() && !big.is_pending());
+    assert_eq!(big.count(), 2, "the mark is not a sample");
+}
