@@ -76,6 +76,8 @@ pub(crate) struct Stage {
     pub(crate) board: StatusBoard,
     pub(crate) metrics: Metrics,
     pub(crate) keys: Vec<StationKey>,
+    /// The buffer the stage reuses for window changes.
+    changes: Vec<quantrac::compliance::WindowState>,
     _rx: watch::Receiver<Arc<ParkStatus>>,
 }
 
@@ -95,6 +97,7 @@ impl Stage {
             board: StatusBoard::new(tx),
             metrics,
             keys,
+            changes: Vec::new(),
             _rx: rx,
         }
     }
@@ -108,7 +111,8 @@ impl Stage {
     /// One tick of the stage's timer.
     pub(crate) fn tick(&mut self, now_ms: i64) {
         self.engine.tick(now_ms);
-        self.events.windows(&self.engine.window_changes());
+        self.engine.window_changes_into(&mut self.changes);
+        self.events.windows(&self.changes);
         let health = self.engine.health_changes(now_ms);
         self.board.publish(&mut self.engine, &health, now_ms);
         self.events.health(health.into_iter().map(|(_, h)| h));

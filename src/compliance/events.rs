@@ -92,7 +92,7 @@ impl Events {
             self.table.station(&run[0].key, |row| {
                 for s in run {
                     let mut values = WindowValues::default();
-                    if let Some(closed) = s.closed.as_ref().filter(|c| c.limit_max.is_some()) {
+                    if let Some(closed) = s.closed.as_ref().filter(|_| s.limit_max.is_some()) {
                         values.ratio = closed.ratio;
                         values.exceeded = Some(closed.exceeded);
                     }
@@ -145,7 +145,8 @@ impl Freshness {
 mod tests {
     use super::*;
     use crate::compliance::HealthState;
-    use crate::model::{Limit, LimitSource, Param, Reading, Status, WindowPoint};
+    use crate::model::status::WindowMean;
+    use crate::model::{Limit, LimitSource, Param, Reading, Status};
 
     const DAY_MS: i64 = 86_400_000;
     const NOW_MS: i64 = 1_795_935_900_000; // 2026-11-29T07:05:00Z
@@ -254,16 +255,13 @@ mod tests {
     }
 
     fn window(param: Param, label: &str, ratio: f64, capture: f64, closed: bool) -> WindowState {
-        let point = WindowPoint {
-            key: key(),
-            param,
-            window: label.into(),
+        let mean = WindowMean {
             start_ms: NOW_MS,
+            end_ms: NOW_MS + 3_600_000,
             mean: 50.0,
             samples: 1,
             capture,
             valid: closed,
-            limit_max: Some(100.0),
             ratio: Some(ratio),
             exceeded: closed && ratio > 1.0,
         };
@@ -271,8 +269,9 @@ mod tests {
             key: key(),
             param,
             window: label.into(),
-            closed: closed.then(|| point.clone()),
-            running: Some(point),
+            limit_max: Some(100.0),
+            closed: closed.then_some(mean),
+            running: Some(mean),
         }
     }
 
@@ -394,16 +393,13 @@ mod tests {
             "{text}"
         );
 
-        let running = WindowPoint {
-            key: key(),
-            param: Param::COD,
-            window: "1h".into(),
+        let running = WindowMean {
             start_ms: NOW_MS,
+            end_ms: NOW_MS + 3_600_000,
             mean: 50.0,
             samples: 1,
             capture: 0.25,
             valid: false,
-            limit_max: Some(100.0),
             ratio: Some(0.5),
             exceeded: false,
         };
@@ -411,6 +407,7 @@ mod tests {
             key: key(),
             param: Param::COD,
             window: "1h".into(),
+            limit_max: Some(100.0),
             closed: None,
             running: Some(running),
         }]);

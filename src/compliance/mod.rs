@@ -29,7 +29,8 @@ pub mod windows;
 
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::model::{Limit, Param, StationKey, WindowPoint};
+use crate::model::status::WindowMean;
+use crate::model::{Limit, Param, StationKey};
 
 pub use catalogue::{Catalogue, CatalogueError};
 pub use engine::Engine;
@@ -55,17 +56,22 @@ pub struct LimitRow {
 
 /// The averaging state of one station × parameter × window, for the gauges.
 #[derive(Clone, Debug, PartialEq)]
+///
+/// A province's tick hands out about a thousand of these a second, so it holds no string of
+/// its own: the label is the configuration's shared one, the means have no key.
 pub struct WindowState {
     pub key: StationKey,
     pub param: Param,
-    pub window: String,
+    pub window: std::sync::Arc<str>,
+    /// The parameter's upper limit, when it has one.
+    pub limit_max: Option<f64>,
     /// The latest closed window that was valid: its `ratio` and `exceeded` are the window's
     /// verdict (`quantrac_limit_ratio`, `quantrac_exceedance`).
-    pub closed: Option<WindowPoint>,
+    pub closed: Option<WindowMean>,
     /// The window still open at the latest time the engine was given, as it stands: `mean`,
     /// `ratio`, `capture` for early warnings. Its `valid`/`exceeded` are computed as if it
     /// closed now, so they are not a verdict.
-    pub running: Option<WindowPoint>,
+    pub running: Option<WindowMean>,
 }
 
 /// A small, fast hasher (the multiply-rotate scheme of rustc's FxHash) for the engine's

@@ -49,6 +49,7 @@ pub async fn run(
     // periodically what a backlog drain freed (see `memory`).
     crate::memory::release();
     let mut released = tokio::time::Instant::now();
+    let mut changes = Vec::new();
     loop {
         tokio::select! {
             message = rx.recv() => {
@@ -84,7 +85,8 @@ pub async fn run(
                 }
                 // Only what changed or fell due: the windows a reading or a close touched,
                 // the stations whose health moved (see `Engine`).
-                events.windows(&engine.window_changes());
+                engine.window_changes_into(&mut changes);
+                events.windows(&changes);
                 let health = engine.health_changes(now);
                 board.publish(&mut engine, &health, now);
                 // Configured stations only: a station removed from the configuration has no

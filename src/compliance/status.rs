@@ -390,12 +390,12 @@ mod tests {
             ]
         );
         let one_hour = &p.windows[0];
-        assert_eq!(one_hour.label, "1h");
+        assert_eq!(&*one_hour.label, "1h");
         let running = one_hour.running.unwrap();
         assert_eq!((running.mean, running.samples), (200.0, 3));
         assert_eq!(running.capture, 0.25);
         assert_eq!(one_hour.closed.unwrap().start_ms, T0 + 2 * HOUR);
-        assert_eq!(p.windows[1].label, "24h");
+        assert_eq!(&*p.windows[1].label, "24h");
 
         // A calibration ends the run; the next exceedance starts a new one.
         let ts = now + 60_000;

@@ -4,7 +4,7 @@
 use super::*;
 use crate::config::{StationDefaults, Stations, WindowSpec};
 use crate::model::LimitSource;
-use crate::model::{Reading, Status};
+use crate::model::{Reading, Status, WindowPoint};
 use chrono_tz::Asia::Ho_Chi_Minh;
 // The contract's example stations.
 use quantrac_testkit::fixtures::CONTRACT_STATIONS as STATIONS;
@@ -420,7 +420,7 @@ fn window_states_show_the_running_window_and_the_last_valid_one() {
     let states = e.window_states();
     let hour = states
         .iter()
-        .find(|s| s.key == outfall() && s.param == Param::COD && s.window == "1h")
+        .find(|s| s.key == outfall() && s.param == Param::COD && &*s.window == "1h")
         .unwrap();
     let closed = hour.closed.as_ref().unwrap();
     assert_eq!(closed.start_ms, T0);
@@ -430,7 +430,7 @@ fn window_states_show_the_running_window_and_the_last_valid_one() {
     assert_eq!(running.start_ms, T0 + HOUR);
     assert_eq!(running.ratio, Some(0.5));
     assert_eq!(running.capture, 0.25);
-    let day = states.iter().find(|s| s.window == "24h").unwrap();
+    let day = states.iter().find(|s| &*s.window == "24h").unwrap();
     assert!(day.closed.is_none());
     assert_eq!(day.running.as_ref().unwrap().samples, 15);
 }
@@ -444,7 +444,7 @@ fn an_invalid_closed_window_does_not_replace_the_last_valid_one() {
     let hour = e
         .window_states()
         .into_iter()
-        .find(|s| s.window == "1h")
+        .find(|s| &*s.window == "1h")
         .unwrap();
     assert_eq!(hour.closed.unwrap().start_ms, T0);
     assert!(hour.running.is_none(), "nothing in the 02:00 hour yet");

@@ -94,7 +94,8 @@ pub struct PermitLimit {
 /// windows align to clock hours; a window of whole days aligns to local midnight.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct WindowSpec {
-    pub label: String,
+    /// Shared by every series of this length (a province holds tens of thousands).
+    pub label: std::sync::Arc<str>,
     pub seconds: u64,
 }
 
@@ -122,7 +123,7 @@ impl WindowSpec {
             ));
         }
         Ok(WindowSpec {
-            label: s.to_owned(),
+            label: s.into(),
             seconds,
         })
     }

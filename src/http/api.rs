@@ -211,7 +211,7 @@ fn param<'a>(p: &'a ParamStatus, over: Option<&Over<'a>>, tz: Tz) -> Param<'a> {
         over_limit: over.map(|o| OverLimit {
             basis: match o.basis {
                 Basis::Reading => "reading",
-                Basis::Window(w) => w.label.as_str(),
+                Basis::Window(w) => &w.label,
             },
             value: o.value,
             ratio: o.ratio,

@@ -409,7 +409,7 @@ fn station_card(h: &mut Html, v: &View, st: &StationView) {
     let mut labels: Vec<&str> = Vec::new();
     for (p, _) in &measured {
         for w in &p.windows {
-            if !labels.contains(&w.label.as_str()) {
+            if !labels.contains(&&*w.label) {
                 labels.push(&w.label);
             }
         }

@@ -41,7 +41,7 @@ pub fn param_row(
     ratio_cell(h, p);
     for label in labels {
         h.raw("<td data-label=\"").text(label).raw(" mean\">");
-        match p.windows.iter().find(|w| w.label == *label) {
+        match p.windows.iter().find(|w| *w.label == **label) {
             Some(w) => window(h, v, w, unit),
             None => {
                 h.raw("–");

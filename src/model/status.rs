@@ -141,7 +141,7 @@ pub struct Latest {
 /// One averaging window of a parameter: the one still open and the latest closed valid one.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WindowStatus {
-    pub label: String,
+    pub label: Arc<str>,
     pub seconds: u64,
     /// The window holding "now", as it stands.
     pub running: Option<WindowMean>,

@@ -236,7 +236,7 @@ impl Engine {
                         windows: station
                             .windows_for(p.param)
                             .iter()
-                            .map(|w| w.label.clone())
+                            .map(|w| w.label.to_string())
                             .collect(),
                         o2_ref: station.o2_ref.filter(|_| p.param.o2_correctable()),
                     })
@@ -486,10 +486,18 @@ impl Engine {
     /// [`Engine::window_states`] of the parameters whose windows changed (a sample, a close)
     /// since the last call: what the window gauges need to be current.
     pub fn window_changes(&mut self) -> Vec<WindowState> {
-        let Some(now) = self.now_ms else {
-            return Vec::new();
-        };
         let mut out = Vec::new();
+        self.window_changes_into(&mut out);
+        out
+    }
+
+    /// [`Engine::window_changes`] into `out` (cleared first), so the stage reuses one buffer:
+    /// a province's tick hands out about a thousand states.
+    pub fn window_changes_into(&mut self, out: &mut Vec<WindowState>) {
+        out.clear();
+        let Some(now) = self.now_ms else {
+            return;
+        };
         // The running windows of one instant: found in the zone once per window length.
         let mut spans = Spans::new(now, self.tz);
         for (slot, pi) in std::mem::take(&mut self.dirty) {
@@ -497,7 +505,6 @@ impl Engine {
             p.dirty = false;
             out.extend(p.series.iter().filter_map(|s| window_state(s, &mut spans)));
         }
-        out
     }
 
     /// Whether `key` is a configured station (has a permit in `stations.toml`).
@@ -659,12 +666,13 @@ fn schedule(
 }
 
 fn window_state(s: &Series, spans: &mut Spans) -> Option<WindowState> {
-    let closed = s.last_valid();
-    let running = s.point(spans.at(s.spec.seconds).0);
+    let closed = s.last_valid_mean();
+    let running = s.mean_at(spans.at(s.spec.seconds).0);
     (closed.is_some() || running.is_some()).then(|| WindowState {
         key: s.key.clone(),
         param: s.param,
         window: s.spec.label.clone(),
+        limit_max: s.limit.as_ref().and_then(|l| l.max),
         closed,
         running,
     })

@@ -480,7 +480,7 @@ impl Series {
         WindowPoint {
             key: self.key.clone(),
             param: self.param,
-            window: self.spec.label.clone(),
+            window: self.spec.label.to_string(),
             start_ms: m.start_ms,
             mean: m.mean,
             samples: m.samples,
