@@ -106,6 +106,8 @@ impl Stage {
     pub(crate) fn message(&mut self, readings: Vec<Reading>, now_ms: i64) {
         let (judged, _) = self.engine.judge(readings, now_ms);
         self.events.judged(&judged, now_ms);
+        self.engine.window_changes_into(&mut self.changes);
+        self.events.windows(&self.changes);
     }
 
     /// One tick of the stage's timer.

@@ -56,6 +56,11 @@ pub async fn run(
                 let Some((envelope, decoded)) = message else { break };
                 let (readings, averages) = engine.judge(decoded.readings, envelope.received_at_ms);
                 events.judged(&readings, envelope.received_at_ms);
+                // The window gauges of this station now, while its state is in the CPU's
+                // caches: at a province's scale, waiting for the tick means fetching every
+                // station's windows again from memory (see `cargo bench --bench scale`).
+                engine.window_changes_into(&mut changes);
+                events.windows(&changes);
                 board.rejected(
                     &envelope.topic,
                     decoded.key.as_ref(),

@@ -26,6 +26,7 @@ const CHART_MS: i64 = 24 * 3_600_000;
 
 /// The windows holding one instant, by length: every series of a length shares them, and
 /// finding them in the zone is the costly part of describing a station.
+#[derive(Debug)]
 pub struct Spans {
     now_ms: i64,
     tz: Tz,
@@ -39,6 +40,13 @@ impl Spans {
             tz,
             by_length: Vec::new(),
         }
+    }
+
+    /// Moves "now" to `now_ms`, keeping the windows that still hold it.
+    pub fn move_to(&mut self, now_ms: i64) {
+        self.now_ms = now_ms;
+        self.by_length
+            .retain(|&(_, (start, end))| start <= now_ms && now_ms < end);
     }
 
     /// `[start, end)` of the `seconds`-long window holding "now".

@@ -123,6 +123,8 @@ pub struct Engine {
     due: BinaryHeap<Reverse<(i64, Due, Loc)>>,
     /// Parameters whose windows changed, as (slot, position).
     dirty: Vec<(u32, u16)>,
+    /// The running windows at the latest [`Engine::window_changes_into`].
+    spans: Spans,
     /// Series created by a rebuild in progress ([`Engine::restore_part`]).
     restored: Vec<Loc>,
     /// Configured stations a reading reached since [`Engine::take_changed`], by slot.
@@ -206,6 +208,7 @@ impl Engine {
             health,
             due: BinaryHeap::new(),
             dirty: Vec::new(),
+            spans: Spans::new(0, tz),
             restored: Vec::new(),
             changed: Vec::new(),
             kinds,
@@ -498,13 +501,21 @@ impl Engine {
         let Some(now) = self.now_ms else {
             return;
         };
-        // The running windows of one instant: found in the zone once per window length.
-        let mut spans = Spans::new(now, self.tz);
-        for (slot, pi) in std::mem::take(&mut self.dirty) {
+        // The running windows: found in the zone once per window length, and kept while
+        // they hold "now" (the stage calls this after every message).
+        self.spans.move_to(now);
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for &(slot, pi) in &dirty {
             let p = &mut self.slots[slot as usize].params[usize::from(pi)];
             p.dirty = false;
-            out.extend(p.series.iter().filter_map(|s| window_state(s, &mut spans)));
+            out.extend(
+                p.series
+                    .iter()
+                    .filter_map(|s| window_state(s, &mut self.spans)),
+            );
         }
+        dirty.clear();
+        self.dirty = dirty;
     }
 
     /// Whether `key` is a configured station (has a permit in `stations.toml`).
