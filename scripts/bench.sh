@@ -12,14 +12,20 @@
 #   QUANTRAC_BENCH_PUBLISHERS=4        concurrent MQTT publishers
 #   QUANTRAC_BENCH_SPACING_S=300       time between two messages of one station
 #   QUANTRAC_BENCH_TIMEOUT_S=120       longest wait for any phase
-#   QUANTRAC_BENCH_E2E=0               per-core part only
+#   QUANTRAC_BENCH_E2E=0               no end-to-end part (2)
+#   QUANTRAC_BENCH_PROVINCE=0          no province-scale part (3)
+#   QUANTRAC_BENCH_PROVINCE_STATIONS=10000    generated wastewater stations of part 3
+#   QUANTRAC_BENCH_VERSUS_MESSAGES=50000      one-reading messages, to mosquitto_sub and to quantrac
+#   QUANTRAC_BENCH_PROVINCE_MESSAGES=50000    six-reading messages
+#   QUANTRAC_BENCH_PROVINCE_PUBLISHERS=10     concurrent MQTT publishers of part 3
 #   QUANTRAC_BENCH_KEEP=1              keep the temporary folder (logs, journals)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for p in mosquitto influxd; do
-  if ! command -v "$p" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$p" ] && [ "${QUANTRAC_BENCH_E2E:-1}" != 0 ]; then
-    echo "missing: $p (apt-get install mosquitto influxdb), or set QUANTRAC_BENCH_E2E=0" >&2
+for p in mosquitto mosquitto_sub influxd; do
+  if ! command -v "$p" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$p" ] \
+    && { [ "${QUANTRAC_BENCH_E2E:-1}" != 0 ] || [ "${QUANTRAC_BENCH_PROVINCE:-1}" != 0 ]; }; then
+    echo "missing: $p (apt-get install mosquitto mosquitto-clients influxdb), or set QUANTRAC_BENCH_E2E=0 QUANTRAC_BENCH_PROVINCE=0" >&2
     exit 1
   fi
 done

@@ -19,7 +19,7 @@ use crate::{PARK_STATIONS, TARGET_RATIO, TOPIC_TEMPLATE, TZ};
 
 /// A broker for backlogs: ten million queued messages, no autosave while measuring, and `$SYS`
 /// every second for its count of received publishes.
-fn backlog_broker() -> BrokerOpts {
+pub(crate) fn backlog_broker() -> BrokerOpts {
     BrokerOpts {
         max_queued_messages: 10_000_000,
         autosave_interval: None,
@@ -28,16 +28,7 @@ fn backlog_broker() -> BrokerOpts {
 }
 
 pub(crate) async fn end_to_end(sizes: &Sizes) -> anyhow::Result<E2e> {
-    let root = tempfile::Builder::new()
-        .prefix("quantrac-bench-")
-        .tempdir()
-        .context("temporary folder")?;
-    // Kept for a post-mortem when asked (logs of every server and quantrac's journal).
-    let keep = std::env::var_os("QUANTRAC_BENCH_KEEP").is_some_and(|v| v != "0");
-    let root = Root {
-        dir: Some(root),
-        keep,
-    };
+    let root = Root::temp()?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -86,13 +77,26 @@ pub(crate) async fn end_to_end(sizes: &Sizes) -> anyhow::Result<E2e> {
 }
 
 /// The run's temporary folder: removed at the end unless `QUANTRAC_BENCH_KEEP=1`.
-struct Root {
+pub(crate) struct Root {
     dir: Option<tempfile::TempDir>,
     keep: bool,
 }
 
 impl Root {
-    fn path(&self) -> &Path {
+    pub(crate) fn temp() -> anyhow::Result<Root> {
+        let dir = tempfile::Builder::new()
+            .prefix("quantrac-bench-")
+            .tempdir()
+            .context("temporary folder")?;
+        // Kept for a post-mortem when asked (logs of every server and quantrac's journal).
+        let keep = std::env::var_os("QUANTRAC_BENCH_KEEP").is_some_and(|v| v != "0");
+        Ok(Root {
+            dir: Some(dir),
+            keep,
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
         self.dir
             .as_ref()
             .map_or(Path::new("/nonexistent"), |d| d.path())
@@ -110,10 +114,10 @@ impl Drop for Root {
 /// What every run shares.
 pub(crate) struct Ctx<'a> {
     pub(crate) sizes: &'a Sizes,
-    root: &'a Path,
+    pub(crate) root: &'a Path,
     pub(crate) http: &'a reqwest::Client,
     pub(crate) influx: &'a Influx1,
-    stations_file: &'a Path,
+    pub(crate) stations_file: &'a Path,
 }
 
 impl Ctx<'_> {
@@ -125,7 +129,7 @@ impl Ctx<'_> {
     }
 
     /// quantrac's configuration for one run: its own broker, database, journal and client id.
-    fn config(
+    pub(crate) fn config(
         &self,
         name: &str,
         mqtt_port: u16,

@@ -14,6 +14,10 @@
 //!      stopped, then quantrac starts and drains it (journal `durable = true`);
 //!    - the same drain with `durable = false`, and the ratio of the two;
 //!    - the journal's bytes per reading after the drain.
+//! 3. **Province scale** ([`province`]): issue 10's throughput and journal targets with 10,000
+//!    generated stations — quantrac against a plain `mosquitto_sub` on one-reading messages,
+//!    six-reading messages in readings/s, the journal's bytes per reading, its outbox and its
+//!    pruning — printed as a `| figure | target | measured | met |` table at the end.
 //!
 //! End-to-end messages carry timestamps 5 minutes apart that end at the time of the run, so
 //! most readings arrive after their window closed: as after an outage, each such reading
@@ -21,19 +25,25 @@
 //! The figures print that ratio.
 //!
 //! Sizes come from environment variables ([`Sizes::from_env`]). Without the `--bench` argument
-//! (that is, under `cargo test --all-targets`) only a small per-core pass runs, with no server.
+//! (that is, under `cargo test --all-targets`) only a small per-core pass runs, with no server,
+//! and part 3's workload is generated small, with no server either.
 //!
 //! The servers and the quantrac process come from `quantrac-testkit`, as in the integration
 //! tests. Modules: [`sizes`], [`workload`], [`per_core`] (part 1), [`e2e`] with [`service`] and
-//! [`publish`] (part 2), [`report`] (figures), [`procfs`] (CPU and memory).
+//! [`publish`] (part 2), [`province`] with [`province_work`], [`versus`] and [`watch`] (part 3),
+//! [`report`] (figures), [`procfs`] (CPU and memory).
 
 mod e2e;
 mod per_core;
 mod procfs;
+mod province;
+mod province_work;
 mod publish;
 mod report;
 mod service;
 mod sizes;
+mod versus;
+mod watch;
 mod workload;
 
 use std::panic::AssertUnwindSafe;
@@ -43,6 +53,7 @@ use chrono_tz::Tz;
 
 use crate::e2e::end_to_end;
 use crate::per_core::per_core;
+use crate::province::province;
 use crate::report::{cpus, Summary};
 use crate::sizes::Sizes;
 
@@ -99,7 +110,35 @@ fn main() -> anyhow::Result<()> {
     } else {
         println!("\nend-to-end part skipped (QUANTRAC_BENCH_E2E=0)");
     }
+
+    let mut table = None;
+    if sizes.province {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        let part =
+            std::panic::catch_unwind(AssertUnwindSafe(|| runtime.block_on(province(&sizes))))
+                .unwrap_or_else(|panic| Err(anyhow!("{}", panic_text(panic.as_ref()))));
+        match part {
+            Ok(p) => table = Some(p.table()),
+            Err(e) => {
+                println!("\nprovince-scale benchmark failed: {e:#}");
+                summary.row("province scale", "failed".into(), "");
+                let e = e.context("province-scale benchmark");
+                failed = Some(match failed {
+                    Some(first) => first.context(format!("{e:#}")),
+                    None => e,
+                });
+            }
+        }
+    } else {
+        println!("\nprovince-scale part skipped (QUANTRAC_BENCH_PROVINCE=0)");
+    }
     summary.print();
+    if let Some(table) = table {
+        table.print("province scale (issue 10): throughput and the journal");
+    }
     failed.map_or(Ok(()), Err)
 }
 
@@ -117,6 +156,17 @@ fn smoke() -> anyhow::Result<()> {
             "decode + verdict saw {} readings, decode {}",
             core.verdict.readings,
             core.decode_all.readings
+        );
+    }
+    // Part 3's generator, small: every message decodes whole (it checks that itself).
+    let now = chrono::Utc::now().timestamp_millis();
+    let one = province_work::generate(20, 50, 1, now)?;
+    let six = province_work::generate(20, 50, 6, now)?;
+    if one.readings != 50 || six.readings != 300 {
+        bail!(
+            "province workloads hold {} and {} readings",
+            one.readings,
+            six.readings
         );
     }
     println!(

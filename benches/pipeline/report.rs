@@ -266,3 +266,36 @@ pub(crate) fn fmt_rate(x: f64) -> String {
 pub(crate) fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
+
+/// Figures beside their targets, printed as `| figure | target | measured | met |` rows, as
+/// `cargo bench --bench scale` prints its own.
+#[derive(Default)]
+pub(crate) struct Table {
+    rows: Vec<[String; 4]>,
+}
+
+impl Table {
+    /// `met`: `None` for a figure without a target (or one that is only to be stated).
+    pub(crate) fn row(&mut self, figure: &str, target: &str, measured: String, met: Option<bool>) {
+        let met = match met {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "",
+        };
+        self.rows.push([
+            figure.to_owned(),
+            target.to_owned(),
+            measured,
+            met.to_owned(),
+        ]);
+    }
+
+    pub(crate) fn print(&self, title: &str) {
+        let mut out =
+            format!("\n{title}\n| figure | target | measured | met |\n|---|---|---|---|\n");
+        for [figure, target, measured, met] in &self.rows {
+            let _ = writeln!(out, "| {figure} | {target} | {measured} | {met} |");
+        }
+        print!("{out}");
+    }
+}

@@ -188,7 +188,11 @@ pub(crate) async fn drop_database(influx: &Influx1, http: &reqwest::Client, db: 
 }
 
 /// `SELECT count(value) FROM reading`: readings queryable now.
-async fn count_readings(influx: &Influx1, http: &reqwest::Client, db: &str) -> anyhow::Result<u64> {
+pub(crate) async fn count_readings(
+    influx: &Influx1,
+    http: &reqwest::Client,
+    db: &str,
+) -> anyhow::Result<u64> {
     let v = influx
         .request(http, false, Some(db), "SELECT count(value) FROM reading")
         .await?;

@@ -28,6 +28,17 @@ pub(crate) struct Sizes {
     pub(crate) timeout: Duration,
     /// `QUANTRAC_BENCH_E2E`: `0` skips the end-to-end part.
     pub(crate) e2e: bool,
+    /// `QUANTRAC_BENCH_PROVINCE`: `0` skips the province-scale part (3).
+    pub(crate) province: bool,
+    /// `QUANTRAC_BENCH_PROVINCE_STATIONS`: generated wastewater stations of part 3.
+    pub(crate) province_stations: usize,
+    /// `QUANTRAC_BENCH_VERSUS_MESSAGES`: one-reading messages, once to `mosquitto_sub` and once
+    /// to quantrac.
+    pub(crate) versus_messages: usize,
+    /// `QUANTRAC_BENCH_PROVINCE_MESSAGES`: six-reading messages of the province run.
+    pub(crate) province_messages: usize,
+    /// `QUANTRAC_BENCH_PROVINCE_PUBLISHERS`: concurrent MQTT publishers of part 3.
+    pub(crate) province_publishers: usize,
 }
 
 impl Default for Sizes {
@@ -42,6 +53,11 @@ impl Default for Sizes {
             spacing_s: 300,
             timeout: Duration::from_secs(120),
             e2e: true,
+            province: true,
+            province_stations: 10_000,
+            versus_messages: 50_000,
+            province_messages: 50_000,
+            province_publishers: 10,
         }
     }
 }
@@ -59,6 +75,17 @@ impl Sizes {
             spacing_s: env_or("QUANTRAC_BENCH_SPACING_S", d.spacing_s)?.max(1),
             timeout: Duration::from_secs(env_or("QUANTRAC_BENCH_TIMEOUT_S", d.timeout.as_secs())?),
             e2e: env_or("QUANTRAC_BENCH_E2E", 1u8)? != 0,
+            province: env_or("QUANTRAC_BENCH_PROVINCE", 1u8)? != 0,
+            province_stations: env_or("QUANTRAC_BENCH_PROVINCE_STATIONS", d.province_stations)?
+                .max(1),
+            versus_messages: env_or("QUANTRAC_BENCH_VERSUS_MESSAGES", d.versus_messages)?.max(1),
+            province_messages: env_or("QUANTRAC_BENCH_PROVINCE_MESSAGES", d.province_messages)?
+                .max(1),
+            province_publishers: env_or(
+                "QUANTRAC_BENCH_PROVINCE_PUBLISHERS",
+                d.province_publishers,
+            )?
+            .max(1),
         })
     }
 
@@ -76,7 +103,8 @@ impl std::fmt::Display for Sizes {
         write!(
             f,
             "stations {} ({} copies of the demo park), message spacing {} s, per-core messages {} × {} passes, \
-             live messages {}, backlog messages {}, publishers {}",
+             live messages {}, backlog messages {}, publishers {}; province: {} stations, \
+             {} one-reading messages, {} six-reading messages, {} publishers",
             self.replicas() * PARK_STATIONS,
             self.replicas(),
             self.spacing_s,
@@ -84,7 +112,11 @@ impl std::fmt::Display for Sizes {
             self.passes,
             self.live_messages,
             self.backlog_messages,
-            self.publishers
+            self.publishers,
+            self.province_stations,
+            self.versus_messages,
+            self.province_messages,
+            self.province_publishers
         )
     }
 }
