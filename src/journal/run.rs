@@ -124,6 +124,10 @@ impl Stage {
         self.checkpoint(true);
         let mut last_log = Instant::now();
         let mut last_prune: Option<Instant> = None;
+        // The last prune left work behind (a part of a day sealed, a full chunk deleted):
+        // the next goes after the next commit, not a minute later, so a province's day is
+        // sealed and pruned at the pace it is written.
+        let mut behind = false;
         let mut last_file_check = Instant::now();
         let mut size = self.journal.size_bytes()?;
         loop {
@@ -145,8 +149,11 @@ impl Stage {
             }
             let full = size >= self.params.max_bytes;
             let mut pruned = 0;
-            if full || last_prune.is_none_or(|t| t.elapsed() >= self.params.prune_interval) {
-                pruned = self.prune(full);
+            if full
+                || behind
+                || last_prune.is_none_or(|t| t.elapsed() >= self.params.prune_interval)
+            {
+                (pruned, behind) = self.prune(full);
                 last_prune = Some(Instant::now());
                 size = self.journal.size_bytes()?;
                 self.events.size(size);
@@ -250,10 +257,10 @@ impl Stage {
     /// records: one chunk per call normally, until below the limit
     /// (or nothing more can go) while full. A failure is logged when it starts and when it
     /// ends; intake continues, since a failed prune loses nothing. Returns how many records
-    /// went.
-    fn prune(&mut self, full: bool) -> u64 {
+    /// went, and whether work may be left (a segment sealed, a full chunk deleted).
+    fn prune(&mut self, full: bool) -> (u64, bool) {
         let now = now_ms();
-        let result = (|| -> Result<u64, Error> {
+        let result = (|| -> Result<(u64, bool), Error> {
             // Every day that is over is sealed first (pruning would, too): logged here.
             let sealed = self.journal.seal_some(now, 1)?;
             if sealed > 0 {
@@ -267,18 +274,18 @@ impl Stage {
                     .prune_some(now, self.params.retention, PRUNE_CHUNK)?;
                 total += n;
                 if n == 0 || !full || self.journal.size_bytes()? < self.params.max_bytes {
-                    return Ok(total);
+                    return Ok((total, sealed > 0 || n >= PRUNE_CHUNK));
                 }
             }
         })();
         match result {
-            Ok(n) => {
+            Ok((n, more)) => {
                 self.events.pruned(n);
-                n
+                (n, more)
             }
             Err(e) => {
                 self.events.prune_failed(&e);
-                0
+                (0, false)
             }
         }
     }

@@ -1,5 +1,6 @@
-//! The sealed archive: every record the journal prunes is first written here, one segment
-//! per local day, in an open format, and never rewritten.
+//! The sealed archive: every record the journal prunes is first written here, in segments of
+//! one local day (several for a day of more than 10,000 records), in an open format, and never
+//! rewritten.
 //!
 //! # Format
 //! A segment is two files in `journal.archive_dir` (default: `archive/` in the journal

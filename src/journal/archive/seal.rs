@@ -13,7 +13,13 @@ use super::{
 use crate::journal::schema::{self, key, to_i64};
 use crate::journal::Error;
 
-/// Seals, oldest first, up to `max` local days that ended at or before `now_ms`, continuing
+/// The most records one segment holds. Sealing runs on the journal's thread between commits
+/// and writes a few thousand records a second, so a part of a day takes seconds, where a whole
+/// day of 10,000 stations (14.4 million records) would hold commits for most of an hour.
+pub(crate) const SEGMENT_MAX_RECORDS: u64 = 10_000;
+
+/// Seals, oldest first, up to `max` segments of local days that ended at or before `now_ms`
+/// (a day in segments of at most [`SEGMENT_MAX_RECORDS`]), continuing
 /// from the archive's end (or the chain base, when the archive ends before it). Returns how
 /// many segments were written.
 pub(crate) fn seal_finished_days(
@@ -64,6 +70,9 @@ pub(crate) fn seal_finished_days(
                 .prepare_cached("SELECT max(id) FROM messages")?
                 .query_row([], |r| r.get::<_, i64>(0))? as u64,
         };
+        // A day of a province is millions of records: sealed in parts, so the journal's
+        // thread (which also commits) is never held for long.
+        let last = last.min(start + SEGMENT_MAX_RECORDS - 1);
         let from = archive.from.or(recorded_from).unwrap_or(start);
         if recorded_from.is_none() {
             schema::put_u64(conn, key::ARCHIVE_FROM, from)?;

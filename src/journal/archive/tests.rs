@@ -1,4 +1,4 @@
-//! The archive: one segment per local day, sealed before pruning, written once, and verified
+//! The archive: segments of one local day each, sealed before pruning, written once, and verified
 //! with the journal as one chain.
 
 use std::path::Path;
@@ -438,4 +438,53 @@ fn a_segment_without_its_manifest_is_completed_not_rewritten() {
     assert_eq!(std::fs::read(a.join(segment_file(name))).unwrap(), before);
     assert!(a.join(manifest_file(name)).is_file());
     assert!(verify(dir.path()).unwrap().ok());
+}
+
+#[test]
+fn a_large_day_is_sealed_in_parts_that_verify_as_one_chain() {
+    // A province's day is millions of records: at most SEGMENT_MAX_RECORDS a segment, so
+    // sealing never holds the journal's thread for long.
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    let n = seal::SEGMENT_MAX_RECORDS + 3;
+    let payloads: Vec<Vec<u8>> = (0..n)
+        .map(|i| format!("{{\"n\":{i}}}").into_bytes())
+        .collect();
+    let entries: Vec<Entry> = payloads
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Entry {
+            received_at_ms: T0 + i as i64,
+            topic: "env/dinh-vu/dv-steel/stack-1",
+            payload: p,
+            station: Some("dinh-vu/dv-steel/stack-1".into()),
+            rejections: &[],
+            points: vec![format!("reading,param=SO2 value={i} {}", T0 + i as i64)],
+            once: false,
+        })
+        .collect();
+    j.append(&entries).unwrap();
+    assert_eq!(j.seal(T0 + DAY).unwrap(), 2);
+    assert_eq!(
+        names(dir.path()),
+        ["2026-11-29_000000000001", "2026-11-29_000000010001"]
+    );
+    let a = archive(dir.path());
+    let first = read_manifest(&a.join("2026-11-29_000000000001.manifest.json")).unwrap();
+    let second = read_manifest(&a.join("2026-11-29_000000010001.manifest.json")).unwrap();
+    assert_eq!(
+        (first.first_id, first.last_id),
+        (1, seal::SEGMENT_MAX_RECORDS)
+    );
+    assert_eq!(
+        (second.first_id, second.last_id, second.records),
+        (10_001, n, 3)
+    );
+    assert_eq!(second.day, "2026-11-29");
+    assert_eq!(second.prev_hash, first.last_hash);
+    Outbox::open(dir.path()).unwrap().written(n).unwrap();
+    assert_eq!(j.prune(T0 + 62 * DAY, RETENTION).unwrap(), n);
+    let r = verify(dir.path()).unwrap();
+    assert!(r.ok(), "{r}");
+    assert_eq!((r.archive.segments, r.archive.records), (2, n));
 }

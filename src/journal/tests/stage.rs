@@ -1,6 +1,7 @@
 //! The journal stage end to end: commits before acks, in order, and pausing when full.
 
 use super::*;
+use crate::journal::writer::PRUNE_CHUNK;
 use crate::metrics::Metrics;
 use crate::pipeline::{Ack, AckEvent, Envelope, Processed};
 
@@ -126,4 +127,53 @@ fn when_full_it_takes_nothing_and_says_why() {
     assert_eq!(ack_rx.try_recv().ok(), Some(AckEvent::Dropped(1)));
     let r = verify(dir.path()).unwrap();
     assert_eq!(r.records, 0);
+}
+
+#[test]
+fn a_backlog_of_expired_records_is_sealed_and_pruned_chunk_after_chunk_not_one_a_minute() {
+    // A province writes ~170 records a second; one chunk a minute would never catch up.
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    let n = 2 * PRUNE_CHUNK + 5;
+    fill(&mut j, n, 1, 5_000);
+    Outbox::open(dir.path()).unwrap().written(n).unwrap();
+    let (tx, rx) = mpsc::channel(10);
+    let metrics = Metrics::new();
+    let mut p = params(u64::MAX);
+    p.retention = Duration::from_secs(86_400);
+    p.prune_interval = Duration::from_secs(3_600);
+    let h = std::thread::spawn(move || {
+        run(
+            j,
+            rx,
+            Box::new(|_: &Processed| vec![]),
+            metrics,
+            Arc::new(Notify::new()),
+            p,
+            crate::readiness::Readiness::default(),
+        )
+    });
+    let left = || -> i64 {
+        raw(dir.path())
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while left() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} records still there: pruning waited for its interval",
+            left()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(tx);
+    h.join().unwrap().unwrap();
+    let one_day = Options {
+        retention: Duration::from_secs(86_400),
+        ..Options::default()
+    };
+    let r = verify_with(dir.path(), &one_day).unwrap();
+    assert!(r.ok(), "{r}");
+    assert_eq!((r.archive.records, r.archive.segments), (n, 3));
 }
