@@ -108,6 +108,7 @@ impl Stage {
         self.events.judged(&judged, now_ms);
         self.engine.window_changes_into(&mut self.changes);
         self.events.windows(&self.changes);
+        self.board.describe_changed(&mut self.engine, now_ms);
     }
 
     /// One tick of the stage's timer.

@@ -61,6 +61,7 @@ pub async fn run(
                 // station's windows again from memory (see `cargo bench --bench scale`).
                 engine.window_changes_into(&mut changes);
                 events.windows(&changes);
+                board.describe_changed(&mut engine, envelope.received_at_ms);
                 board.rejected(
                     &envelope.topic,
                     decoded.key.as_ref(),
