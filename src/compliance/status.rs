@@ -16,8 +16,8 @@ use tokio::sync::watch;
 use super::windows::{self, Series};
 use super::{Engine, StationHealth};
 use crate::model::status::{
-    excerpt, HourMean, Latest, ParamStatus, RecentRejection, StationStatus, WindowStatus,
-    EXCERPT_CHARS, RECENT_REJECTIONS,
+    excerpt, Latest, ParamStatus, RecentRejection, StationStatus, WindowStatus, EXCERPT_CHARS,
+    RECENT_REJECTIONS,
 };
 use crate::model::{Limit, Param, ParkStatus, Rejection, StationKey};
 
@@ -81,11 +81,7 @@ pub fn param_status(
     let hourly = series
         .iter()
         .find(|s| s.spec.seconds == 3600)
-        .map(|s| {
-            s.means(now_ms - CHART_MS, now_ms + 1)
-                .map(HourMean::from)
-                .collect()
-        })
+        .map(|s| s.chart_means(now_ms - CHART_MS, now_ms + 1).collect())
         .unwrap_or_default();
     ParamStatus {
         param,
@@ -187,6 +183,26 @@ impl StatusBoard {
         self.spans = Some(spans);
     }
 
+    /// Puts the station's new health into its description, keeping its parameters (shared,
+    /// not described again); `false` when it has no description yet.
+    fn refresh_health(&mut self, slot: usize) -> bool {
+        let (Some(h), Some(d)) = (self.health[slot].clone(), self.described[slot].as_mut()) else {
+            return false;
+        };
+        let old = &d.status;
+        d.status = Arc::new(StationStatus {
+            key: h.key,
+            kind: old.kind,
+            expected_interval_s: old.expected_interval_s,
+            state: h.state,
+            last_message_ms: h.last_reading_ms,
+            stuck: h.stuck_params,
+            params: old.params.clone(),
+        });
+        self.described_since = true;
+        true
+    }
+
     /// Describes the configured station at `slot` as of `spans`; `false` when its health is
     /// not known yet.
     fn describe(&mut self, engine: &mut Engine, slot: usize, spans: &mut Spans) -> bool {
@@ -274,11 +290,13 @@ impl StatusBoard {
         self.health.resize_with(configured, || None);
         let mut stale: Vec<usize> = engine.take_changed();
         stale.append(&mut self.later);
+        // Stations whose health alone changed (a message described with it, a silence).
+        let mut health_only = Vec::new();
         let mut others_changed = false;
         for (slot, h) in health {
             if *slot < configured {
                 self.health[*slot] = Some(h.clone());
-                stale.push(*slot);
+                health_only.push(*slot);
             } else {
                 others_changed = true;
                 self.others.insert(
@@ -313,8 +331,13 @@ impl StatusBoard {
         stale.sort_unstable();
         stale.dedup();
         let mut spans = Spans::new(now_ms, engine.timezone());
-        for slot in stale {
+        for &slot in &stale {
             self.describe(engine, slot, &mut spans);
+        }
+        for slot in health_only {
+            if stale.binary_search(&slot).is_err() && !self.refresh_health(slot) {
+                self.describe(engine, slot, &mut spans);
+            }
         }
         let rebuilt = std::mem::take(&mut self.described_since);
         let due = self
@@ -415,6 +438,30 @@ mod tests {
             .find(|p| p.param == Param::COD)?
             .latest?
             .value
+    }
+
+    #[test]
+    fn a_change_of_health_alone_keeps_the_described_parameters() {
+        let (tx, rx) = watch::channel(Arc::new(ParkStatus::empty(chrono_tz::UTC)));
+        let mut board = StatusBoard::new(tx);
+        let mut e = engine();
+        e.judge(vec![cod(T0, 100.0, Status::Normal)], T0);
+        publish(&mut board, &mut e, T0);
+        let before = rx.borrow().clone();
+        let outfall_of = |s: &ParkStatus| {
+            s.stations
+                .iter()
+                .find(|s| s.key == outfall())
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(outfall_of(&before).state, HealthState::Ok);
+        // Silent within the hour (before a window ends): the state changes, the parameters
+        // are the same allocation.
+        publish(&mut board, &mut e, T0 + HOUR / 2);
+        let after = outfall_of(&rx.borrow());
+        assert_eq!(after.state, HealthState::Silent);
+        assert!(Arc::ptr_eq(&after.params, &outfall_of(&before).params));
     }
 
     #[test]

@@ -34,7 +34,7 @@ use chrono::{DateTime, LocalResult, Offset, TimeZone};
 use chrono_tz::Tz;
 
 use crate::config::WindowSpec;
-use crate::model::status::WindowMean;
+use crate::model::status::{HourMean, WindowMean};
 use crate::model::{Limit, Param, StationKey, WindowPoint};
 
 use super::limits;
@@ -529,6 +529,26 @@ impl Series {
             .range(first..)
             .take_while(move |b| b.start_ms < to_ms)
             .filter_map(|b| self.mean_of(b))
+    }
+
+    /// [`Series::means`] as the hourly chart shows them: mean, capture and validity only (no
+    /// ratio or verdict), for the status page's descriptions, made with every message.
+    pub fn chart_means(&self, from_ms: i64, to_ms: i64) -> impl Iterator<Item = HourMean> + '_ {
+        let first = self.buckets.partition_point(|b| b.start_ms < from_ms);
+        let expected = self.expected_samples();
+        self.buckets
+            .range(first..)
+            .take_while(move |b| b.start_ms < to_ms)
+            .filter(|b| !b.is_empty())
+            .map(move |b| {
+                let capture = (f64::from(b.count()) / expected).min(1.0);
+                HourMean {
+                    start_ms: b.start_ms,
+                    mean: b.mean(),
+                    capture,
+                    valid: capture >= self.min_capture,
+                }
+            })
     }
 
     /// The mean of the window starting at `start_ms`, as it stands.

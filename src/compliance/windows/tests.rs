@@ -264,3 +264,30 @@ fn a_window_costs_32_bytes_and_its_split_sum_keeps_sign_and_large_values() {
     assert!(big.emitted() && !big.is_pending());
     assert_eq!(big.count(), 2, "the mark is not a sample");
 }
+
+#[test]
+fn the_chart_means_are_the_windows_means() {
+    // The status page's hourly chart: the same mean, capture and validity as the windows'
+    // own points, over the hours asked for only.
+    let mut s = series("1h", Some(100.0));
+    for (hour, n) in [(0, 12), (1, 3), (3, 9)] {
+        for i in 0..n {
+            let ts = T0 + hour * HOUR + i * 300_000;
+            s.put(ts, Some(40.0 + i as f64), Ho_Chi_Minh, i64::MIN);
+        }
+    }
+    let from_means: Vec<HourMean> = s
+        .means(T0 + HOUR, T0 + 4 * HOUR)
+        .map(HourMean::from)
+        .collect();
+    let chart: Vec<HourMean> = s.chart_means(T0 + HOUR, T0 + 4 * HOUR).collect();
+    assert_eq!(chart, from_means);
+    assert_eq!(
+        chart
+            .iter()
+            .map(|m| (m.start_ms, m.valid))
+            .collect::<Vec<_>>(),
+        [(T0 + HOUR, false), (T0 + 3 * HOUR, true)]
+    );
+    assert_eq!(chart[1].capture, 0.75);
+}
