@@ -8,7 +8,8 @@
 //! `cargo bench --bench scale`: 411 MB resident for 277 MB in use after a province's day).
 //! [`release`] asks it to return every whole free page; the compliance stage calls it after
 //! the rebuild and then at most once every [`PERIOD`], so a burst's leftover is given back
-//! within that time. Elsewhere (musl, other systems) it does nothing.
+//! within that time; on a province's heap (10,000 stations after a day) the call takes about
+//! 11 ms. Elsewhere (musl, other systems) it does nothing.
 
 use std::time::Duration;
 
