@@ -152,13 +152,9 @@ impl ParamRow {
 
 impl Table {
     fn row(&mut self, key: &StationKey) -> &mut Row {
-        // `entry` would clone the key on every call; the key is new only once per station.
-        if !self.rows.contains_key(key) {
-            self.rows.insert(key.clone(), Row::new());
-        }
-        self.rows
-            .get_mut(key)
-            .expect("inserted just above when missing")
+        // One search of the map (its keys compare as strings, far apart in memory at a
+        // province's scale); cloning the key is one reference count.
+        self.rows.entry(key.clone()).or_insert_with(Row::new)
     }
 }
 
@@ -192,13 +188,7 @@ impl StationTable {
         let mut table = self.lock();
         let table = &mut *table;
         let detail = table.detail;
-        if !table.rows.contains_key(key) {
-            table.rows.insert(key.clone(), Row::new());
-        }
-        let row = table
-            .rows
-            .get_mut(key)
-            .expect("inserted just above when missing");
+        let row = table.rows.entry(key.clone()).or_insert_with(Row::new);
         f(&mut StationRow {
             row,
             labels: &mut table.labels,
