@@ -537,6 +537,10 @@ fn no_ack_is_released_while_the_commit_waits_for_the_write_lock() {
         }
     };
     assert_eq!(first, AckEvent::Durable(0));
+    // The commit is counted just after its acks are resolved.
+    s.until("message 0's commit counted", || {
+        s.metrics.journal_commits.get() == 1
+    });
     let commits = s.metrics.journal_commits.get();
 
     let lock = raw(dir.path());

@@ -645,3 +645,31 @@ fn a_deleted_or_replaced_journal_file_is_noticed() {
     std::fs::rename(&moved, &db).unwrap();
     assert_eq!(j.file_changed(), None, "the same file back at its path");
 }
+
+// The restart rebuild finds the last windows record by its topic: the newest message with that
+// topic received since a time, or none.
+#[test]
+fn the_last_message_with_a_topic_is_the_newest_one_since_the_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    let entry = |received_at_ms, topic| Entry {
+        received_at_ms,
+        topic,
+        payload: b"{}",
+        station: None,
+        rejections: &[],
+        points: vec![],
+        once: false,
+    };
+    j.append(&[
+        entry(T0, "a"),
+        entry(T0 + 1, "b"),
+        entry(T0 + 2, "a"),
+        entry(T0 + 3, "c"),
+    ])
+    .unwrap();
+    assert_eq!(j.last_message_with_topic("a", 0).unwrap(), Some(3));
+    assert_eq!(j.last_message_with_topic("b", T0).unwrap(), Some(2));
+    assert_eq!(j.last_message_with_topic("b", T0 + 2).unwrap(), None);
+    assert_eq!(j.last_message_with_topic("d", 0).unwrap(), None);
+}

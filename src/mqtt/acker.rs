@@ -247,4 +247,83 @@ mod tests {
         assert!(drain(&mut order, 0).is_empty());
         assert_eq!(order.waiting(), 0, "nothing is held for acknowledgement");
     }
+
+    // What the acker loop relies on: `peek` leaves the packet in place (its PUBACK may have to
+    // wait for room) and only `sent` moves on to the next one.
+    #[test]
+    fn a_peeked_packet_stays_first_until_it_is_sent() {
+        let mut order = AckOrder::default();
+        order.arrived(1, 0, "p1");
+        order.arrived(2, 0, "p2");
+        order.durable(1);
+        order.durable(2);
+        assert_eq!(order.peek(0), Some(&"p1"));
+        assert_eq!(order.peek(0), Some(&"p1"), "not sent yet");
+        order.sent();
+        assert_eq!(order.peek(0), Some(&"p2"));
+        order.sent();
+        assert_eq!(order.peek(0), None);
+        assert_eq!(order.waiting(), 0);
+    }
+
+    /// A v3.1.1 publish with packet id `pkid`, as the broker delivers it at QoS 1.
+    fn publish(pkid: u16) -> Packet {
+        let mut p = rumqttc::Publish::new("t", rumqttc::QoS::AtLeastOnce, "x");
+        p.pkid = pkid;
+        Packet::V4(p)
+    }
+
+    // The acker itself, with the client's request channel in the test's hands: the PUBACKs
+    // it queues are exactly those of durable (or refused) messages of the current connection,
+    // each once and in arrival order, and it disconnects when the acks are gone. Time is
+    // paused: an acker that never ends fails the test at once.
+    #[tokio::test(start_paused = true)]
+    async fn the_acker_queues_each_puback_once_in_arrival_order_then_disconnects() {
+        let (requests, queued) = flume::bounded(16);
+        let client = Client::V4(rumqttc::AsyncClient::from_senders(requests));
+        let (resolved_tx, resolved) = mpsc::channel(8);
+        let (pending_tx, pending) = mpsc::channel(8);
+        let metrics = crate::metrics::Metrics::new();
+        let events = Events::new(
+            &metrics,
+            crate::readiness::Readiness::default(),
+            crate::config::MqttSettings::default().url,
+        );
+        // Message 1 came on the connection before this one (epoch 1).
+        for (seq, epoch) in [(1, 0), (2, 1), (3, 1), (4, 1)] {
+            pending_tx
+                .send(Pending {
+                    seq,
+                    epoch,
+                    packet: publish(seq as u16),
+                })
+                .await
+                .unwrap();
+        }
+        for event in [
+            AckEvent::Refused(3),
+            AckEvent::Durable(2),
+            AckEvent::Durable(1),
+        ] {
+            resolved_tx.send(event).await.unwrap();
+        }
+        drop((pending_tx, resolved_tx));
+        let epoch = Arc::new(AtomicU64::new(1));
+        tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            acker(client, resolved, pending, epoch, events),
+        )
+        .await
+        .expect("the acker ends once every ack is gone");
+        assert_eq!(
+            queued.drain().collect::<Vec<_>>(),
+            [
+                rumqttc::Request::PubAck(rumqttc::PubAck::new(2)),
+                rumqttc::Request::PubAck(rumqttc::PubAck::new(3)),
+                rumqttc::Request::Disconnect(rumqttc::Disconnect),
+            ],
+            "1 is stale, 4 never became durable"
+        );
+        assert_eq!(metrics.acks_sent.get(), 2);
+    }
 }

@@ -426,4 +426,73 @@ mod tests {
         )));
         assert_eq!(e.kind(), "network");
     }
+
+    // README: refused credentials end the retries; everything else is retried with backoff.
+    #[test]
+    fn only_a_refusal_is_permanent() {
+        use rumqttc::ConnectReturnCode as C;
+        let refused = ConnectionError::from_v4(rumqttc::ConnectionError::ConnectionRefused(
+            C::BadUserNamePassword,
+        ));
+        assert!(refused.is_permanent(), "{refused:?}");
+        assert_eq!(refused.kind(), "refused");
+        let unavailable = ConnectionError::from_v4(rumqttc::ConnectionError::ConnectionRefused(
+            C::ServiceUnavailable,
+        ));
+        assert!(!unavailable.is_permanent(), "{unavailable:?}");
+        assert_eq!(unavailable.kind(), "unavailable");
+        let network = ConnectionError::from_v4(rumqttc::ConnectionError::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset,
+        )));
+        assert!(!network.is_permanent(), "{network:?}");
+    }
+
+    // Subscriptions are queued at QoS 1 without waiting; a full request channel says so, for
+    // the poll loop to try again, instead of blocking it.
+    #[test]
+    fn subscribing_queues_every_filter_at_qos_1_or_says_the_channel_is_full() {
+        let (requests, queued) = flume::bounded(1);
+        let client = Client::V4(rumqttc::AsyncClient::from_senders(requests));
+        let filters = ["env/+/+/+/data".to_string(), "env/x/#".to_string()];
+        assert!(client.try_subscribe(&filters));
+        assert!(
+            !client.try_subscribe(&filters),
+            "the channel holds one request"
+        );
+        let Ok(rumqttc::Request::Subscribe(s)) = queued.try_recv() else {
+            panic!("a subscribe request");
+        };
+        let got: Vec<_> = s.filters.iter().map(|f| (f.path.as_str(), f.qos)).collect();
+        assert_eq!(
+            got,
+            [
+                ("env/+/+/+/data", rumqttc::QoS::AtLeastOnce),
+                ("env/x/#", rumqttc::QoS::AtLeastOnce)
+            ]
+        );
+    }
+
+    // The PUBACK answers the packet it was given, under either protocol version.
+    #[test]
+    fn an_ack_names_its_packet_under_either_protocol() {
+        let (requests, queued) = flume::bounded(4);
+        let client = Client::V4(rumqttc::AsyncClient::from_senders(requests));
+        let mut p = rumqttc::Publish::new("t", rumqttc::QoS::AtLeastOnce, "x");
+        p.pkid = 7;
+        assert!(client.try_ack(&Packet::V4(p)));
+        assert_eq!(
+            queued.try_recv(),
+            Ok(rumqttc::Request::PubAck(rumqttc::PubAck::new(7)))
+        );
+        let (requests, queued) = flume::bounded(4);
+        let client = Client::V5(v5::AsyncClient::from_senders(requests));
+        let mut p =
+            v5::mqttbytes::v5::Publish::new("t", v5::mqttbytes::QoS::AtLeastOnce, "x", None);
+        p.pkid = 9;
+        assert!(client.try_ack(&Packet::V5(p)));
+        let Ok(v5::Request::PubAck(ack)) = queued.try_recv() else {
+            panic!("a PUBACK request");
+        };
+        assert_eq!(ack.pkid, 9);
+    }
 }

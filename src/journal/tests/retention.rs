@@ -134,3 +134,48 @@ fn pruning_records_when_and_verify_checks_the_base_against_the_retention() {
         "{r}"
     );
 }
+
+// `journal.max_bytes` is compared with what the journal occupies: the database pages in use
+// plus the write-ahead log. Every committed byte counts, and pages that pruning freed do not
+// (SQLite reuses them before growing the file), so pruning makes room.
+#[test]
+fn the_size_counts_what_is_committed_and_not_what_pruning_freed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    let occupied = || -> u64 {
+        let conn = raw(dir.path());
+        let pragma = |name: &str| -> u64 {
+            conn.pragma_query_value(None, name, |r| r.get::<_, i64>(0))
+                .unwrap() as u64
+        };
+        let wal = std::fs::metadata(format!("{}-wal", db_path(dir.path()).display()))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        (pragma("page_count") - pragma("freelist_count")) * pragma("page_size") + wal
+    };
+    let empty = j.size_bytes().unwrap();
+    assert_eq!(empty, occupied());
+    let big = vec![b'x'; 50_000];
+    let entries: Vec<Entry<'_>> = (0..20)
+        .map(|i| Entry {
+            received_at_ms: T0 + i,
+            topic: "env/p/s/st",
+            payload: &big,
+            station: None,
+            rejections: &[],
+            points: vec![],
+            once: false,
+        })
+        .collect();
+    j.append(&entries).unwrap();
+    let full = j.size_bytes().unwrap();
+    assert_eq!(full, occupied());
+    assert!(full >= empty + 1_000_000, "{empty} → {full}");
+    assert_eq!(j.prune(LATER, RETENTION).unwrap(), 20);
+    let pruned = j.size_bytes().unwrap();
+    assert_eq!(pruned, occupied());
+    assert!(
+        pruned + 500_000 < full,
+        "pruning made room: {full} → {pruned}"
+    );
+}

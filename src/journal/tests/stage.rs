@@ -1,4 +1,5 @@
-//! The journal stage end to end: commits before acks, in order, and pausing when full.
+//! The journal stage end to end: commits before acks, in order, batches, pausing when the
+//! journal or the disk is full, a deleted file, and signing after pruning.
 
 use super::*;
 use crate::journal::writer::PRUNE_CHUNK;
@@ -30,6 +31,45 @@ fn params(max_bytes: u64) -> RunParams {
         max_batch: 2_000,
         checkpoints: None,
     }
+}
+
+/// Waits (at most 10 s) for `cond`.
+fn until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} never happened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Message `i` with a payload that needs pages of its own.
+fn big(i: u64, ack: Ack) -> Processed {
+    let mut p = processed(i, ack);
+    p.envelope.payload = vec![b'x'; 200_000];
+    p
+}
+
+/// A page limit on the writer's connection stands in for the disk: the file may not grow, and
+/// the ballast another connection put there is the only room there is, once dropped
+/// (`DROP TABLE ballast` on the returned connection).
+fn fill_the_disk(dir: &Path, j: &Journal) -> Connection {
+    let ballast = raw(dir);
+    ballast
+        .execute_batch(
+            "CREATE TABLE ballast(b BLOB); INSERT INTO ballast VALUES (zeroblob(1000000));",
+        )
+        .unwrap();
+    let pages: i64 = j
+        .connection()
+        .pragma_query_value(None, "page_count", |r| r.get(0))
+        .unwrap();
+    j.connection()
+        .pragma_update(None, "max_page_count", pages)
+        .unwrap();
+    ballast
 }
 
 #[test]
@@ -127,6 +167,243 @@ fn when_full_it_takes_nothing_and_says_why() {
     assert_eq!(ack_rx.try_recv().ok(), Some(AckEvent::Dropped(1)));
     let r = verify(dir.path()).unwrap();
     assert_eq!(r.records, 0);
+}
+
+// A transaction holds at most `max_batch` messages: what is queued is taken in batches of that
+// size.
+#[test]
+fn a_batch_holds_at_most_max_batch_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path(), true).unwrap();
+    let (tx, rx) = mpsc::channel(100);
+    let (ack_tx, _ack_rx) = mpsc::channel(100);
+    for i in 1..=10 {
+        let permit = ack_tx.clone().try_reserve_owned().unwrap();
+        tx.try_send(processed(i, Ack::new(i, permit))).unwrap();
+    }
+    drop(tx);
+    let metrics = Metrics::new();
+    let params = RunParams {
+        max_batch: 3,
+        ..params(u64::MAX)
+    };
+    let render = Box::new(|_: &Processed| vec![]);
+    run(
+        j,
+        rx,
+        render,
+        metrics.clone(),
+        Arc::new(Notify::new()),
+        params,
+        Default::default(),
+    )
+    .unwrap();
+    assert_eq!(metrics.journal_commits.get(), 4, "3 + 3 + 3 + 1");
+    assert_eq!(verify(dir.path()).unwrap().records, 10);
+}
+
+// README, delivery guarantee 5: when the disk is full, the commit in hand is held, nothing is
+// acknowledged, `quantrac_journal_full` is 1 and /readyz says `disk full`; intake resumes by
+// itself when space returns (here: another connection frees pages).
+#[test]
+fn a_full_disk_holds_the_batch_unacknowledged_until_there_is_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path(), true).unwrap();
+    let ballast = fill_the_disk(dir.path(), &j);
+    let (tx, rx) = mpsc::channel(10);
+    let (ack_tx, mut ack_rx) = mpsc::channel(10);
+    let metrics = Metrics::new();
+    let not_ready = crate::readiness::Readiness::default();
+    let permit = ack_tx.clone().try_reserve_owned().unwrap();
+    tx.try_send(big(1, Ack::new(1, permit))).unwrap();
+    let (m, r) = (metrics.clone(), not_ready.clone());
+    let h = std::thread::spawn(move || {
+        run(
+            j,
+            rx,
+            Box::new(|_: &Processed| vec![]),
+            m,
+            Arc::new(Notify::new()),
+            params(u64::MAX),
+            r,
+        )
+    });
+    until("disk full said on /readyz", || {
+        not_ready.reason().is_some_and(|r| r.contains("disk full"))
+    });
+    assert_eq!(metrics.journal_full.get(), 1);
+    assert!(ack_rx.try_recv().is_err(), "acknowledged without a commit");
+    assert_eq!(verify(dir.path()).unwrap().records, 0);
+
+    ballast.execute_batch("DROP TABLE ballast").unwrap();
+    until("ready again", || not_ready.reason().is_none());
+    assert_eq!(ack_rx.try_recv().ok(), Some(AckEvent::Durable(1)));
+    assert_eq!(metrics.journal_full.get(), 0);
+    drop(tx);
+    h.join().unwrap().unwrap();
+    let r = verify(dir.path()).unwrap();
+    assert!(r.ok(), "{r}");
+    assert_eq!(r.records, 1);
+}
+
+// README, delivery guarantee 5: stopping while the disk is full ends the stage; the held
+// batch is never acknowledged (the broker keeps it) and the source is told it was dropped.
+#[test]
+fn stopping_while_the_disk_is_full_acknowledges_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path(), true).unwrap();
+    let _ballast = fill_the_disk(dir.path(), &j);
+    let (tx, rx) = mpsc::channel(10);
+    let (ack_tx, mut ack_rx) = mpsc::channel(10);
+    let not_ready = crate::readiness::Readiness::default();
+    let permit = ack_tx.clone().try_reserve_owned().unwrap();
+    tx.try_send(big(1, Ack::new(1, permit))).unwrap();
+    let r = not_ready.clone();
+    let h = std::thread::spawn(move || {
+        let m = Metrics::new();
+        run(
+            j,
+            rx,
+            Box::new(|_: &Processed| vec![]),
+            m,
+            Arc::new(Notify::new()),
+            params(u64::MAX),
+            r,
+        )
+    });
+    until("disk full said on /readyz", || {
+        not_ready.reason().is_some_and(|r| r.contains("disk full"))
+    });
+    drop(tx);
+    until("the stage ends", || h.is_finished());
+    h.join().unwrap().unwrap();
+    drop(ack_tx);
+    assert_eq!(ack_rx.try_recv().ok(), Some(AckEvent::Dropped(1)));
+    assert_eq!(verify(dir.path()).unwrap().records, 0);
+}
+
+// README, delivery guarantee 7: a journal file deleted under the service is noticed within a
+// second, also while the journal is full and the stage takes nothing.
+#[test]
+fn a_deleted_journal_is_noticed_while_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path(), true).unwrap();
+    let (tx, rx) = mpsc::channel(10);
+    let not_ready = crate::readiness::Readiness::default();
+    let r = not_ready.clone();
+    let h = std::thread::spawn(move || {
+        let m = Metrics::new();
+        run(
+            j,
+            rx,
+            Box::new(|_: &Processed| vec![]),
+            m,
+            Arc::new(Notify::new()),
+            params(1),
+            r,
+        )
+    });
+    until("full", || {
+        not_ready
+            .reason()
+            .is_some_and(|r| r.contains("journal is full"))
+    });
+    std::fs::remove_file(db_path(dir.path())).unwrap();
+    until("the deleted file noticed", || {
+        not_ready
+            .reason()
+            .is_some_and(|r| r.contains("was deleted"))
+    });
+    // It takes nothing more, and stays until the service stops.
+    let (ack_tx, mut ack_rx) = mpsc::channel(10);
+    let permit = ack_tx.clone().try_reserve_owned().unwrap();
+    tx.try_send(processed(1, Ack::new(1, permit))).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !h.is_finished(),
+        "the stage ended before the service stopped"
+    );
+    drop(tx);
+    h.join().unwrap().unwrap();
+    drop(ack_tx);
+    assert_eq!(ack_rx.try_recv().ok(), Some(AckEvent::Dropped(1)));
+}
+
+// README: with a signing key the chain is signed after every pruning, at once (the moved base
+// is signed while the service runs, not only at shutdown), and otherwise once an interval, not
+// at every commit.
+#[test]
+fn a_pruning_is_signed_at_once_and_commits_wait_for_the_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    let p = payload(1);
+    let entry = |received_at_ms| Entry {
+        received_at_ms,
+        topic: "env/p/s/st",
+        payload: &p,
+        station: None,
+        rejections: &[],
+        points: vec![format!("reading value=1 {received_at_ms}")],
+        once: false,
+    };
+    j.append(&[
+        entry(now - 61 * DAY_MS),
+        entry(now - 61 * DAY_MS + 1),
+        entry(now),
+    ])
+    .unwrap();
+    Outbox::open(dir.path()).unwrap().written(3).unwrap();
+    let (key, _) = evidence::keys();
+    let params = RunParams {
+        prune_interval: Duration::from_secs(3600),
+        checkpoints: Some(checkpoint::Checkpointer::new(
+            key,
+            Duration::from_secs(3600),
+        )),
+        ..params(u64::MAX)
+    };
+    let (tx, rx) = mpsc::channel(10);
+    let (ack_tx, mut ack_rx) = mpsc::channel(10);
+    let h = std::thread::spawn(move || {
+        let m = Metrics::new();
+        let render = Box::new(|_: &Processed| vec![]);
+        run(
+            j,
+            rx,
+            render,
+            m,
+            Arc::new(Notify::new()),
+            params,
+            Default::default(),
+        )
+    });
+    let conn = raw(dir.path());
+    let bases = || -> Vec<u64> {
+        checkpoint::read_all(&conn)
+            .unwrap()
+            .iter()
+            .map(|s| s.checkpoint.base_id)
+            .collect()
+    };
+    until("a checkpoint of the pruned base", || bases().contains(&2));
+    // Two commits: the turn after the first one has passed once the second is acknowledged.
+    for i in [10, 11] {
+        let permit = ack_tx.clone().try_reserve_owned().unwrap();
+        tx.try_send(processed(i, Ack::new(i, permit))).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while ack_rx.try_recv().is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{i} never acknowledged"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    assert_eq!(bases(), [0, 2], "at start and after pruning only");
+    drop(tx);
+    h.join().unwrap().unwrap();
+    assert_eq!(bases(), [0, 2, 2], "and the final head at shutdown");
 }
 
 #[test]
