@@ -153,3 +153,31 @@ fn options_come_from_settings() {
     assert_eq!(o.retry.min, RETRY_MIN);
     assert_eq!(o.in_flight, IN_FLIGHT);
 }
+
+// A commit wakes the idle writer: with room in the window, a full batch goes at once, not at
+// the next poll (here a minute away).
+#[tokio::test(start_paused = true)]
+async fn a_wake_sends_a_new_full_batch_at_once_while_idle() {
+    let b = MemBacklog::with(0);
+    let f = FakeInflux::new(|_, _| reply(204));
+    let r = start(
+        &b,
+        &f,
+        Options {
+            flush_interval: Duration::from_secs(60),
+            ..opts(4)
+        },
+    );
+    // Idle: nothing to send, the next poll a minute away.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let t1 = Instant::now();
+    b.push(1..=4);
+    r.wake.notify_one();
+    until(|| b.cursor() == 4).await;
+    let sent = f.requests()[0].0 - t1;
+    assert!(
+        sent < Duration::from_secs(1),
+        "sent {sent:?} after the wake"
+    );
+    r.stop().await;
+}
