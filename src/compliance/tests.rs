@@ -15,6 +15,10 @@ const HOUR: i64 = 60 * MIN;
 const T0: i64 = 1_795_910_400_000;
 
 fn engine() -> Engine {
+    engine_in(Ho_Chi_Minh)
+}
+
+fn engine_in(tz: chrono_tz::Tz) -> Engine {
     let defaults = StationDefaults {
         windows: vec![
             WindowSpec::parse("1h").unwrap(),
@@ -24,7 +28,7 @@ fn engine() -> Engine {
         stuck_after_s: 3600,
     };
     let stations = Stations::parse(STATIONS, "stations.toml", &defaults).unwrap();
-    Engine::new(stations, &Catalogue::builtin(), Ho_Chi_Minh)
+    Engine::new(stations, &Catalogue::builtin(), tz)
 }
 
 fn outfall() -> StationKey {
@@ -555,4 +559,34 @@ fn a_stack_hour_rebuilt_after_a_restart_averages_o2_corrected_values() {
         .collect();
     e.restore(all, T0 + HOUR - 1);
     assert_corrected_stack_hour(&e.tick(T0 + HOUR));
+}
+
+#[test]
+fn readings_of_one_message_either_side_of_a_clock_change_find_their_own_windows() {
+    // Windows align to the local clock. When the clocks go back (Paris, 2026-10-25, 03:00
+    // CEST → 02:00 CET at 01:00Z) the local hour 02:00–03:00 happens twice: a reading of each
+    // lies in it, and one message may carry both.
+    let mut e = engine_in(chrono_tz::Europe::Paris);
+    let before = 1_792_888_200_000; // 2026-10-25T00:30:00Z = 02:30 CEST
+    let after = before + HOUR; // 01:30Z = 02:30 CET
+    let message = vec![
+        r(&outfall(), Param::COD, before, 100.0),
+        r(&outfall(), Param::COD, after, 100.0),
+    ];
+    e.judge(message, after);
+    let points = e.tick(after + 3 * HOUR);
+    let hours = only(&points, "1h");
+    let start = windows::bounds(after, 3600, chrono_tz::Europe::Paris).0;
+    assert_eq!(
+        start,
+        windows::bounds(before, 3600, chrono_tz::Europe::Paris).0
+    );
+    assert_eq!(
+        hours
+            .iter()
+            .map(|p| (p.start_ms, p.samples))
+            .collect::<Vec<_>>(),
+        [(start, 2)],
+        "one local hour, both readings"
+    );
 }
