@@ -257,3 +257,37 @@ fn rejections_keep_the_newest_excerpts_only() {
     assert!(newest.detail.starts_with("204 x"));
     assert!(newest.detail.len() <= EXCERPT_CHARS + '…'.len_utf8());
 }
+
+#[test]
+fn an_exceedance_run_keeps_its_first_and_last_time_and_its_highest_value() {
+    // Status page: "over the limit from … to …, peak …" (limit 135 mg/L: QCVN 40:2011
+    // column B 150 × Kq 0.9 × Kf 1.0).
+    let (tx, rx) = watch::channel(Arc::new(ParkStatus::empty(chrono_tz::UTC)));
+    let mut board = StatusBoard::new(tx);
+    let mut e = engine();
+    let mut judge = |i: i64, value: f64| {
+        let ts = T0 + i * 300_000;
+        e.judge(vec![cod(ts, value, Status::Normal)], ts);
+    };
+    for (i, value) in [140.0, 170.0, 180.0].into_iter().enumerate() {
+        judge(i as i64, value);
+    }
+    let run = |board: &mut StatusBoard, e: &mut Engine, now| {
+        publish(board, e, now);
+        cod_status(&rx.borrow()).last_exceedance.unwrap()
+    };
+    let rising = run(&mut board, &mut e, T0 + 11 * 60_000);
+    assert_eq!(
+        (rising.from_ms, rising.to_ms, rising.peak),
+        (T0, T0 + 600_000, 180.0)
+    );
+    assert!((rising.peak_ratio.unwrap() - 180.0 / 135.0).abs() < 1e-12);
+    // Still over the limit, lower: the run goes on, its peak stays.
+    e.judge(vec![cod(T0 + 900_000, 150.0, Status::Normal)], T0 + 900_000);
+    let later = run(&mut board, &mut e, T0 + 16 * 60_000);
+    assert_eq!(
+        (later.from_ms, later.to_ms, later.peak),
+        (T0, T0 + 900_000, 180.0)
+    );
+    assert_eq!(later.peak_ratio, rising.peak_ratio);
+}
