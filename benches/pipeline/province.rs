@@ -39,7 +39,7 @@ use quantrac_testkit::{Broker, Influx1};
 
 use crate::e2e::{backlog_broker, Ctx, Root};
 use crate::procfs::{machine_cpu, peak_rss_kb, process_cpu, thread_cpu_by_name};
-use crate::province_work::{generate, stations_toml};
+use crate::province_work::generate;
 use crate::publish::publish;
 use crate::report::{cpus, fmt_rate, rate, Table};
 use crate::service::{count_readings, create_database, drop_database, Service};
@@ -47,6 +47,7 @@ use crate::sizes::Sizes;
 use crate::versus::{mosquitto_sub_pass, SubRun};
 use crate::watch::follow;
 use crate::workload::Workload;
+use quantrac_testkit::fixtures::province_stations_toml;
 
 const TARGET_VERSUS: f64 = 0.7;
 const TARGET_SIX: f64 = 50_000.0;
@@ -72,7 +73,7 @@ pub(crate) async fn province(sizes: &Sizes) -> anyhow::Result<Province> {
     let mut influx = Influx1::start(root.path());
     let n = sizes.province_stations;
     let stations_file = root.path().join("province-stations.toml");
-    std::fs::write(&stations_file, stations_toml(n))?;
+    std::fs::write(&stations_file, province_stations_toml(n))?;
     let ctx = Ctx {
         sizes,
         root: root.path(),

@@ -23,21 +23,6 @@ pub(crate) const PARAMS: [Param; 6] = [
 const BASE: [f64; 6] = [60.0, 40.0, 7.0, 5.0, 30.0, 120.0];
 const MINUTE_MS: i64 = 60_000;
 
-/// `stations.toml` for `n` wastewater stations reporting every minute, spread over 10 parks
-/// and 100 sites.
-pub(crate) fn stations_toml(n: usize) -> String {
-    let mut s = String::with_capacity(n * 220);
-    for i in 0..n {
-        s.push_str(&format!(
-            "[[station]]\npark = \"p{}\"\nsite = \"s{}\"\nstation = \"outfall-{i}\"\nkind = \"wastewater\"\n\
-             regulation = \"QCVN 40:2011/BTNMT\"\ncolumn = \"B\"\nkq = 0.9\nkf = 1.0\nexpected_interval_s = 60\n\n",
-            i % 10,
-            i % 100
-        ));
-    }
-    s
-}
-
 fn topic(station: usize) -> String {
     format!("env/p{}/s{}/outfall-{station}", station % 10, station % 100)
 }

@@ -25,19 +25,6 @@ pub(crate) const PARAMS: [Param; 6] = [
 pub(crate) const DAY0: i64 = 1_795_971_600_000;
 pub(crate) const MIN: i64 = 60_000;
 
-/// `stations.toml` for `n` wastewater stations reporting every minute.
-pub(crate) fn stations_toml(n: usize) -> String {
-    let mut s = String::new();
-    for i in 0..n {
-        s.push_str(&format!(
-            "[[station]]\npark = \"p{}\"\nsite = \"s{}\"\nstation = \"outfall-{i}\"\nkind = \"wastewater\"\nregulation = \"QCVN 40:2011/BTNMT\"\ncolumn = \"B\"\nkq = 0.9\nkf = 1.0\nexpected_interval_s = 60\n\n",
-            i % 10,
-            i % 100
-        ));
-    }
-    s
-}
-
 pub(crate) fn stations(n: usize) -> Stations {
     let defaults = StationDefaults {
         windows: vec![
@@ -47,7 +34,12 @@ pub(crate) fn stations(n: usize) -> Stations {
         min_capture: 0.75,
         stuck_after_s: 0,
     };
-    Stations::parse(&stations_toml(n), "stations.toml", &defaults).expect("generated stations")
+    Stations::parse(
+        &quantrac_testkit::fixtures::province_stations_toml(n),
+        "stations.toml",
+        &defaults,
+    )
+    .expect("generated stations")
 }
 
 /// One message of station `key` at `ts_ms`: six readings.

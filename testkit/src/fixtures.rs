@@ -76,3 +76,19 @@ pub fn json_message(ts: &str, readings: &[(&str, f64, &str)]) -> String {
         .collect();
     format!(r#"{{"ts":"{ts}","readings":[{}]}}"#, rs.join(","))
 }
+
+/// `stations.toml` for a province of `n` wastewater stations (QCVN 40:2011 column B, Kq 0.9,
+/// Kf 1.0) reporting every minute, spread over 10 parks and 100 sites: station `i` is
+/// `p{i % 10}/s{i % 100}/outfall-{i}` (the province-scale benchmarks).
+pub fn province_stations_toml(n: usize) -> String {
+    let mut s = String::with_capacity(n * 220);
+    for i in 0..n {
+        s.push_str(&format!(
+            "[[station]]\npark = \"p{}\"\nsite = \"s{}\"\nstation = \"outfall-{i}\"\nkind = \"wastewater\"\n\
+             regulation = \"QCVN 40:2011/BTNMT\"\ncolumn = \"B\"\nkq = 0.9\nkf = 1.0\nexpected_interval_s = 60\n\n",
+            i % 10,
+            i % 100
+        ));
+    }
+    s
+}
