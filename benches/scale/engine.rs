@@ -98,7 +98,7 @@ impl Stage {
     pub(crate) fn message(&mut self, readings: Vec<Reading>, now_ms: i64) {
         let (judged, _) = self.engine.judge(readings, now_ms);
         self.events.judged(&judged, now_ms);
-        self.engine.window_changes_into(&mut self.changes);
+        self.engine.window_changes(&mut self.changes);
         self.events.windows(&self.changes);
         self.board.describe_changed(&mut self.engine, now_ms);
     }
@@ -106,7 +106,7 @@ impl Stage {
     /// One tick of the stage's timer.
     pub(crate) fn tick(&mut self, now_ms: i64) {
         self.engine.tick(now_ms);
-        self.engine.window_changes_into(&mut self.changes);
+        self.engine.window_changes(&mut self.changes);
         self.events.windows(&self.changes);
         let health = self.engine.health_changes(now_ms);
         self.board.publish(&mut self.engine, &health, now_ms);

@@ -59,7 +59,7 @@ pub async fn run(
                 // The window gauges of this station now, while its state is in the CPU's
                 // caches: at a province's scale, waiting for the tick means fetching every
                 // station's windows again from memory (see `cargo bench --bench scale`).
-                engine.window_changes_into(&mut changes);
+                engine.window_changes(&mut changes);
                 events.windows(&changes);
                 board.describe_changed(&mut engine, envelope.received_at_ms);
                 board.rejected(
@@ -91,7 +91,7 @@ pub async fn run(
                 }
                 // Only what changed or fell due: the windows a reading or a close touched,
                 // the stations whose health moved (see `Engine`).
-                engine.window_changes_into(&mut changes);
+                engine.window_changes(&mut changes);
                 events.windows(&changes);
                 let health = engine.health_changes(now);
                 board.publish(&mut engine, &health, now);

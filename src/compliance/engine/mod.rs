@@ -123,7 +123,7 @@ pub struct Engine {
     due: BinaryHeap<Reverse<(i64, Due, Loc)>>,
     /// Parameters whose windows changed, as (slot, position).
     dirty: Vec<(u32, u16)>,
-    /// The running windows at the latest [`Engine::window_changes_into`].
+    /// The running windows at the latest [`Engine::window_changes`].
     spans: Spans,
     /// Series created by a rebuild in progress ([`Engine::restore_part`]).
     restored: Vec<Loc>,
@@ -487,16 +487,9 @@ impl Engine {
     }
 
     /// [`Engine::window_states`] of the parameters whose windows changed (a sample, a close)
-    /// since the last call: what the window gauges need to be current.
-    pub fn window_changes(&mut self) -> Vec<WindowState> {
-        let mut out = Vec::new();
-        self.window_changes_into(&mut out);
-        out
-    }
-
-    /// [`Engine::window_changes`] into `out` (cleared first), so the stage reuses one buffer:
-    /// a province's tick hands out about a thousand states.
-    pub fn window_changes_into(&mut self, out: &mut Vec<WindowState>) {
+    /// since the last call: what the window gauges need to be current. Into `out` (cleared
+    /// first), so the stage reuses one buffer: a province hands out about a thousand a second.
+    pub fn window_changes(&mut self, out: &mut Vec<WindowState>) {
         out.clear();
         let Some(now) = self.now_ms else {
             return;

@@ -521,18 +521,9 @@ impl Series {
     }
 
     /// The means of the windows starting in `[from_ms, to_ms)` that hold a sample, oldest
-    /// first (the status page's hourly chart). Only windows still held are seen: those within
-    /// the late-data horizon.
-    pub fn means(&self, from_ms: i64, to_ms: i64) -> impl Iterator<Item = WindowMean> + '_ {
-        let first = self.buckets.partition_point(|b| b.start_ms < from_ms);
-        self.buckets
-            .range(first..)
-            .take_while(move |b| b.start_ms < to_ms)
-            .filter_map(|b| self.mean_of(b))
-    }
-
-    /// [`Series::means`] as the hourly chart shows them: mean, capture and validity only (no
-    /// ratio or verdict), for the status page's descriptions, made with every message.
+    /// first, as the status page's hourly chart shows them: mean, capture and validity only
+    /// (no ratio or verdict; a station is described with every message). Only windows still
+    /// held are seen: those within the late-data horizon.
     pub fn chart_means(&self, from_ms: i64, to_ms: i64) -> impl Iterator<Item = HourMean> + '_ {
         let first = self.buckets.partition_point(|b| b.start_ms < from_ms);
         let expected = self.expected_samples();
