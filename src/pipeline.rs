@@ -202,6 +202,29 @@ pub struct Processed {
     pub averages: Vec<WindowPoint>,
 }
 
+/// The compliance engine's state at a clean stop (see `compliance::state`): bytes only its
+/// own build reads, and the fingerprint of the configuration they were made under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineState {
+    pub fingerprint: [u8; 32],
+    pub bytes: Vec<u8>,
+}
+
+/// Where the compliance stage leaves its state when its input ends, for the journal stage to
+/// keep once every record before it is committed (see `journal::engine_state`).
+#[derive(Debug, Clone, Default)]
+pub struct Handover(std::sync::Arc<std::sync::Mutex<Option<EngineState>>>);
+
+impl Handover {
+    pub fn put(&self, state: EngineState) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
+    }
+
+    pub fn take(&self) -> Option<EngineState> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

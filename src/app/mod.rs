@@ -180,6 +180,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let intake = CancellationToken::new();
     let flush = CancellationToken::new();
     let filters = decoder.filters();
+    // The compliance stage's state at a clean stop, kept by the journal stage.
+    let handover = crate::pipeline::Handover::default();
     tasks.spawn(
         "decode",
         never_fails(decode::run(
@@ -197,6 +199,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             to_journal,
             metrics.clone(),
             status_tx,
+            handover.clone(),
         )),
     );
 
@@ -204,7 +207,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     {
         let (metrics, wake_sink, readiness) =
             (metrics.clone(), wake_sink.clone(), readiness.clone());
-        let params = journal::RunParams::from_settings(&settings.journal);
+        let params = journal::RunParams {
+            handover,
+            ..journal::RunParams::from_settings(&settings.journal)
+        };
         tasks
             .spawn_thread("journal", move || {
                 journal::run(

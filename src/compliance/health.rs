@@ -27,6 +27,7 @@ use std::collections::{BinaryHeap, HashMap};
 use crate::config::{Station, Stations};
 use crate::model::{Param, Reading, StationKey, Status};
 
+use super::state::{Dec, Enc, StateError};
 use super::FxBuild;
 
 /// How many expected intervals without a message make a station silent.
@@ -275,6 +276,79 @@ impl Tracker {
             out.push(evaluate(key, Some(track), None, started_ms, now_ms));
         }
         out
+    }
+
+    /// Writes what readings made of every station's health (see `compliance::state`): when
+    /// it was last heard from, and per parameter its latest status and run of equal values.
+    /// What is reported and queued is not kept: after a load every station is looked at
+    /// again, as after a rebuild.
+    pub fn save(&self, e: &mut Enc) {
+        e.len(self.tracks.len());
+        for (key, t) in &self.tracks {
+            e.str(key.park());
+            e.str(key.site());
+            e.str(key.station());
+            e.opt_i64(t.last_seen_ms);
+            e.len(t.params.len());
+            for p in &t.params {
+                e.bool(p.is_some());
+                let Some(p) = p else { continue };
+                e.param(p.param);
+                e.i64(p.latest_ts);
+                e.status(p.latest_status);
+                e.bool(p.run.is_some());
+                if let Some(run) = &p.run {
+                    e.f64(run.value);
+                    e.i64(run.first_ts);
+                    e.i64(run.last_ts);
+                    e.u32(run.count);
+                }
+            }
+        }
+    }
+
+    /// Reads what [`Tracker::save`] wrote into a tracker that holds the configured stations
+    /// (added first, in the same order, so their handles do not move).
+    pub fn load(&mut self, d: &mut Dec<'_>) -> Result<(), StateError> {
+        for _ in 0..d.len()? {
+            let (park, site, station) = (d.str()?, d.str()?, d.str()?);
+            let key = StationKey::parse(park, site, station).map_err(StateError::Mismatch)?;
+            let h = self.handle(&key);
+            let last_seen_ms = d.opt_i64()?;
+            let n = d.len()?;
+            let mut params = Vec::with_capacity(n);
+            for _ in 0..n {
+                if !d.bool()? {
+                    params.push(None);
+                    continue;
+                }
+                let (param, latest_ts, latest_status) = (d.param()?, d.i64()?, d.status()?);
+                let run = if d.bool()? {
+                    Some(Run {
+                        value: d.f64()?,
+                        first_ts: d.i64()?,
+                        last_ts: d.i64()?,
+                        count: d.u32()?,
+                    })
+                } else {
+                    None
+                };
+                params.push(Some(ParamTrack {
+                    param,
+                    latest_ts,
+                    latest_status,
+                    run,
+                }));
+            }
+            let t = &mut self.tracks[h].1;
+            t.last_seen_ms = last_seen_ms;
+            t.params = params;
+            if !t.dirty {
+                t.dirty = true;
+                self.dirty.push(h);
+            }
+        }
+        Ok(())
     }
 }
 

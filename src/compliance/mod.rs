@@ -8,6 +8,8 @@
 //! - [`health`] — silent / fault / calibrating / stuck stations.
 //! - [`Engine`] (`engine.rs`) — all of the above per station, applied message by message.
 //! - [`status`] — the snapshot of every station the stage publishes for the status page.
+//! - [`state`] — the engine's state as bytes, kept at a clean stop so a restart need not
+//!   rebuild it from the journal.
 //! - [`events`] — the stage's gauges (verdicts, windows, station health and freshness); the
 //!   only part that touches metrics.
 //!
@@ -23,6 +25,7 @@ pub mod health;
 pub mod limits;
 pub mod o2;
 mod run;
+pub mod state;
 pub mod status;
 mod table;
 pub mod windows;

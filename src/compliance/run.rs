@@ -24,7 +24,7 @@ use super::status::StatusBoard;
 use super::Engine;
 use crate::metrics::Metrics;
 use crate::model::{Param, ParkStatus, StationKey, WindowPoint};
-use crate::pipeline::{Decoded, Envelope, Processed};
+use crate::pipeline::{Decoded, EngineState, Envelope, Handover, Processed};
 
 /// Topic of the journal records that hold windows closed by the clock (not by a message).
 pub const WINDOWS_TOPIC: &str = "$quantrac/windows";
@@ -39,6 +39,7 @@ pub async fn run(
     tx: mpsc::Sender<Processed>,
     metrics: Metrics,
     status: watch::Sender<Arc<ParkStatus>>,
+    handover: Handover,
 ) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -113,8 +114,16 @@ pub async fn run(
     }
     // Input closed (shutdown): what is pending goes to the journal before the stage ends.
     if let Some(record) = pending.take_record(chrono::Utc::now().timestamp_millis()) {
-        let _ = tx.send(record).await;
+        if tx.send(record).await.is_err() {
+            return;
+        }
     }
+    // Then the state, for the journal stage to keep once the records before it are committed
+    // (it sees its input end only after this stage drops `tx`).
+    handover.put(EngineState {
+        fingerprint: engine.fingerprint(),
+        bytes: engine.save_state(),
+    });
 }
 
 /// Window points waiting for the next tick, one per window (the newest).

@@ -2,6 +2,8 @@
 //! through `judge`, `tick` and `restore`, with hand-computed numbers.
 
 use super::*;
+
+mod state;
 use crate::config::{StationDefaults, Stations, WindowSpec};
 use crate::model::LimitSource;
 use crate::model::{Reading, Status, WindowPoint};

@@ -215,6 +215,28 @@ impl Events {
 
     /// The stage ended on an error (a failed commit, an unreadable size): nothing more is
     /// acknowledged, and `/readyz` says why.
+    /// The compliance state was kept at a clean stop (or could not be: the next start then
+    /// rebuilds it from the records, as after a crash).
+    pub fn engine_state_kept(
+        &self,
+        covers_id: u64,
+        kept: std::io::Result<u64>,
+        took: std::time::Duration,
+    ) {
+        match kept {
+            Ok(bytes) => tracing::info!(
+                covers_id,
+                bytes,
+                ms = took.as_millis() as u64,
+                "compliance state kept for the next start"
+            ),
+            Err(e) => tracing::warn!(
+                error.message = %e,
+                "compliance state not kept; the next start rebuilds it from the journal"
+            ),
+        }
+    }
+
     pub fn stopped(&self, e: &Error) {
         tracing::error!(error.message = %e, error.cause_chain = ?e, "journal stage stopped; messages are no longer acknowledged");
         self.readiness

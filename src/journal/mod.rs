@@ -54,6 +54,7 @@ pub mod archive;
 pub mod chain;
 pub mod checkpoint;
 pub mod dead_letters;
+pub mod engine_state;
 mod events;
 pub mod export;
 pub mod outbox;

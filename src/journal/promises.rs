@@ -464,6 +464,7 @@ impl Stage {
                     prune_interval: Duration::from_secs(3600),
                     max_batch: 2_000,
                     checkpoints: None,
+                    handover: Default::default(),
                 },
                 r,
             )
@@ -663,6 +664,7 @@ fn the_stage_prunes_expired_written_records_while_not_full() {
             prune_interval: Duration::from_secs(3600),
             max_batch: 2_000,
             checkpoints: None,
+            handover: Default::default(),
         },
         Readiness::default(),
     )

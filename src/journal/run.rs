@@ -20,7 +20,7 @@ use super::writer::PRUNE_CHUNK;
 use super::{Entry, Error, Journal};
 use crate::config::JournalSettings;
 use crate::metrics::Metrics;
-use crate::pipeline::Processed;
+use crate::pipeline::{Handover, Processed};
 use crate::readiness::Readiness;
 
 /// Renders a processed message into line-protocol points (one point per string).
@@ -42,6 +42,9 @@ pub struct RunParams {
     pub max_batch: usize,
     /// Signs checkpoints of the chain, when `journal.signing_key_file` is set.
     pub checkpoints: Option<Checkpointer>,
+    /// Where the compliance stage leaves its state at a clean stop: kept beside the journal
+    /// once everything before it is committed (see [`super::engine_state`]).
+    pub handover: Handover,
 }
 
 impl RunParams {
@@ -55,6 +58,7 @@ impl RunParams {
             checkpoints: s.signing_key.clone().map(|key| {
                 Checkpointer::new(key, Duration::from_secs(s.checkpoint_interval_s.max(1)))
             }),
+            handover: Handover::default(),
         }
     }
 }
@@ -176,8 +180,12 @@ impl Stage {
             self.events.has_room();
             let first = match rt.block_on(async { tokio::time::timeout(TICK, rx.recv()).await }) {
                 Ok(Some(p)) => p,
-                Ok(None) => return Ok(()), // closed and drained: everything is committed
-                Err(_) => continue,        // idle tick
+                Ok(None) => {
+                    // Closed and drained: everything is committed.
+                    self.keep_engine_state();
+                    return Ok(());
+                }
+                Err(_) => continue, // idle tick
             };
             let mut batch = vec![first];
             while batch.len() < self.params.max_batch {
@@ -291,6 +299,20 @@ impl Stage {
     }
 
     /// Signs a checkpoint when one is due, or at once (`now`); see [`Checkpointer::tick`].
+    /// The compliance stage's state, when it left one, kept as covering the last record: its
+    /// input ended before the journal's, so every record it judged is committed.
+    fn keep_engine_state(&mut self) {
+        let Some(state) = self.params.handover.take() else {
+            return;
+        };
+        let started = Instant::now();
+        let Ok((id, hash)) = self.journal.chain_head() else {
+            return;
+        };
+        let kept = super::engine_state::write(self.journal.dir(), id, hash, now_ms(), &state);
+        self.events.engine_state_kept(id, kept, started.elapsed());
+    }
+
     fn checkpoint(&mut self, now: bool) {
         if let Some(c) = &mut self.params.checkpoints {
             c.tick(&self.journal, now);

@@ -196,17 +196,22 @@ pub fn read_messages(
     )?;
     let mut rows = stmt.query((since_ms, until_ms))?;
     while let Some(r) = rows.next()? {
-        each(StoredMessage {
-            id: r.get::<_, i64>(0)? as u64,
-            received_at_ms: r.get(1)?,
-            topic: r.get(2)?,
-            payload: r.get(3)?,
-            station: r.get(4)?,
-            n_points: r.get::<_, i64>(5)? as u64,
-            n_rejected: r.get::<_, i64>(6)? as u64,
-        });
+        each(stored_message(r)?);
     }
     Ok(())
+}
+
+/// A row of `SELECT id, received_at_ms, topic, payload, station, n_points, n_rejected`.
+pub(super) fn stored_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
+    Ok(StoredMessage {
+        id: r.get::<_, i64>(0)? as u64,
+        received_at_ms: r.get(1)?,
+        topic: r.get(2)?,
+        payload: r.get(3)?,
+        station: r.get(4)?,
+        n_points: r.get::<_, i64>(5)? as u64,
+        n_rejected: r.get::<_, i64>(6)? as u64,
+    })
 }
 
 /// Messages received in `[since_ms, until_ms]`, read-only (for `quantrac uplink preview`,

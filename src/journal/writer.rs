@@ -382,6 +382,43 @@ impl Journal {
         super::uplink::read_messages(&self.conn, since_ms, i64::MAX, &mut each)
     }
 
+    /// [`Journal::each_message_since`], only messages after record `after_id`.
+    pub fn each_message_after(
+        &self,
+        after_id: u64,
+        since_ms: i64,
+        mut each: impl FnMut(StoredMessage),
+    ) -> Result<(), Error> {
+        if after_id == 0 {
+            return self.each_message_since(since_ms, each);
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, received_at_ms, topic, payload, station, n_points, n_rejected
+             FROM messages WHERE id > ?1 AND received_at_ms >= ?2 ORDER BY id",
+        )?;
+        let mut rows = stmt.query((after_id as i64, since_ms))?;
+        while let Some(r) = rows.next()? {
+            each(super::uplink::stored_message(r)?);
+        }
+        Ok(())
+    }
+
+    /// The hash of record `id`, `None` when the journal does not hold it.
+    pub fn message_hash(&self, id: u64) -> Result<Option<[u8; 32]>, Error> {
+        use rusqlite::OptionalExtension as _;
+        let hash: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached("SELECT hash FROM messages WHERE id = ?1")?
+            .query_row([id as i64], |r| r.get(0))
+            .optional()?;
+        Ok(hash.and_then(|h| h.try_into().ok()))
+    }
+
+    /// The journal's folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Id of the newest message with `topic` received at or after `since_ms`.
     pub fn last_message_with_topic(
         &self,

@@ -17,6 +17,7 @@ use std::collections::BinaryHeap;
 
 use chrono_tz::Tz;
 
+mod state;
 mod verdict;
 
 use self::verdict::{instant, sample, verdict, Offset};

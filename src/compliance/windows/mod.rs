@@ -38,6 +38,7 @@ use crate::model::status::{HourMean, WindowMean};
 use crate::model::{Limit, Param, StationKey, WindowPoint};
 
 use super::limits;
+use super::state::{Dec, Enc, StateError};
 
 mod stamps;
 pub use stamps::Stamps;
@@ -550,6 +551,46 @@ impl Series {
     /// The latest closed valid window's mean, with its end.
     pub fn last_valid_mean(&self) -> Option<WindowMean> {
         self.last_valid
+    }
+
+    /// Writes what samples made of the series (see `compliance::state`); the rest comes from
+    /// the configuration.
+    pub fn save(&self, e: &mut Enc) {
+        e.len(self.buckets.len());
+        for b in &self.buckets {
+            e.i64(b.start_ms);
+            e.u64(b.sum_lo);
+            e.i64(b.sum_hi);
+            e.u32(b.samples);
+            e.u32(b.len_s);
+        }
+        e.i64(self.next_close);
+        self.stamps.save(e);
+        e.i64(self.min_len_ms);
+        e.bool(self.last_valid.is_some());
+        if let Some(m) = &self.last_valid {
+            e.mean(m);
+        }
+    }
+
+    /// Reads what [`Series::save`] wrote into a series made from the configuration.
+    pub fn load(&mut self, d: &mut Dec<'_>) -> Result<(), StateError> {
+        let n = d.len()?;
+        self.buckets = VecDeque::with_capacity(n);
+        for _ in 0..n {
+            self.buckets.push_back(Bucket {
+                start_ms: d.i64()?,
+                sum_lo: d.u64()?,
+                sum_hi: d.i64()?,
+                samples: d.u32()?,
+                len_s: d.u32()?,
+            });
+        }
+        self.next_close = d.i64()?;
+        self.stamps = Stamps::load(d)?;
+        self.min_len_ms = d.i64()?;
+        self.last_valid = if d.bool()? { Some(d.mean()?) } else { None };
+        Ok(())
     }
 }
 

@@ -10,6 +10,8 @@
 //! Runs are sorted by start and their spans `[start, last]` never overlap, so the run that
 //! may hold a time is the last one starting at or before it.
 
+use crate::compliance::state::{Dec, Enc, StateError};
+
 /// `start, start + step, …, start + (count − 1) × step`; a run of one is a point (its step
 /// means nothing until a second time joins it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +67,30 @@ pub struct Stamps {
 }
 
 impl Stamps {
+    /// Writes the runs (see `compliance::state`).
+    pub fn save(&self, e: &mut Enc) {
+        e.len(self.runs.len());
+        for r in &self.runs {
+            e.i64(r.start);
+            e.u32(r.step);
+            e.u32(r.count);
+        }
+    }
+
+    /// Reads what [`Stamps::save`] wrote.
+    pub fn load(d: &mut Dec<'_>) -> Result<Stamps, StateError> {
+        let n = d.len()?;
+        let mut runs = Vec::with_capacity(n);
+        for _ in 0..n {
+            runs.push(Run {
+                start: d.i64()?,
+                step: d.u32()?,
+                count: d.u32()?,
+            });
+        }
+        Ok(Stamps { runs })
+    }
+
     /// Adds `ts`; `false` when it was already there.
     pub fn insert(&mut self, ts: i64) -> bool {
         let i = self.runs.partition_point(|r| r.start <= ts);

@@ -30,6 +30,7 @@ fn params(max_bytes: u64) -> RunParams {
         prune_interval: Duration::from_secs(60),
         max_batch: 2_000,
         checkpoints: None,
+        handover: Default::default(),
     }
 }
 
