@@ -165,6 +165,39 @@ fn cached_bounds_equal_uncached_bounds_across_daylight_saving_jumps() {
 }
 
 #[test]
+fn every_window_holds_its_reading_even_inside_a_repeated_hour() {
+    // When clocks go back, an hour of local time happens twice. A 30-minute window of the
+    // second pass (Berlin, 2026-10-25, 02:10 CET = 01:10Z) has local ends that first meant
+    // 00:00Z and 00:30Z: that window would not hold the reading, so the reading goes to the
+    // plain UTC-aligned window [01:00Z, 01:30Z) instead.
+    let tz = chrono_tz::Europe::Berlin;
+    let second_pass = 1_792_890_600_000; // 2026-10-25T01:10:00Z
+    assert_eq!(
+        bounds(second_pass, 1800, tz),
+        (1_792_890_000_000, 1_792_891_800_000)
+    );
+    // And across both transitions of several zones, every window holds its reading.
+    let zones = [
+        tz,
+        chrono_tz::Australia::Lord_Howe,
+        chrono_tz::America::St_Johns,
+    ];
+    for tz in zones {
+        for seconds in [300, 1800, 3600, 86_400] {
+            let mut ts = 1_772_323_200_000;
+            while ts < 1_794_700_800_000 {
+                let (start, end) = bounds(ts, seconds, tz);
+                assert!(
+                    start <= ts && ts < end,
+                    "{tz} {seconds} s at {ts}: [{start}, {end})"
+                );
+                ts += 7 * 60_000;
+            }
+        }
+    }
+}
+
+#[test]
 fn any_arrival_order_gives_the_same_mean_to_the_bit() {
     // The sum is exact (fixed point), so the mean does not depend on arrival order, nor on
     // redeliveries in between (regulations.md §6: the average of the valid samples of the
