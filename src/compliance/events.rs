@@ -52,10 +52,7 @@ impl Events {
         // A message comes from one station; the lookup is per run of readings of one station.
         for run in readings.chunk_by(|a, b| a.reading.key == b.reading.key) {
             let key = &run[0].reading.key;
-            if !self.freshness.contains_key(key) {
-                self.freshness.insert(key.clone(), Freshness::default());
-            }
-            let freshness = self.freshness.get_mut(key).expect("inserted above");
+            let freshness = self.freshness.entry(key.clone()).or_default();
             let newest = run.iter().map(|j| j.reading.ts_ms).max();
             let newest = newest.and_then(|ts| freshness.observe(ts));
             self.table.station(key, |row| {

@@ -118,7 +118,9 @@ impl Tracker {
     /// stations first, in order, so their handles are their positions in that order.
     pub fn handle(&mut self, key: &StationKey) -> Handle {
         if let Some(h) = self.last {
-            if self.tracks[h].0 == *key {
+            // By allocation only: comparing strings here would cost a fetch of another
+            // station's key with nearly every message of a large park.
+            if self.tracks[h].0.is_same(key) {
                 return h;
             }
         }

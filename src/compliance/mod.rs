@@ -30,8 +30,6 @@ pub mod status;
 mod table;
 pub mod windows;
 
-use std::hash::{BuildHasherDefault, Hasher};
-
 use crate::model::status::WindowMean;
 use crate::model::{Limit, Param, StationKey};
 
@@ -77,59 +75,7 @@ pub struct WindowState {
     pub running: Option<WindowMean>,
 }
 
-/// A small, fast hasher (the multiply-rotate scheme of rustc's FxHash) for the engine's
-/// maps keyed by station: their keys come from configuration and topics, not from an
-/// adversary who could force collisions, so SipHash's protection buys nothing here and its
-/// cost shows on every message.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct FxHasher(u64);
-
-const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-impl FxHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(FX_SEED);
-    }
-}
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-
-    fn write_i64(&mut self, i: i64) {
-        self.add(i as u64);
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-pub(crate) type FxBuild = BuildHasherDefault<FxHasher>;
+pub(crate) use crate::model::fxhash::FxBuild;
 
 #[cfg(test)]
 mod tests;

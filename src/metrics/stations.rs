@@ -25,10 +25,11 @@
 //! Every family's `# HELP` and `# TYPE` are written even with no series, so the set of
 //! families does not depend on the detail or on what has been measured yet.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
+use crate::model::fxhash::FxBuild;
 use crate::model::{Param, StationKey};
 
 /// Station states reported by `quantrac_station_state`.
@@ -68,7 +69,13 @@ pub struct StationTable {
 #[derive(Default)]
 struct Table {
     detail: Detail,
-    rows: BTreeMap<StationKey, Row>,
+    /// Rows by position; a station's position never changes.
+    rows: Vec<Row>,
+    /// Position by station, searched with every message: hashed, since at a province's
+    /// scale an ordered map's string comparisons each fetch a key from far away in memory.
+    index: HashMap<StationKey, u32, FxBuild>,
+    /// Position by station in key order, for rendering (changed only by a new station).
+    order: BTreeMap<StationKey, u32>,
     /// Window labels, each once: a window row names its label by position.
     labels: Vec<Arc<str>>,
 }
@@ -113,7 +120,12 @@ impl Row {
     }
 
     fn param(&mut self, param: Param) -> &mut ParamRow {
-        let i = match self.params.binary_search_by_key(&param, |p| p.param) {
+        // By table position: unique within the running table, and compared without reading
+        // the symbol.
+        let i = match self
+            .params
+            .binary_search_by_key(&param.index(), |p| p.param.index())
+        {
             Ok(i) => i,
             Err(i) => {
                 self.params.insert(
@@ -152,9 +164,28 @@ impl ParamRow {
 
 impl Table {
     fn row(&mut self, key: &StationKey) -> &mut Row {
-        // One search of the map (its keys compare as strings, far apart in memory at a
-        // province's scale); cloning the key is one reference count.
-        self.rows.entry(key.clone()).or_insert_with(Row::new)
+        let i = self.position(key);
+        &mut self.rows[i]
+    }
+
+    /// The station's row position, a new row when it has none.
+    fn position(&mut self, key: &StationKey) -> usize {
+        let i = match self.index.get(key) {
+            Some(&i) => i,
+            None => {
+                let i = u32::try_from(self.rows.len()).expect("fewer than 2³² stations");
+                self.rows.push(Row::new());
+                self.index.insert(key.clone(), i);
+                self.order.insert(key.clone(), i);
+                i
+            }
+        };
+        i as usize
+    }
+
+    /// The rows in station order.
+    fn sorted(&self) -> impl Iterator<Item = (&StationKey, &Row)> {
+        self.order.iter().map(|(k, &i)| (k, &self.rows[i as usize]))
     }
 }
 
@@ -188,7 +219,8 @@ impl StationTable {
         let mut table = self.lock();
         let table = &mut *table;
         let detail = table.detail;
-        let row = table.rows.entry(key.clone()).or_insert_with(Row::new);
+        let i = table.position(key);
+        let row = &mut table.rows[i];
         f(&mut StationRow {
             row,
             labels: &mut table.labels,
@@ -230,7 +262,7 @@ impl StationTable {
         };
         // quantrac_reading_value
         header(out, FAMILIES[0]);
-        for (key, row) in &t.rows {
+        for (key, row) in t.sorted() {
             for p in &row.params {
                 if !p.value.is_nan() {
                     out.push_str(FAMILIES[0].0);
@@ -255,7 +287,7 @@ impl StationTable {
             if !(full || compact) {
                 continue;
             }
-            for (key, row) in &t.rows {
+            for (key, row) in t.sorted() {
                 for p in &row.params {
                     for w in &p.windows {
                         let v = pick(w);
@@ -282,7 +314,7 @@ impl StationTable {
         for (family, of) in per_station {
             let name = FAMILIES[family].0;
             header(out, FAMILIES[family]);
-            for (key, row) in &t.rows {
+            for (key, row) in t.sorted() {
                 let v = of(row);
                 if !v.is_nan() {
                     out.push_str(name);
@@ -295,7 +327,7 @@ impl StationTable {
         }
         let name = FAMILIES[8].0;
         header(out, FAMILIES[8]);
-        for (key, row) in &t.rows {
+        for (key, row) in t.sorted() {
             if !row.states_set {
                 continue;
             }

@@ -8,6 +8,7 @@
 
 pub mod file_name;
 pub mod file_template;
+pub mod fxhash;
 mod param;
 mod reading;
 pub mod status;

@@ -64,6 +64,12 @@ impl StationKey {
         ))))
     }
 
+    /// The same allocation (so certainly the same key); `false` says nothing. A check that
+    /// reads no string, for a lookup that has a slower, exact one to fall back on.
+    pub fn is_same(&self, other: &StationKey) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     pub fn park(&self) -> &str {
         &self.0 .0
     }
