@@ -306,7 +306,8 @@ impl Stage {
             return;
         };
         let started = Instant::now();
-        let Ok((id, hash)) = self.journal.chain_head() else {
+        // An empty journal: nothing to cover, nothing a start would replay.
+        let Ok((id @ 1.., hash)) = self.journal.chain_head() else {
             return;
         };
         let kept = super::engine_state::write(self.journal.dir(), id, hash, now_ms(), &state);

@@ -88,6 +88,13 @@ fn commits_then_resolves_acks_in_order_and_drains_on_close() {
     }
     drop(ack_tx);
     let (m, w, r) = (metrics.clone(), wake.clone(), not_ready.clone());
+    // The compliance stage left its state as its input ended.
+    let state = crate::pipeline::EngineState {
+        fingerprint: [3; 32],
+        bytes: vec![1, 2, 3],
+    };
+    let params = params(u64::MAX);
+    params.handover.put(state.clone());
     let h = std::thread::spawn(move || {
         run(
             j,
@@ -97,12 +104,23 @@ fn commits_then_resolves_acks_in_order_and_drains_on_close() {
             }),
             m,
             w,
-            params(u64::MAX),
+            params,
             r,
         )
     });
     drop(tx);
     h.join().unwrap().unwrap();
+    // Kept once all 50 were committed, as covering the last.
+    let kept = crate::journal::engine_state::read(dir.path())
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.state, state);
+    assert_eq!(kept.covers_id, 50);
+    let head = Journal::open(dir.path(), true)
+        .unwrap()
+        .chain_head()
+        .unwrap();
+    assert_eq!((kept.covers_id, kept.covers_hash), head);
     let mut acked = vec![];
     while let Ok(event) = ack_rx.try_recv() {
         acked.push(event);
@@ -260,6 +278,11 @@ fn stopping_while_the_disk_is_full_acknowledges_nothing() {
     let permit = ack_tx.clone().try_reserve_owned().unwrap();
     tx.try_send(big(1, Ack::new(1, permit))).unwrap();
     let r = not_ready.clone();
+    let params = params(u64::MAX);
+    params.handover.put(crate::pipeline::EngineState {
+        fingerprint: [3; 32],
+        bytes: vec![1, 2, 3],
+    });
     let h = std::thread::spawn(move || {
         let m = Metrics::new();
         run(
@@ -268,7 +291,7 @@ fn stopping_while_the_disk_is_full_acknowledges_nothing() {
             Box::new(|_: &Processed| vec![]),
             m,
             Arc::new(Notify::new()),
-            params(u64::MAX),
+            params,
             r,
         )
     });
@@ -281,6 +304,11 @@ fn stopping_while_the_disk_is_full_acknowledges_nothing() {
     drop(ack_tx);
     assert_eq!(ack_rx.try_recv().ok(), Some(AckEvent::Dropped(1)));
     assert_eq!(verify(dir.path()).unwrap().records, 0);
+    // The state covers a message the journal does not hold: not kept.
+    assert_eq!(
+        crate::journal::engine_state::read(dir.path()).unwrap(),
+        None
+    );
 }
 
 // README, delivery guarantee 7: a journal file deleted under the service is noticed within a
