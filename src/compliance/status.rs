@@ -65,7 +65,7 @@ pub fn param_status(
     param: Param,
     latest: Option<Latest>,
     limit: Option<&Limit>,
-    series: &[Series],
+    series: &mut [Series],
     spans: &mut Spans,
 ) -> ParamStatus {
     let now_ms = spans.now_ms;
@@ -79,9 +79,9 @@ pub fn param_status(
         })
         .collect();
     let hourly = series
-        .iter()
+        .iter_mut()
         .find(|s| s.spec.seconds == 3600)
-        .map(|s| s.chart_means(now_ms - CHART_MS, now_ms + 1).collect())
+        .map(|s| s.chart(now_ms - CHART_MS, now_ms + 1))
         .unwrap_or_default();
     ParamStatus {
         param,

@@ -220,7 +220,7 @@ fn param<'a>(p: &'a ParamStatus, over: Option<&Over<'a>>, tz: Tz) -> Param<'a> {
         latest: p.latest.as_ref().map(|l| latest(l, tz)),
         limit: p.limit.as_ref().map(limit),
         windows: p.windows.iter().map(|w| window(w, tz)).collect(),
-        hourly: hourly(&p.hourly, tz),
+        hourly: hourly(&p.hourly.to_vec(), tz),
         last_exceedance: p.last_exceedance.map(|e| ExceedanceJson {
             from: rfc3339(e.from_ms, tz),
             to: rfc3339(e.to_ms, tz),

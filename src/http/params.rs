@@ -52,8 +52,9 @@ pub fn param_row(
     h.raw("<td data-label=\"Last 24 h\">");
     if !p.hourly.is_empty() || p.limit.as_ref().is_some_and(|l| l.max.is_some()) {
         let max = p.limit.as_ref().and_then(|l| l.max);
-        let label = chart::describe(p.param.symbol(), unit, &p.hourly, max);
-        chart::sparkline(h, &p.hourly, max, v.now_ms, &label);
+        let hourly = p.hourly.to_vec();
+        let label = chart::describe(p.param.symbol(), unit, &hourly, max);
+        chart::sparkline(h, &hourly, max, v.now_ms, &label);
     }
     h.raw("</td></tr>");
 }
@@ -269,8 +270,9 @@ pub fn param_section(h: &mut Html, v: &View, p: &ParamStatus, over: Option<&Over
     if p.hourly.is_empty() && p.windows.iter().all(|w| w.seconds != 3600) {
         h.raw("<p class=\"none\">No one-hour window is configured for this parameter: no hourly chart.</p>");
     } else {
-        let label = chart::describe(p.param.symbol(), unit, &p.hourly, max);
-        chart::chart(h, &p.hourly, max, unit, v.now_ms, v.status.tz, &label);
+        let hourly = p.hourly.to_vec();
+        let label = chart::describe(p.param.symbol(), unit, &hourly, max);
+        chart::chart(h, &hourly, max, unit, v.now_ms, v.status.tz, &label);
     }
     h.raw("</section>");
 }

@@ -107,7 +107,7 @@ pub struct ParamStatus {
     pub windows: Vec<WindowStatus>,
     /// Hourly means of the last 24 hours, oldest first (only hours with a status-00 sample).
     /// Empty when no one-hour window is configured for the parameter.
-    pub hourly: Vec<HourMean>,
+    pub hourly: HourlyMeans,
     /// The most recent run of exceeded readings, ongoing or over.
     pub last_exceedance: Option<Exceedance>,
 }
@@ -178,6 +178,46 @@ impl HourMean {
 
     pub fn end_ms(&self) -> i64 {
         self.start_ms + Self::LEN_MS
+    }
+}
+
+/// A parameter's hourly chart: the hours before the newest, shared (`Arc`) between a
+/// station's successive descriptions while none of them changes, and the newest hour, made
+/// afresh with each description. A station is described with every message; at a province's
+/// scale rebuilding 24 hours of means each time meant fetching 24 windows per parameter from
+/// memory that had long left the CPU's caches.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HourlyMeans {
+    pub before: Arc<[HourMean]>,
+    pub newest: Option<HourMean>,
+}
+
+impl HourlyMeans {
+    pub fn iter(&self) -> impl Iterator<Item = &HourMean> {
+        self.before.iter().chain(self.newest.as_ref())
+    }
+
+    pub fn len(&self) -> usize {
+        self.before.len() + usize::from(self.newest.is_some())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn to_vec(&self) -> Vec<HourMean> {
+        self.iter().copied().collect()
+    }
+}
+
+impl FromIterator<HourMean> for HourlyMeans {
+    fn from_iter<I: IntoIterator<Item = HourMean>>(iter: I) -> HourlyMeans {
+        let mut all: Vec<HourMean> = iter.into_iter().collect();
+        let newest = all.pop();
+        HourlyMeans {
+            before: all.into(),
+            newest,
+        }
     }
 }
 

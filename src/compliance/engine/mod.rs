@@ -559,15 +559,14 @@ impl Engine {
         state.changed = false;
         let latest = |p: &ParamState| p.seen.as_ref().and_then(|s| s.latest);
         let mut until = i64::MAX;
-        let mut described: Vec<&ParamState> = state
-            .params
-            .iter()
-            .filter(|p| latest(p).is_some() || p.limit.is_some())
+        let mut described: Vec<usize> = (0..state.params.len())
+            .filter(|&i| latest(&state.params[i]).is_some() || state.params[i].limit.is_some())
             .collect();
-        described.sort_by_key(|p| p.param);
+        described.sort_by_key(|&i| state.params[i].param);
         let params = described
             .into_iter()
-            .map(|p| {
+            .map(|i| {
+                let p = &mut state.params[i];
                 for s in &p.series {
                     until = until.min(spans.at(s.spec.seconds).1);
                 }
@@ -575,7 +574,7 @@ impl Engine {
                     p.param,
                     latest(p),
                     p.limit.as_ref(),
-                    &p.series,
+                    &mut p.series,
                     spans,
                 );
                 status.last_exceedance = p.seen.as_ref().and_then(|s| s.exceedance);

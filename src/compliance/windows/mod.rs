@@ -29,12 +29,13 @@
 //! and a day window at local midnight (Asia/Ho_Chi_Minh: 17:00 UTC), as inspectors read them.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use chrono::{DateTime, LocalResult, Offset, TimeZone};
 use chrono_tz::Tz;
 
 use crate::config::WindowSpec;
-use crate::model::status::{HourMean, WindowMean};
+use crate::model::status::{HourMean, HourlyMeans, WindowMean};
 use crate::model::{Limit, Param, StationKey, WindowPoint};
 
 use super::limits;
@@ -194,6 +195,10 @@ impl Bucket {
     }
 }
 
+/// What a chart's hours before the newest were made from: the series' revision, the first
+/// hour's start and the number of hours.
+type ChartKey = (u32, i64, usize);
+
 /// The windows of one length for one station × parameter, with what a point needs.
 ///
 /// The windows are kept sorted by start in a deque: readings arrive mostly in time order, so
@@ -223,6 +228,11 @@ pub struct Series {
     last_valid: Option<WindowMean>,
     /// See [`bounds_cached`].
     local: LocalCache,
+    /// Changes whenever a window other than the newest held is written or one is forgotten:
+    /// what [`Series::chart`] checks its kept hours against.
+    revision: u32,
+    /// The hours before the newest of the last chart, and what they were made from.
+    chart: Option<(ChartKey, Arc<[HourMean]>)>,
     /// The close and eviction times the engine's due-queue holds for this series
     /// (`i64::MAX`: none).
     pub(in crate::compliance) queued_close: i64,
@@ -251,6 +261,8 @@ impl Series {
             min_len_ms: i64::MAX,
             last_valid: None,
             local: None,
+            revision: 0,
+            chart: None,
             queued_close: i64::MAX,
             queued_evict: i64::MAX,
         }
@@ -295,6 +307,9 @@ impl Series {
                 i
             }
         };
+        if i + 1 < self.buckets.len() {
+            self.revision = self.revision.wrapping_add(1);
+        }
         let bucket = &mut self.buckets[i];
         bucket.add(v);
         let end = bucket.end_ms();
@@ -416,6 +431,7 @@ impl Series {
     /// `floor_ms` is looked at: the windows forgotten, and at most the one or two that
     /// straddle the floor.
     pub fn evict(&mut self, floor_ms: i64) {
+        self.revision = self.revision.wrapping_add(1);
         let mut i = 0;
         while let Some(b) = self.buckets.get(i) {
             if b.start_ms >= floor_ms {
@@ -523,24 +539,62 @@ impl Series {
 
     /// The means of the windows starting in `[from_ms, to_ms)` that hold a sample, oldest
     /// first, as the status page's hourly chart shows them: mean, capture and validity only
-    /// (no ratio or verdict; a station is described with every message). Only windows still
-    /// held are seen: those within the late-data horizon.
+    /// (no ratio or verdict). Only windows still held are seen: those within the late-data
+    /// horizon.
     pub fn chart_means(&self, from_ms: i64, to_ms: i64) -> impl Iterator<Item = HourMean> + '_ {
-        let first = self.buckets.partition_point(|b| b.start_ms < from_ms);
-        let expected = self.expected_samples();
+        let (first, end) = self.chart_range(from_ms, to_ms);
         self.buckets
-            .range(first..)
-            .take_while(move |b| b.start_ms < to_ms)
+            .range(first..end)
             .filter(|b| !b.is_empty())
-            .map(move |b| {
-                let capture = (f64::from(b.count()) / expected).min(1.0);
-                HourMean {
-                    start_ms: b.start_ms,
-                    mean: b.mean(),
-                    capture,
-                    valid: capture >= self.min_capture,
-                }
-            })
+            .map(|b| self.hour_mean(b))
+    }
+
+    /// [`Series::chart_means`] as the status page keeps them: the hours before the newest
+    /// are made again only when one of them changed (a late reading, a new hour, an hour
+    /// leaving the chart), otherwise shared with the previous chart; a station is described
+    /// with every message, and its older hours rarely change.
+    pub fn chart(&mut self, from_ms: i64, to_ms: i64) -> HourlyMeans {
+        let (first, end) = self.chart_range(from_ms, to_ms);
+        if first == end {
+            return HourlyMeans::default();
+        }
+        let key = (self.revision, self.buckets[first].start_ms, end - first);
+        let before = match &self.chart {
+            Some((k, before)) if *k == key => before.clone(),
+            _ => {
+                let before: Arc<[HourMean]> = self
+                    .buckets
+                    .range(first..end - 1)
+                    .map(|b| self.hour_mean(b))
+                    .collect();
+                self.chart = Some((key, before.clone()));
+                before
+            }
+        };
+        HourlyMeans {
+            before,
+            newest: Some(self.hour_mean(&self.buckets[end - 1])),
+        }
+    }
+
+    /// Positions of the windows starting in `[from_ms, to_ms)`.
+    fn chart_range(&self, from_ms: i64, to_ms: i64) -> (usize, usize) {
+        let first = self.buckets.partition_point(|b| b.start_ms < from_ms);
+        let end = self
+            .buckets
+            .partition_point(|b| b.start_ms < to_ms)
+            .max(first);
+        (first, end)
+    }
+
+    fn hour_mean(&self, b: &Bucket) -> HourMean {
+        let capture = (f64::from(b.count()) / self.expected_samples()).min(1.0);
+        HourMean {
+            start_ms: b.start_ms,
+            mean: b.mean(),
+            capture,
+            valid: capture >= self.min_capture,
+        }
     }
 
     /// The mean of the window starting at `start_ms`, as it stands.

@@ -325,3 +325,35 @@ fn the_chart_means_are_the_windows_means() {
     );
     assert_eq!(chart[1].capture, 0.75);
 }
+
+#[test]
+fn a_kept_chart_is_always_the_chart_made_afresh() {
+    // The status page's chart keeps its hours before the newest between descriptions; after
+    // live samples, a new hour, a late sample, eviction and the clock moving on, it must be
+    // what the windows say now.
+    fn check(s: &mut Series, now: i64) -> HourlyMeans {
+        let kept = s.chart(now - 24 * HOUR, now + 1);
+        let afresh: Vec<HourMean> = s.chart_means(now - 24 * HOUR, now + 1).collect();
+        assert_eq!(kept.to_vec(), afresh, "at {now}");
+        kept
+    }
+    let mut s = series("1h", Some(100.0));
+    for i in 0..30 * 12 {
+        let ts = T0 + i * 300_000;
+        s.put(ts, Some(i as f64), Ho_Chi_Minh, i64::MIN);
+        check(&mut s, ts);
+    }
+    let now = T0 + 30 * HOUR;
+    let (a, b) = (check(&mut s, now), check(&mut s, now));
+    assert_eq!(a.len(), 24);
+    assert!(Arc::ptr_eq(&a.before, &b.before), "nothing changed: shared");
+
+    // A late sample five hours back (off the five-minute grid, so a new time).
+    s.put(now - 5 * HOUR + 60_000, Some(1000.0), Ho_Chi_Minh, i64::MIN);
+    let c = check(&mut s, now);
+    assert!(!Arc::ptr_eq(&b.before, &c.before));
+    s.evict(now - 20 * HOUR);
+    check(&mut s, now);
+    check(&mut s, now + 2 * HOUR);
+    assert!(check(&mut s, now + 40 * HOUR).is_empty());
+}
