@@ -592,3 +592,16 @@ fn readings_of_one_message_either_side_of_a_clock_change_find_their_own_windows(
         "one local hour, both readings"
     );
 }
+
+// README: a window's average is written when the window closes (or rewritten by a late
+// reading once closed), never while it is still open.
+#[test]
+fn a_reading_in_an_open_window_writes_no_average_until_it_closes() {
+    let mut e = engine();
+    let ts = T0 + 5 * MIN;
+    let (_, points) = e.judge(vec![r(&outfall(), Param::COD, ts, 100.0)], ts + 1_000);
+    assert!(points.is_empty(), "{points:?}");
+    let closed = e.tick(T0 + HOUR);
+    assert_eq!(only(&closed, "1h").len(), 1, "{closed:?}");
+    assert_eq!(only(&closed, "1h")[0].samples, 1);
+}
