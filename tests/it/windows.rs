@@ -34,6 +34,24 @@ async fn average(
     .await
 }
 
+/// COD `value` at the five-minute steps `steps` of `hour`, each acknowledged (the publisher
+/// has sent nothing else before).
+async fn publish_cod(
+    p: &Publisher,
+    hour: chrono::DateTime<Utc>,
+    steps: std::ops::Range<i64>,
+    value: f64,
+) {
+    for i in steps.clone() {
+        p.publish(
+            OUTFALL,
+            reading(hour + chrono::Duration::minutes(5 * i), value, "00"),
+        )
+        .await;
+    }
+    p.wait_acked(steps.end as u64).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_hour_of_old_readings_gives_the_hand_computed_average() {
     let Stack {
@@ -107,27 +125,13 @@ async fn a_kill9_in_the_middle_of_an_hour_keeps_every_sample() {
         .duration_trunc(chrono::Duration::hours(1))
         .unwrap();
     let p = Publisher::connect(broker.port).await;
-    for i in 0..6 {
-        p.publish(
-            OUTFALL,
-            reading(hour + chrono::Duration::minutes(5 * i), 100.0, "00"),
-        )
-        .await;
-    }
-    p.wait_acked(6).await;
+    publish_cod(&p, hour, 0..6, 100.0).await;
     average(&influx, hour.timestamp_millis(), 6).await;
 
     q.proc.kill9();
     q.restart();
     q.wait_ready().await;
-    for i in 6..12 {
-        p.publish(
-            OUTFALL,
-            reading(hour + chrono::Duration::minutes(5 * i), 112.0, "00"),
-        )
-        .await;
-    }
-    p.wait_acked(12).await;
+    publish_cod(&p, hour, 6..12, 112.0).await;
     let avg = average(&influx, hour.timestamp_millis(), 12).await;
     assert_eq!(
         avg["mean"], 106.0,
@@ -162,14 +166,7 @@ async fn a_clean_restart_starts_from_the_saved_state_and_keeps_every_sample() {
         .duration_trunc(chrono::Duration::hours(1))
         .unwrap();
     let p = Publisher::connect(broker.port).await;
-    for i in 0..6 {
-        p.publish(
-            OUTFALL,
-            reading(hour + chrono::Duration::minutes(5 * i), 100.0, "00"),
-        )
-        .await;
-    }
-    p.wait_acked(6).await;
+    publish_cod(&p, hour, 0..6, 100.0).await;
     average(&influx, hour.timestamp_millis(), 6).await;
 
     assert!(q.proc.sigterm(Duration::from_secs(20)).unwrap().success());
@@ -185,14 +182,7 @@ async fn a_clean_restart_starts_from_the_saved_state_and_keeps_every_sample() {
         line.contains("messages=0"),
         "nothing after the state to replay: {line}"
     );
-    for i in 6..12 {
-        p.publish(
-            OUTFALL,
-            reading(hour + chrono::Duration::minutes(5 * i), 112.0, "00"),
-        )
-        .await;
-    }
-    p.wait_acked(12).await;
+    publish_cod(&p, hour, 6..12, 112.0).await;
     let avg = average(&influx, hour.timestamp_millis(), 12).await;
     assert_eq!(avg["mean"], 106.0, "samples from before and after the stop");
     assert_eq!(avg["capture"], 1.0);
