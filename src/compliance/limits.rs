@@ -382,4 +382,19 @@ mod tests {
         };
         assert_eq!(ratio(&none, 4.5), None);
     }
+
+    // A ratio is `value ÷ max` only for a positive maximum: a limit of 0 (nothing allowed)
+    // gives no ratio rather than an infinite or undefined one.
+    #[test]
+    fn a_zero_maximum_has_no_ratio() {
+        let zero = Limit {
+            max: Some(0.0),
+            min: None,
+            source: LimitSource::Permit,
+        };
+        assert_eq!(ratio(&zero, 4.5), None);
+        assert_eq!(ratio(&zero, 0.0), None);
+        assert!(exceeds(&zero, 4.5));
+        assert!(!exceeds(&zero, 0.0));
+    }
 }

@@ -593,3 +593,15 @@ fn the_checkpointer_signs_changes_only_and_never_signs_over_a_contradiction() {
     let r = check(dir.path(), &[], &[public]);
     assert!(!r.ok(), "{r}");
 }
+
+// With public keys given, a chain with no record after its base has nothing left unsigned.
+#[test]
+fn an_empty_chain_has_nothing_unsigned() {
+    let (_, public) = keys();
+    let dir = tempfile::tempdir().unwrap();
+    drop(Journal::open(dir.path(), true).unwrap());
+    let r = check(dir.path(), &[], &[public]);
+    assert_eq!(r.findings, vec![], "{r}");
+    assert!(r.ok(), "{r}");
+    assert_eq!((r.records, r.checkpoints.found), (0, 0));
+}

@@ -117,6 +117,11 @@ fn pruning_records_when_and_verify_checks_the_base_against_the_retention() {
     );
     assert!(
         r.to_string()
+            .starts_with("journal NOT intact: its archive is not"),
+        "{r}"
+    );
+    assert!(
+        r.to_string()
             .contains("records 1 to 3 were pruned from the journal but are in no segment"),
         "{r}"
     );
@@ -177,5 +182,97 @@ fn the_size_counts_what_is_committed_and_not_what_pruning_freed() {
     assert!(
         pruned + 500_000 < full,
         "pruning made room: {full} → {pruned}"
+    );
+}
+
+// The retention period is a minimum: a base deleted exactly when its period ended was kept
+// long enough, by the journal's record and by a checkpoint signed then; one deleted a
+// millisecond sooner was not.
+#[test]
+fn a_base_deleted_exactly_at_the_end_of_its_retention_was_kept_long_enough() {
+    let (key, public) = keys();
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    fill(&mut j, 10, 1, 10); // message i received at T0 + i s
+    Outbox::open(dir.path()).unwrap().written(10).unwrap();
+    let deleted_at = T0 + DAY_MS + 5_500;
+    assert_eq!(j.prune(deleted_at, Duration::ZERO).unwrap(), 5);
+    Checkpointer::new(key, Duration::from_secs(300)).tick_at(&j, true, deleted_at);
+    drop(j);
+    // Record 5, the base, was received at T0 + 5 s: this period ends when it was deleted.
+    let exact = Duration::from_millis((DAY_MS + 500) as u64);
+    let with = |retention| {
+        verify_with(
+            dir.path(),
+            &Options {
+                retention,
+                public_keys: vec![public],
+                ..Options::default()
+            },
+        )
+        .unwrap()
+    };
+    let r = with(exact);
+    assert!(r.ok(), "{r}");
+    assert_eq!(r.checkpoints.holding, 1, "{r}");
+    let r = with(exact + Duration::from_millis(1));
+    let journal = Finding::Retention {
+        base_id: 5,
+        received_at_ms: T0 + 5_000,
+        deleted_by_ms: deleted_at,
+        retention_days: 1,
+        evidence: "as the journal recorded the pruning".into(),
+    };
+    assert!(r.findings.contains(&journal), "{r}");
+    assert!(
+        r.findings.iter().any(|f| matches!(
+            f,
+            Finding::Retention { base_id: 5, received_at_ms, deleted_by_ms, retention_days: 1, evidence }
+                if *received_at_ms == T0 + 5_000
+                    && *deleted_by_ms == deleted_at
+                    && evidence.starts_with("as signed checkpoint")
+        )),
+        "{r}"
+    );
+    assert_eq!(r.checkpoints.holding, 0, "{r}");
+}
+
+// An anchor that names the chain base is checked against the hash the chain continues from,
+// also when no archive holds the base record (records deleted by hand).
+#[test]
+fn an_anchor_at_the_base_is_checked_against_the_base_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    fill(&mut j, 10, 1, 10);
+    drop(j);
+    let a3 = anchor(dir.path(), 3);
+    raw(dir.path())
+        .execute_batch(&format!(
+            "DELETE FROM points WHERE msg_id <= 3; DELETE FROM rejections WHERE msg_id <= 3;
+             DELETE FROM messages WHERE id <= 3;
+             UPDATE meta SET value = 3 WHERE key = '{}';
+             UPDATE meta SET value = X'{}' WHERE key = '{}';",
+            key::BASE_ID,
+            hex::encode(a3.hash),
+            key::BASE_HASH
+        ))
+        .unwrap();
+    let r = check(dir.path(), &[a3], &[]);
+    assert_eq!(r.anchors, (1, 1), "{r}");
+    let forged = Anchor {
+        id: 3,
+        hash: [7; 32],
+    };
+    let r = check(dir.path(), &[forged], &[]);
+    assert_eq!(r.anchors, (1, 0), "{r}");
+    assert!(
+        r.findings.contains(&Finding::Anchor {
+            id: 3,
+            hash: hex::encode([7u8; 32]),
+            mismatch: Mismatch::Differs {
+                found: hex::encode(a3.hash)
+            },
+        }),
+        "{r}"
     );
 }
