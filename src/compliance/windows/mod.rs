@@ -454,11 +454,6 @@ impl Series {
         }
     }
 
-    /// The latest closed valid window's point.
-    pub fn last_valid(&self) -> Option<WindowPoint> {
-        self.last_valid.as_ref().map(|m| self.point_of(m))
-    }
-
     /// The point of the window holding `now_ms`, as it stands (for early warnings).
     pub fn running(&self, now_ms: i64, tz: Tz) -> Option<WindowPoint> {
         let (start, _) = bounds(now_ms, self.spec.seconds, tz);

@@ -357,3 +357,24 @@ fn a_kept_chart_is_always_the_chart_made_afresh() {
     check(&mut s, now + 2 * HOUR);
     assert!(check(&mut s, now + 40 * HOUR).is_empty());
 }
+
+#[test]
+fn eviction_at_a_floor_inside_a_window_keeps_that_window_and_its_times() {
+    // The floor (now − the late-data horizon) falls anywhere, so mostly inside a window: that
+    // window stays whole, the ones ending by the floor go.
+    let mut s = series("1h", None);
+    for hour in 0..3 {
+        s.put(T0 + hour * HOUR + 60_000, Some(1.0), Ho_Chi_Minh, i64::MIN);
+    }
+    s.evict(T0 + HOUR + 30 * 60_000);
+    assert!(s.mean_at(T0).is_none());
+    assert_eq!(s.mean_at(T0 + HOUR).map(|m| m.samples), Some(1));
+    assert_eq!(s.mean_at(T0 + 2 * HOUR).map(|m| m.samples), Some(1));
+    assert_eq!(s.next_evict_ms(), T0 + 2 * HOUR);
+    // Its sample's time is still known: a redelivery does not count twice.
+    assert_eq!(
+        s.put(T0 + HOUR + 60_000, Some(1.0), Ho_Chi_Minh, i64::MIN),
+        None
+    );
+    assert_eq!(s.mean_at(T0 + HOUR).map(|m| m.samples), Some(1));
+}
