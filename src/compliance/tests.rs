@@ -605,3 +605,34 @@ fn a_reading_in_an_open_window_writes_no_average_until_it_closes() {
     assert_eq!(only(&closed, "1h").len(), 1, "{closed:?}");
     assert_eq!(only(&closed, "1h")[0].samples, 1);
 }
+
+// After a restart the windows closed while the service was down count as written, and the
+// latest VALID one is the window's verdict (quantrac_limit_ratio, quantrac_exceedance): not an
+// older valid one, not a newer invalid one.
+#[test]
+fn after_a_rebuild_the_verdict_is_the_latest_valid_window() {
+    let mut e = engine();
+    let hours = [(0, 12, 100.0), (1, 12, 140.0), (2, 3, 500.0)];
+    let readings: Vec<Reading> = hours
+        .iter()
+        .flat_map(|&(hour, n, value)| {
+            (0..n).map(move |i| {
+                r(
+                    &outfall(),
+                    Param::COD,
+                    T0 + hour * HOUR + i * 5 * MIN,
+                    value,
+                )
+            })
+        })
+        .collect();
+    e.restore(readings, T0 + 3 * HOUR + 1);
+    let hour = e
+        .window_states()
+        .into_iter()
+        .find(|w| w.param == Param::COD && &*w.window == "1h")
+        .unwrap();
+    let closed = hour.closed.unwrap();
+    assert_eq!((closed.start_ms, closed.mean), (T0 + HOUR, 140.0));
+    assert!(closed.valid && closed.exceeded, "140 over the limit of 135");
+}

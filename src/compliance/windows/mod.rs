@@ -454,16 +454,6 @@ impl Series {
         }
     }
 
-    /// The point of the window holding `now_ms`, as it stands (for early warnings).
-    pub fn running(&self, now_ms: i64, tz: Tz) -> Option<WindowPoint> {
-        let (start, _) = bounds(now_ms, self.spec.seconds, tz);
-        self.point(start)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.buckets.is_empty()
-    }
-
     /// Keeps the window at `i` as the latest closed valid one when it is valid and not older.
     fn remember_at(&mut self, i: usize) {
         let Some(m) = self.mean_of(&self.buckets[i]) else {
