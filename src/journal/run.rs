@@ -298,7 +298,6 @@ impl Stage {
         }
     }
 
-    /// Signs a checkpoint when one is due, or at once (`now`); see [`Checkpointer::tick`].
     /// The compliance stage's state, when it left one, kept as covering the last record: its
     /// input ended before the journal's, so every record it judged is committed.
     fn keep_engine_state(&mut self) {
@@ -314,6 +313,7 @@ impl Stage {
         self.events.engine_state_kept(id, kept, started.elapsed());
     }
 
+    /// Signs a checkpoint when one is due, or at once (`now`); see [`Checkpointer::tick`].
     fn checkpoint(&mut self, now: bool) {
         if let Some(c) = &mut self.params.checkpoints {
             c.tick(&self.journal, now);

@@ -522,19 +522,9 @@ impl Series {
         })
     }
 
-    /// The means of the windows starting in `[from_ms, to_ms)` that hold a sample, oldest
-    /// first, as the status page's hourly chart shows them: mean, capture and validity only
-    /// (no ratio or verdict). Only windows still held are seen: those within the late-data
-    /// horizon.
-    pub fn chart_means(&self, from_ms: i64, to_ms: i64) -> impl Iterator<Item = HourMean> + '_ {
-        let (first, end) = self.chart_range(from_ms, to_ms);
-        self.buckets
-            .range(first..end)
-            .filter(|b| !b.is_empty())
-            .map(|b| self.hour_mean(b))
-    }
-
-    /// [`Series::chart_means`] as the status page keeps them: the hours before the newest
+    /// The means of the windows starting in `[from_ms, to_ms)`, oldest first, as the status
+    /// page's hourly chart shows them: mean, capture and validity only (no ratio or verdict),
+    /// of the windows still held (within the late-data horizon). The hours before the newest
     /// are made again only when one of them changed (a late reading, a new hour, an hour
     /// leaving the chart), otherwise shared with the previous chart; a station is described
     /// with every message, and its older hours rarely change.
