@@ -199,6 +199,19 @@ mod tests {
             .collect()
     }
 
+    // A step is a `u32` of milliseconds (49.7 days): times further apart stay separate runs,
+    // after the last run and before the first.
+    #[test]
+    fn times_too_far_apart_for_a_step_stay_apart() {
+        let far = i64::from(u32::MAX) + 1;
+        let mut s = Stamps::default();
+        assert!(s.insert(0));
+        assert!(s.insert(far));
+        assert!(s.insert(-far));
+        assert_eq!(s.runs(), 3);
+        assert_eq!(all(&s), [-far, 0, far]);
+    }
+
     #[test]
     fn a_regular_stream_is_one_run() {
         let mut s = Stamps::default();
