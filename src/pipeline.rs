@@ -200,28 +200,56 @@ pub struct Processed {
     pub rejections: Vec<Rejection>,
     /// Compliance windows this message changed (rewritten in InfluxDB by start time).
     pub averages: Vec<WindowPoint>,
+    /// The compliance engine's state just after this record (a windows record, every
+    /// [`Handover::every`]): the journal stage keeps it once the record is committed, so a
+    /// start after a crash replays only the records after it (see `journal::engine_state`).
+    pub engine_state: Option<Box<EngineState>>,
 }
 
-/// The compliance engine's state at a clean stop (see `compliance::state`): bytes only its
-/// own build reads, and the fingerprint of the configuration they were made under.
+/// The compliance engine's state (see `compliance::state`): bytes only its own build reads,
+/// and the fingerprint of the configuration they were made under.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineState {
     pub fingerprint: [u8; 32],
     pub bytes: Vec<u8>,
 }
 
-/// Where the compliance stage leaves its state when its input ends, for the journal stage to
-/// keep once every record before it is committed (see `journal::engine_state`).
-#[derive(Debug, Clone, Default)]
-pub struct Handover(std::sync::Arc<std::sync::Mutex<Option<EngineState>>>);
+/// How the compliance stage's state reaches the journal stage, which keeps it beside the
+/// journal once every record before it is committed (see `journal::engine_state`): while
+/// running, on a windows record every [`Handover::every`] ([`Processed::engine_state`]), and
+/// here, when the stage's input ends (a clean stop).
+#[derive(Debug, Clone)]
+pub struct Handover {
+    slot: std::sync::Arc<std::sync::Mutex<Option<EngineState>>>,
+    every: std::time::Duration,
+}
 
 impl Handover {
+    /// State kept while running at most every `every` (`journal.state_interval_s`).
+    pub fn new(every: std::time::Duration) -> Handover {
+        Handover {
+            slot: Default::default(),
+            every,
+        }
+    }
+
+    pub fn every(&self) -> std::time::Duration {
+        self.every
+    }
+
     pub fn put(&self, state: EngineState) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
+        *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
     }
 
     pub fn take(&self) -> Option<EngineState> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.slot.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+impl Default for Handover {
+    /// As `journal.state_interval_s`'s default.
+    fn default() -> Handover {
+        Handover::new(std::time::Duration::from_secs(600))
     }
 }
 

@@ -180,8 +180,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let intake = CancellationToken::new();
     let flush = CancellationToken::new();
     let filters = decoder.filters();
-    // The compliance stage's state at a clean stop, kept by the journal stage.
-    let handover = crate::pipeline::Handover::default();
+    // The compliance stage's state, kept by the journal stage now and then and at a clean stop.
+    let handover = crate::pipeline::Handover::new(std::time::Duration::from_secs(
+        settings.journal.state_interval_s,
+    ));
     tasks.spawn(
         "decode",
         never_fails(decode::run(

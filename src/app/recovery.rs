@@ -127,9 +127,9 @@ pub fn rebuild_windows(
     Ok(())
 }
 
-/// Loads the state kept at the last clean stop (see `journal::engine_state`) when it fits this
-/// journal and configuration. Returns the last record it covers (0: none loaded, every record
-/// of the horizon is replayed).
+/// Loads the state kept last (while running or at a clean stop; see `journal::engine_state`)
+/// when it fits this journal and configuration. Returns the last record it covers (0: none
+/// loaded, every record of the horizon is replayed).
 fn load_engine_state(
     journal: &Journal,
     engine: &mut Engine,
@@ -217,6 +217,7 @@ pub fn replay_dead_letters(settings: &Settings) -> anyhow::Result<usize> {
             readings,
             rejections: decoded.rejections,
             averages,
+            engine_state: None,
         });
     }
     let entries: Vec<journal::Entry> = processed

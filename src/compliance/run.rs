@@ -12,6 +12,10 @@
 //! windows.
 //!
 //! Each tick also publishes the park's [`ParkStatus`] for the status page (see [`StatusBoard`]).
+//!
+//! Every `journal.state_interval_s` a windows record also carries the engine's state, which
+//! the journal stage keeps once the record is committed: a start after a crash then replays
+//! only the records after it, not the whole late-data horizon (see `app::recovery`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -50,6 +54,8 @@ pub async fn run(
     // periodically what a backlog drain freed (see `memory`).
     crate::memory::release();
     let mut released = tokio::time::Instant::now();
+    // The start has just loaded or rebuilt the state: the first is kept a period from now.
+    let mut kept = tokio::time::Instant::now();
     let mut changes = Vec::new();
     loop {
         tokio::select! {
@@ -75,6 +81,7 @@ pub async fn run(
                     readings,
                     rejections: decoded.rejections,
                     averages: Vec::new(),
+                    engine_state: None,
                     envelope,
                 };
                 if tx.send(processed).await.is_err() {
@@ -85,7 +92,16 @@ pub async fn run(
                 let now = chrono::Utc::now().timestamp_millis();
                 // Closed by the clock now: newer than anything pending for the same window.
                 pending.add(engine.tick(now));
-                if let Some(record) = pending.take_record(now) {
+                if let Some(mut record) = pending.take_record(now) {
+                    // Every window point is in this record or before it, so the state as it
+                    // is now covers the journal up to it: kept with it, now and then.
+                    if kept.elapsed() >= handover.every() {
+                        record.engine_state = Some(Box::new(EngineState {
+                            fingerprint: engine.fingerprint(),
+                            bytes: engine.save_state(),
+                        }));
+                        kept = tokio::time::Instant::now();
+                    }
                     if tx.send(record).await.is_err() {
                         return;
                     }
@@ -173,6 +189,7 @@ pub fn windows_record(points: Vec<WindowPoint>, now_ms: i64) -> Processed {
         readings: Vec::new(),
         rejections: Vec::new(),
         averages: points,
+        engine_state: None,
     }
 }
 

@@ -232,7 +232,7 @@ impl Events {
             ),
             Err(e) => tracing::warn!(
                 error.message = %e,
-                "compliance state not kept; the next start rebuilds it from the journal"
+                "compliance state not kept; the next start replays the journal from the one kept before, if any"
             ),
         }
     }

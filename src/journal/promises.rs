@@ -425,6 +425,7 @@ fn processed(i: u64, ack: Ack) -> Processed {
         readings: vec![],
         rejections: vec![],
         averages: vec![],
+        engine_state: None,
     }
 }
 

@@ -20,7 +20,7 @@ use super::writer::PRUNE_CHUNK;
 use super::{Entry, Error, Journal};
 use crate::config::JournalSettings;
 use crate::metrics::Metrics;
-use crate::pipeline::{Handover, Processed};
+use crate::pipeline::{EngineState, Handover, Processed};
 use crate::readiness::Readiness;
 
 /// Renders a processed message into line-protocol points (one point per string).
@@ -188,7 +188,11 @@ impl Stage {
                 Err(_) => continue, // idle tick
             };
             let mut batch = vec![first];
-            while batch.len() < self.params.max_batch {
+            // A record carrying the compliance state ends its batch: the state covers the
+            // journal up to that record, and is kept as covering the batch's last.
+            while batch.len() < self.params.max_batch
+                && batch.last().is_some_and(|p| p.engine_state.is_none())
+            {
                 match rx.try_recv() {
                     Ok(p) => batch.push(p),
                     Err(_) => break,
@@ -218,7 +222,9 @@ impl Stage {
             Err(e) => return Err(e),
         };
         drop(entries);
-        for p in batch {
+        let mut state = None;
+        for mut p in batch {
+            state = p.engine_state.take().or(state);
             // Nothing accepted: the message is in the journal as a dead letter only.
             if p.readings.is_empty() && !p.rejections.is_empty() {
                 p.envelope.ack.resolve_refused();
@@ -234,6 +240,10 @@ impl Stage {
         self.events
             .committed(committed.head_id, &committed.head_hash, backlog);
         self.wake_sink.notify_one();
+        // After the acks: keeping it takes a while at a province's scale (tens of MB).
+        if let Some(state) = state {
+            self.keep(committed.head_id, committed.head_hash, &state);
+        }
         Ok(true)
     }
 
@@ -304,12 +314,17 @@ impl Stage {
         let Some(state) = self.params.handover.take() else {
             return;
         };
-        let started = Instant::now();
         // An empty journal: nothing to cover, nothing a start would replay.
         let Ok((id @ 1.., hash)) = self.journal.chain_head() else {
             return;
         };
-        let kept = super::engine_state::write(self.journal.dir(), id, hash, now_ms(), &state);
+        self.keep(id, hash, &state);
+    }
+
+    /// Keeps `state` as covering the journal up to record `id` (whose hash is `hash`).
+    fn keep(&mut self, id: u64, hash: [u8; 32], state: &EngineState) {
+        let started = Instant::now();
+        let kept = super::engine_state::write(self.journal.dir(), id, hash, now_ms(), state);
         self.events.engine_state_kept(id, kept, started.elapsed());
     }
 

@@ -216,6 +216,44 @@ async fn a_clean_restart_starts_from_the_saved_state_and_keeps_every_sample() {
     );
 }
 
+// README: while running, the compliance state is kept beside the journal every
+// `journal.state_interval_s` (here 1 s); a start after a kill -9 loads the last one and replays
+// only the records after it, and the hour still holds every sample.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_restart_starts_from_the_state_kept_while_running() {
+    let Stack {
+        mut q,
+        influx,
+        broker,
+        dir: _dir,
+    } = Stack::start(QUANTRAC, "[journal]\nstate_interval_s = 1\n").await;
+    let hour = (Utc::now() - chrono::Duration::hours(6))
+        .duration_trunc(chrono::Duration::hours(1))
+        .unwrap();
+    // A period after the start, so the first windows record carries the state.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let p = Publisher::connect(broker.port).await;
+    publish_cod(&p, hour, 0..6, 100.0).await;
+    average(&influx, hour.timestamp_millis(), 6).await;
+    q.proc
+        .wait_for_log("compliance state kept", Duration::from_secs(10));
+
+    q.proc.kill9();
+    q.restart();
+    q.wait_ready().await;
+    let line = q
+        .proc
+        .wait_for_log("compliance windows rebuilt", Duration::from_secs(5));
+    assert!(line.contains("from_saved_state=true"), "{line}");
+    publish_cod(&p, hour, 6..12, 112.0).await;
+    let avg = average(&influx, hour.timestamp_millis(), 12).await;
+    assert_eq!(
+        avg["mean"], 106.0,
+        "samples from before and after the crash"
+    );
+    assert_eq!(avg["capture"], 1.0);
+}
+
 // README: a crash before the window points are written loses nothing (the readings after the
 // last written windows are judged again at start-up). The crash is made exactly: with
 // quantrac stopped, an hour of readings is committed to its journal the way the journal stage

@@ -19,6 +19,7 @@ fn processed(i: u64, ack: Ack) -> Processed {
         readings: vec![],
         rejections: vec![],
         averages: vec![],
+        engine_state: None,
     }
 }
 
@@ -219,6 +220,55 @@ fn a_batch_holds_at_most_max_batch_messages() {
     .unwrap();
     assert_eq!(metrics.journal_commits.get(), 4, "3 + 3 + 3 + 1");
     assert_eq!(verify(dir.path()).unwrap().records, 10);
+}
+
+// The compliance state kept while running covers exactly the records before it: the batch
+// ends at the record carrying it, even with more queued behind.
+#[test]
+fn a_state_carried_by_a_record_is_kept_as_covering_that_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path(), true).unwrap();
+    let (tx, rx) = mpsc::channel(100);
+    let (ack_tx, mut ack_rx) = mpsc::channel(100);
+    let state = crate::pipeline::EngineState {
+        fingerprint: [4; 32],
+        bytes: vec![9, 8, 7],
+    };
+    for i in 1..=10 {
+        let permit = ack_tx.clone().try_reserve_owned().unwrap();
+        let mut p = processed(i, Ack::new(i, permit));
+        if i == 4 {
+            p.engine_state = Some(Box::new(state.clone()));
+        }
+        tx.try_send(p).unwrap();
+    }
+    drop((tx, ack_tx));
+    let metrics = Metrics::new();
+    let render = Box::new(|_: &Processed| vec![]);
+    let params = params(u64::MAX);
+    run(
+        j,
+        rx,
+        render,
+        metrics.clone(),
+        Arc::new(Notify::new()),
+        params,
+        Default::default(),
+    )
+    .unwrap();
+    assert_eq!(metrics.journal_commits.get(), 2, "4, then the 6 behind it");
+    let kept = crate::journal::engine_state::read(dir.path())
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.state, state);
+    let j = Journal::open(dir.path(), true).unwrap();
+    assert_eq!(kept.covers_id, 4);
+    assert_eq!(j.message_hash(4).unwrap(), Some(kept.covers_hash));
+    let mut acked = vec![];
+    while let Ok(event) = ack_rx.try_recv() {
+        acked.push(event);
+    }
+    assert_eq!(acked, (1..=10).map(AckEvent::Durable).collect::<Vec<_>>());
 }
 
 // README, delivery guarantee 5: when the disk is full, the commit in hand is held, nothing is
