@@ -204,7 +204,10 @@ fn current(conn: &Connection, at_ms: i64) -> Result<Checkpoint, Error> {
 
 /// Why the journal contradicts its newest checkpoint, if it does: checked before signing
 /// at start, so a file changed while the service was stopped is not signed over.
-fn contradiction(conn: &Connection, newest: &Checkpoint) -> Result<Option<String>, Error> {
+pub(super) fn contradiction(
+    conn: &Connection,
+    newest: &Checkpoint,
+) -> Result<Option<String>, Error> {
     let now = current(conn, newest.at_ms)?;
     let (id, hash) = (newest.head_id, newest.head_hash);
     if id > now.head_id {

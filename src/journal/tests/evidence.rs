@@ -606,6 +606,55 @@ fn the_checkpointer_signs_changes_only_and_never_signs_over_a_contradiction() {
     assert!(!r.ok(), "{r}");
 }
 
+// What stops the signing at start, reason by reason: a journal shorter than the checkpoint, a
+// covered record missing or with another hash, the base with another hash. A journal that
+// still holds what the checkpoint signed (its head, or an older record) is no contradiction.
+#[test]
+fn a_checkpoint_is_contradicted_by_a_shorter_journal_or_a_changed_record_only() {
+    use crate::journal::checkpoint::{contradiction, Checkpoint};
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    fill(&mut j, 6, 1, 3);
+    let signed = |head_id: u64, head_hash: [u8; 32]| Checkpoint {
+        at_ms: T0,
+        base_id: 0,
+        base_hash: [0; 32],
+        base_received_at_ms: 0,
+        head_id,
+        head_hash,
+    };
+    let hash = |id: u64| j.message_hash(id).unwrap().unwrap();
+    let why = |c: Checkpoint| contradiction(j.connection(), &c).unwrap();
+    assert_eq!(why(signed(6, hash(6))), None, "the head as signed");
+    assert_eq!(why(signed(3, hash(3))), None, "an older record as signed");
+    let shorter = why(signed(7, [7; 32])).unwrap();
+    assert!(shorter.contains("ends at record 6"), "{shorter}");
+    let changed = why(signed(4, [9; 32])).unwrap();
+    assert!(changed.contains("record 4 has hash"), "{changed}");
+    let base: [u8; 32] = raw(dir.path())
+        .query_row(
+            &format!("SELECT value FROM meta WHERE key = '{}'", key::BASE_HASH),
+            [],
+            |r| r.get::<_, Vec<u8>>(0),
+        )
+        .map(|v| v.try_into().unwrap())
+        .unwrap();
+    assert_eq!(why(signed(0, base)), None, "the base as signed");
+    let at_base = why(signed(0, [8; 32])).unwrap();
+    assert!(at_base.contains("record 0 has hash"), "{at_base}");
+    raw(dir.path())
+        .execute_batch(
+            "DELETE FROM points WHERE msg_id = 5; DELETE FROM rejections WHERE msg_id = 5;
+             DELETE FROM messages WHERE id = 5;",
+        )
+        .unwrap();
+    let missing = why(signed(5, [5; 32])).unwrap();
+    assert!(
+        missing.contains("record 5, covered by the last checkpoint, is missing"),
+        "{missing}"
+    );
+}
+
 // With public keys given, a chain with no record after its base has nothing left unsigned.
 #[test]
 fn an_empty_chain_has_nothing_unsigned() {
