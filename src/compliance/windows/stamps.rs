@@ -199,6 +199,24 @@ mod tests {
             .collect()
     }
 
+    // A datalogger replaying its buffer newest first: each time becomes the new start of
+    // the run after it, still one run, and nothing before it is held.
+    #[test]
+    fn a_stream_inserted_newest_first_is_one_run() {
+        let t0 = 1_796_000_000_000;
+        let mut s = Stamps::default();
+        for i in (0..100).rev() {
+            assert!(s.insert(t0 + i * 60_000));
+        }
+        assert_eq!(s.runs(), 1);
+        assert_eq!(
+            all(&s),
+            (0..100).map(|i| t0 + i * 60_000).collect::<Vec<_>>()
+        );
+        assert!(!s.contains(t0 - 60_000), "before the first run");
+        assert!(!s.insert(t0), "exact-once");
+    }
+
     // A step is a `u32` of milliseconds (49.7 days): times further apart stay separate runs,
     // after the last run and before the first.
     #[test]

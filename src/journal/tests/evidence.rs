@@ -606,6 +606,49 @@ fn the_checkpointer_signs_changes_only_and_never_signs_over_a_contradiction() {
     assert!(!r.ok(), "{r}");
 }
 
+// A checkpoint that cannot be written is logged once, not with every attempt, and its
+// recovery is logged too; a checkpoint is dated with the wall clock.
+#[test]
+fn a_failing_checkpoint_is_logged_once_and_its_recovery_too() {
+    let (key, _) = keys();
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    fill(&mut j, 3, 1, 3);
+    let mut c = Checkpointer::new(key, Duration::from_secs(300));
+    let now_ms = || chrono::Utc::now().timestamp_millis();
+    let before = now_ms();
+    c.tick(&j, true);
+    let at: i64 = raw(dir.path())
+        .query_row("SELECT max(at_ms) FROM checkpoints", [], |r| r.get(0))
+        .unwrap();
+    assert!((before..=now_ms()).contains(&at), "{at} is now");
+    let db = raw(dir.path());
+    db.execute_batch("ALTER TABLE checkpoints RENAME TO away")
+        .unwrap();
+    let logs = crate::telemetry::logged(|| {
+        for i in 0..3 {
+            fill(&mut j, 1, 1, 1);
+            c.tick_at(&j, true, T0 + i);
+        }
+    });
+    assert_eq!(
+        logs.matches("writing a journal checkpoint failed").count(),
+        1,
+        "{logs}"
+    );
+    db.execute_batch("ALTER TABLE away RENAME TO checkpoints")
+        .unwrap();
+    let logs = crate::telemetry::logged(|| c.tick_at(&j, true, T0 + 4));
+    assert!(
+        logs.contains("journal checkpoints are written again"),
+        "{logs}"
+    );
+    let signed: i64 = db
+        .query_row("SELECT count(*) FROM checkpoints", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(signed, 2, "the first, and the one after the recovery");
+}
+
 // What stops the signing at start, reason by reason: a journal shorter than the checkpoint, a
 // covered record missing or with another hash, the base with another hash. A journal that
 // still holds what the checkpoint signed (its head, or an older record) is no contradiction.
