@@ -158,5 +158,9 @@ mod tests {
         assert!(read(dir.path()).unwrap_err().contains("damaged"));
         std::fs::write(&p, b"QTRCENG0").unwrap();
         assert!(read(dir.path()).unwrap_err().contains("not a saved"));
+        // Unreadable is not the same as absent: the start says why it rebuilds.
+        std::fs::remove_file(&p).unwrap();
+        std::fs::create_dir(&p).unwrap();
+        assert!(read(dir.path()).unwrap_err().contains(FILE));
     }
 }

@@ -199,6 +199,21 @@ mod tests {
             .collect()
     }
 
+    // Forgetting before a floor keeps a time at the floor (it belongs to the window starting
+    // there: forgotten, a redelivery of it would count twice), in a run or as a point.
+    #[test]
+    fn a_time_at_the_floor_is_kept() {
+        let mut run = Stamps::default();
+        run.insert(0);
+        run.insert(60_000);
+        run.forget_before(60_000);
+        assert_eq!(all(&run), [60_000]);
+        let mut point = Stamps::default();
+        point.insert(60_000);
+        point.forget_before(60_000);
+        assert_eq!(all(&point), [60_000]);
+    }
+
     // A datalogger replaying its buffer newest first: each time becomes the new start of
     // the run after it, still one run, and nothing before it is held.
     #[test]
