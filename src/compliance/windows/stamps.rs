@@ -199,6 +199,23 @@ mod tests {
             .collect()
     }
 
+    // A floor inside a run cuts it at the first time at or after the floor, on a step or
+    // between two.
+    #[test]
+    fn forgetting_inside_a_run_keeps_the_times_from_the_floor_on() {
+        let t0 = 1_796_000_000_000;
+        let minutes = |from: i64| (from..10).map(|i| t0 + i * 60_000).collect::<Vec<_>>();
+        for (floor, kept) in [(180_000, minutes(3)), (210_000, minutes(4))] {
+            let mut s = Stamps::default();
+            for t in minutes(0) {
+                s.insert(t);
+            }
+            s.forget_before(t0 + floor);
+            assert_eq!(all(&s), kept, "floor at +{floor} ms");
+            assert_eq!(s.runs(), 1);
+        }
+    }
+
     // Forgetting before a floor keeps a time at the floor (it belongs to the window starting
     // there: forgotten, a redelivery of it would count twice), in a run or as a point.
     #[test]
