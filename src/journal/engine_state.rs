@@ -158,6 +158,11 @@ mod tests {
         assert!(read(dir.path()).unwrap_err().contains("damaged"));
         std::fs::write(&p, b"QTRCENG0").unwrap();
         assert!(read(dir.path()).unwrap_err().contains("not a saved"));
+        std::fs::write(&p, [MAGIC.as_slice(), &[0; 10]].concat()).unwrap();
+        assert!(
+            read(dir.path()).unwrap_err().contains("not a saved"),
+            "shorter than a header"
+        );
         // Unreadable is not the same as absent: the start says why it rebuilds.
         std::fs::remove_file(&p).unwrap();
         std::fs::create_dir(&p).unwrap();
