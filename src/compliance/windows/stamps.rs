@@ -182,10 +182,6 @@ impl Stamps {
     pub fn runs(&self) -> usize {
         self.runs.len()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.runs.is_empty()
-    }
 }
 
 #[cfg(test)]
