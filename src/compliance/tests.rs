@@ -636,3 +636,32 @@ fn after_a_rebuild_the_verdict_is_the_latest_valid_window() {
     assert_eq!((closed.start_ms, closed.mean), (T0 + HOUR, 140.0));
     assert!(closed.valid && closed.exceeded, "140 over the limit of 135");
 }
+
+// The window gauges follow each message: after a message, `window_changes` hands out the
+// windows of what it touched (the running hour and day with the reading in them), once.
+#[test]
+fn window_changes_hand_out_the_windows_a_message_touched_once() {
+    let mut e = engine();
+    let mut out = Vec::new();
+    e.judge(vec![r(&outfall(), Param::COD, T0, 120.0)], T0);
+    e.window_changes(&mut out);
+    let mut windows: Vec<&str> = out.iter().map(|w| &*w.window).collect();
+    windows.sort();
+    assert_eq!(windows, ["1h", "24h"]);
+    for w in &out {
+        assert_eq!((&w.key, w.param), (&outfall(), Param::COD));
+        let running = w.running.as_ref().expect("the window holding the reading");
+        assert_eq!((running.mean, running.samples), (120.0, 1));
+    }
+    e.window_changes(&mut out);
+    assert!(out.is_empty(), "handed out once: {out:?}");
+    e.judge(
+        vec![r(&outfall(), Param::COD, T0 + 5 * MIN, 100.0)],
+        T0 + 5 * MIN,
+    );
+    e.window_changes(&mut out);
+    assert_eq!(out.len(), 2);
+    assert!(out
+        .iter()
+        .all(|w| w.running.as_ref().unwrap().mean == 110.0));
+}
