@@ -219,6 +219,28 @@ fn an_export_verifies_against_the_key_and_an_anchor_and_fails_after_any_edit() {
     let anchor = format!("{}:{}", m["last_id"], m["last_hash"].as_str().unwrap());
     let (ok, text) = verify(&out, &["--anchor", &anchor]);
     assert!(ok && text.contains("anchors: 1 of 1 hold"), "{text}");
+    // The export ends at the first signed statement at or after the station's last record in
+    // the period: here the sealed day's segment, not the journal's head.
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["last_id"], m["last_id"]);
+    // The period is [from, to): records arrive at hh:00:05 local; the one received exactly
+    // at `from` is in it, the one exactly at `to` is not.
+    let exact = dir.path().join("exact");
+    let (ok, text) = quantrac(&[
+        "export",
+        "--config",
+        config.to_str().unwrap(),
+        "--station",
+        "outfall-1",
+        "--from",
+        "2026-11-11T05:00:05+07:00",
+        "--to",
+        "2026-11-11T08:00:05+07:00",
+        "--out",
+        exact.to_str().unwrap(),
+    ]);
+    assert!(ok && text.contains("3 of station outfall-1"), "{text}");
     // Other stations' records in between are there in full (their hashes are recomputed).
     let records = std::fs::read_to_string(out.join("records.jsonl")).unwrap();
     assert!(records.contains("stack-1"));

@@ -421,6 +421,37 @@ fn a_lost_archive_stops_sealing_and_pruning() {
     );
 }
 
+/// Only the newest segment lost after its records were pruned: the archive ends before the
+/// chain's base, and is not continued over the hole either.
+#[test]
+fn a_lost_last_segment_stops_sealing_and_pruning() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = three_days(dir.path());
+    Outbox::open(dir.path()).unwrap().written(6).unwrap();
+    assert_eq!(j.prune(T0 + 62 * DAY, RETENTION).unwrap(), 6);
+    append(&mut j, &[T0 + 62 * DAY]);
+    let last = names(dir.path()).pop().unwrap();
+    std::fs::remove_file(archive(dir.path()).join(segment_file(&last))).unwrap();
+    std::fs::remove_file(archive(dir.path()).join(manifest_file(&last))).unwrap();
+    j.set_archive(&archive(dir.path()), chrono_tz::Asia::Ho_Chi_Minh, None)
+        .unwrap();
+    let e = j.prune(T0 + 70 * DAY, RETENTION).unwrap_err();
+    assert!(e.to_string().contains("lacks records 6 to 6"), "{e}");
+    assert_eq!(j.messages_since(0).unwrap().len(), 1, "nothing more pruned");
+}
+
+/// The journal stage seals one segment a turn: `seal_some` seals at most what it is asked.
+#[test]
+fn seal_some_seals_at_most_that_many_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = three_days(dir.path());
+    let later = T0 + 3 * DAY;
+    assert_eq!(j.seal_some(later, 1).unwrap(), 1);
+    assert_eq!(names(dir.path()).len(), 1);
+    assert_eq!(j.seal_some(later, 5).unwrap(), 2);
+    assert_eq!(j.seal_some(later, 5).unwrap(), 0);
+}
+
 /// A crash after a segment was written but before its manifest: the day is sealed again,
 /// the same bytes are found and kept, and the manifest is written.
 #[test]
