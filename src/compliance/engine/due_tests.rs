@@ -63,3 +63,28 @@ fn idle_ticks_do_not_forget_a_window_inside_the_late_horizon() {
     let (_, points) = e.judge(cod(T0 + 2), T0 + HOUR + horizon);
     assert!(points.is_empty(), "{points:?}");
 }
+
+#[test]
+fn ticks_past_the_late_horizon_forget_the_window() {
+    let mut e = engine();
+    e.judge(cod(T0), T0);
+    assert_eq!(e.tick(T0 + HOUR).len(), 1);
+    let held = |e: &Engine| {
+        e.slots
+            .iter()
+            .flat_map(|s| &s.params)
+            .flat_map(|p| &p.series)
+            .filter(|s| s.point(T0).is_some())
+            .count()
+    };
+    assert_eq!(held(&e), 1);
+    let past = T0 + 2 * HOUR + e.late_horizon_ms();
+    e.tick(past - 2 * HOUR);
+    assert_eq!(held(&e), 1, "still inside the horizon");
+    e.tick(past);
+    assert_eq!(
+        held(&e),
+        0,
+        "forgotten: what is held does not grow with time"
+    );
+}
