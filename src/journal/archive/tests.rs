@@ -445,10 +445,13 @@ fn a_lost_last_segment_stops_sealing_and_pruning() {
 fn seal_some_seals_at_most_that_many_segments() {
     let dir = tempfile::tempdir().unwrap();
     let mut j = three_days(dir.path());
+    let midnight = T0 + 10 * HOUR - 5 * 60_000; // the end of 29/11, Hanoi
+    assert_eq!(j.seal_some(midnight - 1, 5).unwrap(), 0, "29/11 not over");
+    assert_eq!(j.seal_some(midnight, 1).unwrap(), 1, "over at its midnight");
+    assert_eq!(names(dir.path()).len(), 1);
     let later = T0 + 3 * DAY;
     assert_eq!(j.seal_some(later, 1).unwrap(), 1);
-    assert_eq!(names(dir.path()).len(), 1);
-    assert_eq!(j.seal_some(later, 5).unwrap(), 2);
+    assert_eq!(j.seal_some(later, 5).unwrap(), 1);
     assert_eq!(j.seal_some(later, 5).unwrap(), 0);
 }
 
