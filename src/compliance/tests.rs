@@ -664,4 +664,26 @@ fn window_changes_hand_out_the_windows_a_message_touched_once() {
     assert!(out
         .iter()
         .all(|w| w.running.as_ref().unwrap().mean == 110.0));
+    // The rest of the hour, then closed by the clock: the hour's verdict is handed out too.
+    feed_cod(&mut e, T0 + 10 * MIN, 10, 100.0);
+    e.window_changes(&mut out);
+    assert_eq!(e.tick(T0 + HOUR).len(), 1);
+    e.window_changes(&mut out);
+    let hour: Vec<_> = out.iter().filter(|w| &*w.window == "1h").collect();
+    assert_eq!(hour.len(), 1, "{out:?}");
+    assert_eq!(hour[0].closed.as_ref().map(|c| c.samples), Some(12));
+}
+
+// After a rebuild the window gauges start from the restored state: the windows it fed are
+// handed out like those of a message.
+#[test]
+fn a_rebuild_hands_out_the_windows_and_stations_it_restored() {
+    let mut e = engine();
+    e.restore_part(vec![r(&outfall(), Param::COD, T0, 120.0)], T0 + MIN);
+    e.restore_done(T0 + MIN);
+    e.tick(T0 + MIN);
+    let mut out = Vec::new();
+    e.window_changes(&mut out);
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(out.iter().all(|w| w.key == outfall()));
 }
