@@ -210,6 +210,9 @@ fn an_export_verifies_against_the_key_and_an_anchor_and_fails_after_any_edit() {
     let (ok, text) = verify(&out, &key);
     assert!(ok, "{text}");
     assert!(text.contains("export intact"), "{text}");
+    assert!(text.contains("hold with the given public key"), "{text}");
+    assert!(!text.contains("anchors:"), "none given: {text}");
+    assert!(!text.contains("agree with each other only"), "{text}");
     assert!(text.contains("24 of station outfall-1"), "{text}");
     let archive = dir.path().join("journal/archive");
     let m: serde_json::Value = serde_json::from_str(
@@ -297,6 +300,8 @@ fn an_export_verifies_against_the_key_and_an_anchor_and_fails_after_any_edit() {
     recompute_after_edit(&copy);
     let (ok, text) = verify(&copy, &[]);
     assert!(ok, "self-consistent: {text}");
+    assert!(text.contains("agree with each other only"), "{text}");
+    assert!(!text.contains("signed checkpoints:"), "no key given: {text}");
     let (ok, text) = verify(&copy, &key);
     assert!(!ok, "{text}");
     let (ok, text) = verify(&copy, &["--anchor", &anchor]);
