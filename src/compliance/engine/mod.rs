@@ -512,11 +512,6 @@ impl Engine {
         self.dirty = dirty;
     }
 
-    /// Whether `key` is a configured station (has a permit in `stations.toml`).
-    pub fn is_configured(&self, key: &StationKey) -> bool {
-        self.stations.get(key).is_some()
-    }
-
     /// Station health at `now_ms` for every configured station and every other station seen.
     /// Before the engine was given any time, `now_ms` counts as the start.
     pub fn health(&self, now_ms: i64) -> Vec<StationHealth> {
