@@ -301,11 +301,52 @@ fn an_export_verifies_against_the_key_and_an_anchor_and_fails_after_any_edit() {
     let (ok, text) = verify(&copy, &[]);
     assert!(ok, "self-consistent: {text}");
     assert!(text.contains("agree with each other only"), "{text}");
-    assert!(!text.contains("signed checkpoints:"), "no key given: {text}");
+    assert!(
+        !text.contains("signed checkpoints:"),
+        "no key given: {text}"
+    );
     let (ok, text) = verify(&copy, &key);
     assert!(!ok, "{text}");
     let (ok, text) = verify(&copy, &["--anchor", &anchor]);
     assert!(!ok && text.contains("does not hold"), "{text}");
+    // The record before the period cut off and the manifest made to agree (checked without
+    // the key, which would refuse the manifest anyway): the export no longer shows where the
+    // period starts, and the verifier says so.
+    let cut = dir.path().join("cut");
+    copy_dir(&out, &cut);
+    let records = std::fs::read_to_string(cut.join("records.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(records.lines().next().unwrap()).unwrap();
+    edit_records(&cut, |mut l| {
+        l.remove(0);
+        l
+    });
+    let mpath = cut.join("manifest.json");
+    let mut cut_manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&mpath).unwrap()).unwrap();
+    cut_manifest["first_id"] = (first["id"].as_u64().unwrap() + 1).into();
+    cut_manifest["prev_hash"] = first["hash"].clone();
+    cut_manifest["records"] = (cut_manifest["records"].as_u64().unwrap() - 1).into();
+    std::fs::write(&mpath, serde_json::to_string_pretty(&cut_manifest).unwrap()).unwrap();
+    let (ok, text) = verify(&cut, &[]);
+    assert!(!ok && text.contains("after the period began"), "{text}");
+    // A period starting before the chain's first record: nothing can be before it.
+    let early = dir.path().join("early");
+    let (ok, text) = quantrac(&[
+        "export",
+        "--config",
+        config.to_str().unwrap(),
+        "--station",
+        "outfall-1",
+        "--from",
+        "2026-11-09",
+        "--to",
+        "2026-11-11",
+        "--out",
+        early.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    let (ok, text) = verify(&early, &key);
+    assert!(ok, "{text}");
     // The manifest's station, or a signature, changed.
     let text = edited("station", false, &|d| {
         let p = d.join("manifest.json");
