@@ -397,13 +397,13 @@ mod timing {
         };
         let text = crate::demo::stations_toml_replicated(167);
         let stations = Stations::parse(&text, "stations.toml", &defaults).unwrap();
+        let keys: Vec<_> = stations.iter().map(|s| (s.key.clone(), s.kind)).collect();
         let mut e = Engine::new(
             stations,
             &super::super::Catalogue::builtin(),
             chrono_tz::Asia::Ho_Chi_Minh,
         );
         let t0 = 1_795_910_400_000;
-        let keys: Vec<_> = e.stations().map(|s| (s.key.clone(), s.kind)).collect();
         let mut readings = 0;
         for step in 0..144 {
             let ts = t0 + step * 600_000;

@@ -27,7 +27,7 @@ use super::windows::Series;
 use super::{
     health, limits, o2, Catalogue, LimitRow, StationHealth, WindowState, MIN_LATE_HORIZON_MS,
 };
-use crate::config::{Station, Stations};
+use crate::config::Stations;
 use crate::model::status::{Exceedance, Latest, ParamStatus};
 use crate::model::{Judged, Limit, Param, Reading, StationKey, WindowPoint};
 
@@ -530,12 +530,6 @@ impl Engine {
     /// How many stations are configured (their slots are `0..configured`).
     pub fn configured(&self) -> usize {
         self.slots.len()
-    }
-
-    /// The configured stations, in key order: a station's position here is its `slot` in
-    /// [`Engine::station_status`].
-    pub fn stations(&self) -> impl Iterator<Item = &Station> {
-        self.stations.iter()
     }
 
     /// The parameters of the configured station at `slot` as they stand at `now_ms` (every
