@@ -329,6 +329,17 @@ fn an_export_verifies_against_the_key_and_an_anchor_and_fails_after_any_edit() {
     std::fs::write(&mpath, serde_json::to_string_pretty(&cut_manifest).unwrap()).unwrap();
     let (ok, text) = verify(&cut, &[]);
     assert!(!ok && text.contains("after the period began"), "{text}");
+    // The manifest's end changed alone (its last id, not its hash): it no longer matches the
+    // records.
+    let end = dir.path().join("end");
+    copy_dir(&out, &end);
+    let mpath = end.join("manifest.json");
+    let mut end_manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&mpath).unwrap()).unwrap();
+    end_manifest["last_id"] = (end_manifest["last_id"].as_u64().unwrap() - 1).into();
+    std::fs::write(&mpath, serde_json::to_string_pretty(&end_manifest).unwrap()).unwrap();
+    let (ok, text) = verify(&end, &[]);
+    assert!(!ok && text.contains("the records end at record"), "{text}");
     // A period starting before the chain's first record: nothing can be before it.
     let early = dir.path().join("early");
     let (ok, text) = quantrac(&[
