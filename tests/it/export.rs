@@ -340,6 +340,20 @@ fn an_export_verifies_against_the_key_and_an_anchor_and_fails_after_any_edit() {
     std::fs::write(&mpath, serde_json::to_string_pretty(&end_manifest).unwrap()).unwrap();
     let (ok, text) = verify(&end, &[]);
     assert!(!ok && text.contains("the records end at record"), "{text}");
+    // The manifest's count of the station's records changed alone.
+    let count = dir.path().join("count");
+    copy_dir(&out, &count);
+    let mpath = count.join("manifest.json");
+    let mut count_manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&mpath).unwrap()).unwrap();
+    count_manifest["station_records"] = 25.into();
+    std::fs::write(
+        &mpath,
+        serde_json::to_string_pretty(&count_manifest).unwrap(),
+    )
+    .unwrap();
+    let (ok, text) = verify(&count, &[]);
+    assert!(!ok && text.contains("the manifest counts"), "{text}");
     // A period starting before the chain's first record: nothing can be before it.
     let early = dir.path().join("early");
     let (ok, text) = quantrac(&[
