@@ -573,12 +573,6 @@ impl Engine {
         (params, until)
     }
 
-    /// Whether a reading reached the configured station at `slot` since
-    /// [`Engine::station_status`] last described it.
-    pub fn station_changed(&self, slot: usize) -> bool {
-        self.slots[slot].changed
-    }
-
     /// The configured stations a reading reached since the last call, by slot.
     pub fn take_changed(&mut self) -> Vec<usize> {
         std::mem::take(&mut self.changed)
