@@ -687,3 +687,17 @@ fn a_rebuild_hands_out_the_windows_and_stations_it_restored() {
     assert_eq!(out.len(), 2, "{out:?}");
     assert!(out.iter().all(|w| w.key == outfall()));
 }
+
+// The status page describes a station with every parameter that has a reading or a limit:
+// flow (read, no limit in QCVN 40) and COD (limited, not read yet) both, TOC (neither) not.
+#[test]
+fn a_station_is_described_with_every_parameter_read_or_limited() {
+    let mut e = engine();
+    e.judge(vec![r(&outfall(), Param::Flow, T0, 12.0)], T0);
+    // Configured stations in key order: dinh-vu/… (the stack), then nam-dinh-vu/… (outfall).
+    let (params, _) = e.station_status(1, T0);
+    let described: Vec<Param> = params.iter().map(|p| p.param).collect();
+    assert!(described.contains(&Param::Flow), "{described:?}");
+    assert!(described.contains(&Param::COD), "{described:?}");
+    assert!(!described.contains(&Param::TOC), "{described:?}");
+}
