@@ -210,7 +210,13 @@ fn an_export_verifies_against_the_key_and_an_anchor_and_fails_after_any_edit() {
     let (ok, text) = verify(&out, &key);
     assert!(ok, "{text}");
     assert!(text.contains("export intact"), "{text}");
-    assert!(text.contains("hold with the given public key"), "{text}");
+    let signed = text
+        .lines()
+        .find_map(|l| l.strip_prefix("signed checkpoints: "))
+        .and_then(|l| l.strip_suffix(" hold with the given public key"))
+        .and_then(|l| l.split_once(" of "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(signed.0 == signed.1 && signed.0 != "0", "{text}");
     assert!(!text.contains("anchors:"), "none given: {text}");
     assert!(!text.contains("agree with each other only"), "{text}");
     assert!(text.contains("24 of station outfall-1"), "{text}");
