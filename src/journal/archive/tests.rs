@@ -204,6 +204,26 @@ fn verify_names_a_removed_an_altered_and_a_swapped_segment() {
         Some(SegmentProblem::Short { end: 5, base_id: 6 })
     );
 
+    // A manifest whose file or first record was edited alone names another segment (it still
+    // describes its own segment's bytes: not a reordering).
+    for (field, value) in [
+        ("file", serde_json::json!(segment_file(d3))),
+        ("first_id", serde_json::json!(5)),
+    ] {
+        let t = copy();
+        let path = archive(t.path()).join(manifest_file(d2));
+        let mut m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        m[field] = value;
+        std::fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+        let r = verify(t.path()).unwrap();
+        assert!(
+            matches!(&r.archive.problem, Some(SegmentProblem::Altered { segment, why, .. })
+                if segment == d2 && why.contains("names another segment")),
+            "{field}: {r}"
+        );
+    }
+
     // One byte changed.
     let t = copy();
     let path = archive(t.path()).join(segment_file(d2));
