@@ -138,6 +138,8 @@ fn the_snapshot_holds_latest_values_windows_hourly_means_and_exceedance_runs() {
     let now = T0 + 3 * HOUR + 11 * 60_000;
     publish(&mut board, &mut e, now);
     let s = rx.borrow().clone();
+    // The page shows local times: the stations' zone, not the placeholder's UTC.
+    assert_eq!(s.tz, chrono_tz::Asia::Ho_Chi_Minh);
     assert_eq!(s.at_ms, Some(now));
     assert_eq!(s.stations.len(), 2, "both configured stations");
     let p = cod_status(&s);
