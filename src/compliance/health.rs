@@ -496,6 +496,33 @@ mod tests {
         assert_eq!(state(&t, 35 * MIN + 1), HealthState::Silent);
     }
 
+    // What the gauges and the page are told: the station goes silent at its deadline, not
+    // before and not later, and is back with its next message, with a new deadline.
+    #[test]
+    fn changes_report_silence_at_its_deadline_and_the_return_after_it() {
+        let expect: Vec<Expect> = stations().iter().map(Expect::of).collect();
+        let mut t = Tracker::default();
+        let h = t.handle(&key());
+        let states = |t: &mut Tracker, now: i64| -> Vec<HealthState> {
+            let changes = t.changes(&expect, 0, now);
+            changes
+                .into_iter()
+                .map(|(_, health)| health.state)
+                .collect()
+        };
+        t.seen_at(h, 0);
+        t.observe_at(h, &reading(Param::COD, 0, 40.0, Status::Normal));
+        assert_eq!(states(&mut t, 0), [HealthState::Ok]);
+        assert_eq!(states(&mut t, 15 * MIN), [], "not silent yet");
+        assert_eq!(states(&mut t, 15 * MIN + 1), [HealthState::Silent]);
+        assert_eq!(states(&mut t, 16 * MIN), [], "said once");
+        t.seen_at(h, 20 * MIN);
+        t.observe_at(h, &reading(Param::COD, 20 * MIN, 40.0, Status::Normal));
+        assert_eq!(states(&mut t, 20 * MIN), [HealthState::Ok], "back");
+        assert_eq!(states(&mut t, 35 * MIN), []);
+        assert_eq!(states(&mut t, 35 * MIN + 1), [HealthState::Silent], "again");
+    }
+
     #[test]
     fn fault_and_calibrating_follow_the_latest_status_circular_10_2021() {
         let mut t = Tracker::default();
