@@ -175,6 +175,11 @@ fn table_limit_without_permit_is_unverified_qcvn_19_so2_col_b() {
             ..
         }
     ));
+    // Each station its own: the outfall's COD (QCVN 40 column B, 150 × 0.9 × 1.0), and no
+    // limit for a station not in the file.
+    assert_eq!(e.limit(&outfall(), Param::COD).unwrap().max, Some(135.0));
+    let stranger = StationKey::parse("p", "s", "nobody").unwrap();
+    assert!(e.limit(&stranger, Param::COD).is_none());
     // Warnings: CO and NOx rest on [U] values; PM and SO2 are overridden by the permit.
     let w = e.warnings();
     assert_eq!(w.len(), 2, "{w:?}");
