@@ -226,17 +226,21 @@ fn verify_names_a_removed_an_altered_and_a_swapped_segment() {
 
     // A manifest whose hash before its first record was edited alone no longer continues the
     // segment before it.
-    let t = copy();
-    let path = archive(t.path()).join(manifest_file(d2));
-    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    m["prev_hash"] = hex::encode([7u8; 32]).into();
-    std::fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
-    let r = verify(t.path()).unwrap();
-    assert!(
-        matches!(&r.archive.problem, Some(SegmentProblem::Altered { segment, why, .. })
-            if segment == d2 && why.contains("does not continue the chain")),
-        "{r}"
-    );
+    // The first segment's too: the chain's first record follows the genesis hash.
+    for segment in [d2, d1] {
+        let t = copy();
+        let path = archive(t.path()).join(manifest_file(segment));
+        let mut m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        m["prev_hash"] = hex::encode([7u8; 32]).into();
+        std::fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+        let r = verify(t.path()).unwrap();
+        assert!(
+            matches!(&r.archive.problem, Some(SegmentProblem::Altered { segment: s, why, .. })
+                if s == segment && why.contains("does not continue the chain")),
+            "{segment}: {r}"
+        );
+    }
 
     // One byte changed.
     let t = copy();
