@@ -59,6 +59,17 @@ fn a_saved_state_loads_to_what_a_rebuild_from_the_journal_makes() {
     loaded.restore_done(restart);
     let mut rebuilt = engine();
     rebuilt.restore(before.concat(), restart);
+    // The gauges are told of every loaded window, as of every rebuilt one.
+    let [mut from_state, mut from_rebuild] = [Vec::new(), Vec::new()];
+    loaded.window_changes(&mut from_state);
+    rebuilt.window_changes(&mut from_rebuild);
+    let sorted = |w: &[WindowState]| {
+        let mut v: Vec<String> = w.iter().map(|w| format!("{w:?}")).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(from_state.len(), 8, "{from_state:?}");
+    assert_eq!(sorted(&from_state), sorted(&from_rebuild));
     assert_eq!(seen(&mut loaded, restart), seen(&mut rebuilt, restart));
     assert!(seen(&mut loaded, restart).contains("exceeding_since_ms: Some"));
 
