@@ -113,22 +113,36 @@ fn dir_key_pub(key: &Path) -> PathBuf {
     p.into()
 }
 
-fn export(config: &Path, out: &Path) -> String {
-    let (ok, text) = quantrac(&[
+/// `quantrac export` of `station` over `[from, to)` into `out`.
+fn export_period(config: &Path, station: &str, from: &str, to: &str, out: &Path) -> (bool, String) {
+    quantrac(&[
         "export",
         "--config",
         config.to_str().unwrap(),
         "--station",
-        "outfall-1",
+        station,
         "--from",
-        "2026-11-11",
+        from,
         "--to",
-        "2026-11-12",
+        to,
         "--out",
         out.to_str().unwrap(),
-    ]);
+    ])
+}
+
+fn export(config: &Path, out: &Path) -> String {
+    let (ok, text) = export_period(config, "outfall-1", "2026-11-11", "2026-11-12", out);
     assert!(ok, "{text}");
     text
+}
+
+/// Rewrites the export's `manifest.json` with `edit`.
+fn edit_manifest(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = dir.join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut m);
+    std::fs::write(&path, serde_json::to_string_pretty(&m).unwrap()).unwrap();
 }
 
 fn verify(dir: &Path, extra: &[&str]) -> (bool, String) {
@@ -157,11 +171,9 @@ fn edit_records(dir: &Path, edit: impl Fn(Vec<String>) -> Vec<String>) {
         .collect();
     let text = edit(lines).join("\n") + "\n";
     std::fs::write(&path, &text).unwrap();
-    let mpath = dir.join("manifest.json");
-    let mut m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&mpath).unwrap()).unwrap();
-    m["sha256"] = hex::encode(sha2::Sha256::digest(text.as_bytes())).into();
-    std::fs::write(&mpath, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    edit_manifest(dir, |m| {
+        m["sha256"] = hex::encode(sha2::Sha256::digest(text.as_bytes())).into();
+    });
 }
 
 #[test]
@@ -172,36 +184,18 @@ fn an_export_verifies_against_the_key_and_an_anchor_and_fails_after_any_edit() {
     assert!(said.contains("24 of station outfall-1"), "{said}");
     assert!(said.contains("manifest signed"), "{said}");
     // A station with nothing in the period, or a folder already used, is refused.
-    let (ok, text) = quantrac(&[
-        "export",
-        "--config",
-        config.to_str().unwrap(),
-        "--station",
+    let (ok, text) = export_period(
+        &config,
         "outfall-9",
-        "--from",
         "2026-11-11",
-        "--to",
         "2026-11-12",
-        "--out",
-        dir.path().join("none").to_str().unwrap(),
-    ]);
+        &dir.path().join("none"),
+    );
     assert!(
         !ok && text.contains("no record of station outfall-9"),
         "{text}"
     );
-    let (ok, text) = quantrac(&[
-        "export",
-        "--config",
-        config.to_str().unwrap(),
-        "--station",
-        "outfall-1",
-        "--from",
-        "2026-11-11",
-        "--to",
-        "2026-11-12",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (ok, text) = export_period(&config, "outfall-1", "2026-11-11", "2026-11-12", &out);
     assert!(!ok && text.contains("is not empty"), "{text}");
     let key = ["--public-key", public.to_str().unwrap()];
 
@@ -236,19 +230,13 @@ fn an_export_verifies_against_the_key_and_an_anchor_and_fails_after_any_edit() {
     // The period is [from, to): records arrive at hh:00:05 local; the one received exactly
     // at `from` is in it, the one exactly at `to` is not.
     let exact = dir.path().join("exact");
-    let (ok, text) = quantrac(&[
-        "export",
-        "--config",
-        config.to_str().unwrap(),
-        "--station",
+    let (ok, text) = export_period(
+        &config,
         "outfall-1",
-        "--from",
         "2026-11-11T05:00:05+07:00",
-        "--to",
         "2026-11-11T08:00:05+07:00",
-        "--out",
-        exact.to_str().unwrap(),
-    ]);
+        &exact,
+    );
     assert!(ok && text.contains("3 of station outfall-1"), "{text}");
     // Other stations' records in between are there in full (their hashes are recomputed).
     let records = std::fs::read_to_string(out.join("records.jsonl")).unwrap();
@@ -326,55 +314,33 @@ fn an_export_verifies_against_the_key_and_an_anchor_and_fails_after_any_edit() {
         l.remove(0);
         l
     });
-    let mpath = cut.join("manifest.json");
-    let mut cut_manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&mpath).unwrap()).unwrap();
-    cut_manifest["first_id"] = (first["id"].as_u64().unwrap() + 1).into();
-    cut_manifest["prev_hash"] = first["hash"].clone();
-    cut_manifest["records"] = (cut_manifest["records"].as_u64().unwrap() - 1).into();
-    std::fs::write(&mpath, serde_json::to_string_pretty(&cut_manifest).unwrap()).unwrap();
+    edit_manifest(&cut, |m| {
+        m["first_id"] = (first["id"].as_u64().unwrap() + 1).into();
+        m["prev_hash"] = first["hash"].clone();
+        m["records"] = (m["records"].as_u64().unwrap() - 1).into();
+    });
     let (ok, text) = verify(&cut, &[]);
     assert!(!ok && text.contains("after the period began"), "{text}");
     // The manifest's end changed alone (its last id, not its hash): it no longer matches the
     // records.
     let end = dir.path().join("end");
     copy_dir(&out, &end);
-    let mpath = end.join("manifest.json");
-    let mut end_manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&mpath).unwrap()).unwrap();
-    end_manifest["last_id"] = (end_manifest["last_id"].as_u64().unwrap() - 1).into();
-    std::fs::write(&mpath, serde_json::to_string_pretty(&end_manifest).unwrap()).unwrap();
+    edit_manifest(&end, |m| {
+        m["last_id"] = (m["last_id"].as_u64().unwrap() - 1).into();
+    });
     let (ok, text) = verify(&end, &[]);
     assert!(!ok && text.contains("the records end at record"), "{text}");
     // The manifest's count of the station's records changed alone.
     let count = dir.path().join("count");
     copy_dir(&out, &count);
-    let mpath = count.join("manifest.json");
-    let mut count_manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&mpath).unwrap()).unwrap();
-    count_manifest["station_records"] = 25.into();
-    std::fs::write(
-        &mpath,
-        serde_json::to_string_pretty(&count_manifest).unwrap(),
-    )
-    .unwrap();
+    edit_manifest(&count, |m| {
+        m["station_records"] = 25.into();
+    });
     let (ok, text) = verify(&count, &[]);
     assert!(!ok && text.contains("the manifest counts"), "{text}");
     // A period starting before the chain's first record: nothing can be before it.
     let early = dir.path().join("early");
-    let (ok, text) = quantrac(&[
-        "export",
-        "--config",
-        config.to_str().unwrap(),
-        "--station",
-        "outfall-1",
-        "--from",
-        "2026-11-09",
-        "--to",
-        "2026-11-11",
-        "--out",
-        early.to_str().unwrap(),
-    ]);
+    let (ok, text) = export_period(&config, "outfall-1", "2026-11-09", "2026-11-11", &early);
     assert!(ok, "{text}");
     let (ok, text) = verify(&early, &key);
     assert!(ok, "{text}");
@@ -432,11 +398,9 @@ fn recompute_after_edit(dir: &Path) {
     std::fs::write(&path, text.join("\n") + "\n").unwrap();
     let last = lines.last().unwrap().hash.clone();
     edit_records(dir, |l| l);
-    let mpath = dir.join("manifest.json");
-    let mut m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&mpath).unwrap()).unwrap();
-    m["last_hash"] = last.into();
-    std::fs::write(&mpath, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    edit_manifest(dir, |m| {
+        m["last_hash"] = last.into();
+    });
 }
 
 /// DuckDB, from PyPI in a virtualenv of the test's own, reads a sealed segment as it is.
