@@ -242,6 +242,26 @@ fn verify_names_a_removed_an_altered_and_a_swapped_segment() {
         );
     }
 
+    // A manifest whose count of records or last hash was edited alone no longer describes
+    // its segment.
+    for (field, value) in [
+        ("records", serde_json::json!(3)),
+        ("last_hash", serde_json::json!(hex::encode([7u8; 32]))),
+    ] {
+        let t = copy();
+        let path = archive(t.path()).join(manifest_file(d2));
+        let mut m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        m[field] = value;
+        std::fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+        let r = verify(t.path()).unwrap();
+        assert!(
+            matches!(&r.archive.problem, Some(SegmentProblem::Altered { segment, why, .. })
+                if segment == d2 && why.contains("does not describe its records")),
+            "{field}: {r}"
+        );
+    }
+
     // One byte changed.
     let t = copy();
     let path = archive(t.path()).join(segment_file(d2));
