@@ -247,9 +247,9 @@ impl Handover {
 }
 
 impl Default for Handover {
-    /// As `journal.state_interval_s`'s default.
+    /// Kept at a clean stop only.
     fn default() -> Handover {
-        Handover::new(std::time::Duration::from_secs(600))
+        Handover::new(std::time::Duration::MAX)
     }
 }
 

@@ -180,10 +180,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let intake = CancellationToken::new();
     let flush = CancellationToken::new();
     let filters = decoder.filters();
+    let journal_params = journal::RunParams::from_settings(&settings.journal);
     // The compliance stage's state, kept by the journal stage now and then and at a clean stop.
-    let handover = crate::pipeline::Handover::new(std::time::Duration::from_secs(
-        settings.journal.state_interval_s,
-    ));
+    let handover = journal_params.handover.clone();
     tasks.spawn(
         "decode",
         never_fails(decode::run(
@@ -209,10 +208,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     {
         let (metrics, wake_sink, readiness) =
             (metrics.clone(), wake_sink.clone(), readiness.clone());
-        let params = journal::RunParams {
-            handover,
-            ..journal::RunParams::from_settings(&settings.journal)
-        };
+        let params = journal_params;
         tasks
             .spawn_thread("journal", move || {
                 journal::run(

@@ -58,7 +58,7 @@ impl RunParams {
             checkpoints: s.signing_key.clone().map(|key| {
                 Checkpointer::new(key, Duration::from_secs(s.checkpoint_interval_s.max(1)))
             }),
-            handover: Handover::default(),
+            handover: Handover::new(Duration::from_secs(s.state_interval_s)),
         }
     }
 }
