@@ -283,12 +283,7 @@ fn verify_names_a_removed_an_altered_and_a_swapped_segment() {
     let path = archive(t.path()).join(segment_file(d1));
     let mut lines = read_lines(&path).unwrap();
     lines[1].topic = "env/dinh-vu/dv-steel/stack-2".into();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    for l in &lines {
-        writeln!(gz, "{}", serde_json::to_string(l).unwrap()).unwrap();
-    }
-    let bytes = gz.finish().unwrap();
-    std::fs::write(&path, &bytes).unwrap();
+    let bytes = write_lines(&path, &lines);
     let mpath = archive(t.path()).join(manifest_file(d1));
     let mut m = read_manifest(&mpath).unwrap();
     m.sha256 = hex::encode(sha2::Sha256::digest(&bytes));
@@ -332,11 +327,7 @@ fn verify_names_a_removed_an_altered_and_a_swapped_segment() {
     let path = archive(t.path()).join(segment_file(d1));
     let mut lines = read_lines(&path).unwrap();
     lines.swap(0, 1);
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    for l in &lines {
-        writeln!(gz, "{}", serde_json::to_string(l).unwrap()).unwrap();
-    }
-    std::fs::write(&path, gz.finish().unwrap()).unwrap();
+    write_lines(&path, &lines);
     let r = verify(t.path()).unwrap();
     assert_eq!(
         r.archive.problem,
@@ -347,6 +338,52 @@ fn verify_names_a_removed_an_altered_and_a_swapped_segment() {
         }),
         "{r}"
     );
+
+    // A record removed from a segment (the rest recompressed): named as missing, not moved.
+    let t = copy();
+    let path = archive(t.path()).join(segment_file(d1));
+    let mut lines = read_lines(&path).unwrap();
+    lines.remove(1);
+    write_lines(&path, &lines);
+    let r = verify(t.path()).unwrap();
+    assert_eq!(
+        r.archive.problem,
+        Some(SegmentProblem::Altered {
+            segment: d1.into(),
+            record: Some(2),
+            why: "the record is missing from the segment".into()
+        }),
+        "{r}"
+    );
+
+    // One segment's manifest replaced by a copy of another's: the manifest belongs to that
+    // other segment.
+    let t = copy();
+    std::fs::copy(
+        archive(t.path()).join(manifest_file(d3)),
+        archive(t.path()).join(manifest_file(d2)),
+    )
+    .unwrap();
+    let r = verify(t.path()).unwrap();
+    assert_eq!(
+        r.archive.problem,
+        Some(SegmentProblem::Reordered {
+            segment: d2.into(),
+            holds: d3.into()
+        }),
+        "{r}"
+    );
+}
+
+/// Writes `lines` as a segment's gzipped JSON lines at `path`; returns the file's bytes.
+fn write_lines(path: &Path, lines: &[Line]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    for l in lines {
+        writeln!(gz, "{}", serde_json::to_string(l).unwrap()).unwrap();
+    }
+    let bytes = gz.finish().unwrap();
+    std::fs::write(path, &bytes).unwrap();
+    bytes
 }
 
 #[test]
