@@ -394,6 +394,55 @@ fn verify_names_the_record_whose_column_changed_type() {
         ),
         "{r}"
     );
+    // The record is still named by its topic and time when those are the retyped columns: a
+    // time stored as REAL, or as text SQLite kept as text (a number pasted with a no-break
+    // space; a plain number typed as text is stored as an INTEGER), a topic as a BLOB.
+    let at: i64 = db
+        .query_row(
+            "SELECT received_at_ms FROM messages WHERE id = 4",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    for (set, column, found) in [
+        (
+            "received_at_ms = received_at_ms + 0.5",
+            "messages.received_at_ms",
+            "REAL",
+        ),
+        (
+            "received_at_ms = received_at_ms || char(160)",
+            "messages.received_at_ms",
+            "TEXT",
+        ),
+        ("topic = CAST(topic AS BLOB)", "messages.topic", "BLOB"),
+    ] {
+        db.execute(&format!("UPDATE messages SET {set} WHERE id = 4"), [])
+            .unwrap();
+        let r = verify(dir.path()).unwrap();
+        match &r.problem {
+            Some(Problem::Retyped {
+                id: 4,
+                topic,
+                received_at_ms,
+                column: c,
+                found: f,
+                ..
+            }) if *c == column && *f == found => {
+                assert_eq!(
+                    (topic.as_str(), *received_at_ms),
+                    ("env/dinh-vu/dv-steel/stack-1", at),
+                    "{set}"
+                );
+            }
+            other => panic!("{set}: {other:?}"),
+        }
+        db.execute(
+            "UPDATE messages SET received_at_ms = ?1, topic = CAST(topic AS TEXT) WHERE id = 4",
+            [at],
+        )
+        .unwrap();
+    }
 }
 
 #[test]
