@@ -310,4 +310,25 @@ mod tests {
         d.str().unwrap();
         assert!(matches!(d.param(), Err(StateError::Mismatch(_))));
     }
+
+    #[test]
+    fn a_count_is_refused_only_when_more_than_the_bytes_left() {
+        // Three one-byte items after their count: every byte left is an item.
+        let mut e = Enc::default();
+        e.len(3);
+        for v in [1, 2, 3] {
+            e.u8(v);
+        }
+        let bytes = e.into_bytes();
+        let mut d = Dec::new(&bytes, std::iter::empty());
+        assert_eq!(d.len().unwrap(), 3);
+        // A count no buffer this size can hold (an edited file): refused before anything is
+        // reserved for it.
+        let mut e = Enc::default();
+        e.len(1_000_000);
+        e.u8(1);
+        let bytes = e.into_bytes();
+        let mut d = Dec::new(&bytes, std::iter::empty());
+        assert!(matches!(d.len(), Err(StateError::Truncated)));
+    }
 }

@@ -141,3 +141,27 @@ fn a_state_that_does_not_fit_is_refused_and_changes_nothing() {
         assert_eq!(seen(&mut e, now), untouched);
     }
 }
+
+/// A state kept after hours have closed carries each window's last valid mean, and loads back
+/// whole: the loaded engine shows and saves exactly what the live one did.
+#[test]
+fn a_state_kept_after_an_hour_closed_loads_back_whole() {
+    let mut live = engine();
+    let mut closed = Vec::new();
+    let now = T0 + 95 * MIN;
+    for m in park_readings() {
+        live.judge(m.clone(), m[0].ts_ms);
+        closed.extend(live.tick(m[0].ts_ms));
+    }
+    closed.extend(live.tick(now));
+    assert!(
+        closed.iter().any(|p| p.window == "1h" && p.valid),
+        "{closed:?}"
+    );
+    let bytes = live.save_state();
+    let mut loaded = engine();
+    loaded.load_state(&bytes, now).unwrap();
+    loaded.restore_done(now);
+    assert_eq!(seen(&mut loaded, now), seen(&mut live, now));
+    assert_eq!(loaded.save_state(), bytes);
+}
