@@ -491,6 +491,17 @@ fn a_journal_pruned_before_the_archive_existed_starts_its_archive_after_the_base
         }),
         "{r}"
     );
+    // Every segment removed while the journal still holds their records: nothing pruned is
+    // missing, and an archive with no segment has no beginning to disagree with.
+    for f in [
+        segment_file("2026-12-01_000000000006"),
+        manifest_file("2026-12-01_000000000006"),
+    ] {
+        std::fs::remove_file(a.join(f)).unwrap();
+    }
+    let r = verify(dir.path()).unwrap();
+    assert!(r.ok(), "{r}");
+    assert_eq!((r.archive.segments, r.archive.from), (0, 4));
 }
 
 /// Segments lost after they were pruned: the archive is not continued over the hole, nothing
