@@ -116,7 +116,16 @@ fn days_are_sealed_once_over_one_segment_per_local_day_and_read_back() {
     let r = verify(dir.path()).unwrap();
     assert!(r.ok(), "{r}");
     assert_eq!((r.archive.segments, r.archive.end), (3, 6));
-    assert!(r.to_string().contains("archive intact: 3 segments"), "{r}");
+    let text = r.to_string();
+    assert!(
+        text.contains("archive intact: 3 segments, 6 records (1 to 6) verified"),
+        "{text}"
+    );
+    // The archive begins with the chain: no record was pruned before it.
+    assert!(
+        !text.contains("pruned before quantrac kept an archive"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -398,13 +407,27 @@ fn segments_are_signed_with_the_checkpoint_key_and_never_rewritten() {
         Some(Arc::new(key)),
     )
     .unwrap();
-    assert_eq!(j.seal(T0 + 5 * DAY).unwrap(), 3);
     let with_key = Options {
         public_keys: vec![public],
         ..Options::default()
     };
+    // Nothing sealed yet: the report says nothing of an archive or its signatures.
+    let text = verify_with(dir.path(), &with_key).unwrap().to_string();
+    assert!(
+        !text.contains("archive") && !text.contains("segments signed"),
+        "{text}"
+    );
+    assert_eq!(j.seal(T0 + 5 * DAY).unwrap(), 3);
     let r = verify_with(dir.path(), &with_key).unwrap();
     assert_eq!(r.archive.signed, 3, "{r}");
+    assert!(
+        r.to_string()
+            .contains("; 3 of 3 segments signed with the given public key"),
+        "{r}"
+    );
+    // Without the key, the signatures are not spoken of.
+    let r = verify(dir.path()).unwrap();
+    assert!(r.ok() && !r.to_string().contains("segments signed"), "{r}");
     // A manifest edited after signing.
     let mpath = archive(dir.path()).join(manifest_file("2026-11-29_000000000001"));
     let mut m = read_manifest(&mpath).unwrap();
