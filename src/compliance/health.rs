@@ -436,10 +436,14 @@ mod tests {
     const MIN: i64 = 60_000;
 
     fn stations() -> Stations {
+        stations_stuck_after(3600)
+    }
+
+    fn stations_stuck_after(stuck_after_s: u64) -> Stations {
         let defaults = StationDefaults {
             windows: vec![WindowSpec::parse("1h").unwrap()],
             min_capture: 0.75,
-            stuck_after_s: 3600,
+            stuck_after_s,
         };
         Stations::parse(
             "[[station]]\npark = \"p\"\nsite = \"s\"\nstation = \"outfall-1\"\nkind = \"wastewater\"\n",
@@ -585,6 +589,51 @@ mod tests {
         // A changed value ends the run.
         t.observe(&reading(Param::COD, 65 * MIN, 42.6, Status::Normal));
         assert_eq!(state(&t, 66 * MIN), HealthState::Ok);
+    }
+
+    #[test]
+    fn a_run_is_measured_from_its_first_sample_and_stuck_after_s_0_turns_the_check_off() {
+        // Three identical samples from 10:00 to 10:10: a run of 10 minutes, not an hour.
+        let mut t = Tracker::default();
+        for ts in [600 * MIN, 605 * MIN, 610 * MIN] {
+            t.observe(&reading(Param::COD, ts, 42.5, Status::Normal));
+        }
+        t.seen(&key(), 610 * MIN);
+        assert_eq!(
+            t.health(&stations(), 0, 611 * MIN)[0].state,
+            HealthState::Ok
+        );
+        // An hour of identical samples with the check off.
+        let off = stations_stuck_after(0);
+        for i in 3..=13 {
+            t.observe(&reading(
+                Param::COD,
+                600 * MIN + i * 5 * MIN,
+                42.5,
+                Status::Normal,
+            ));
+        }
+        t.seen(&key(), 665 * MIN);
+        assert_eq!(
+            t.health(&stations(), 0, 666 * MIN)[0].state,
+            HealthState::Stuck
+        );
+        assert_eq!(t.health(&off, 0, 666 * MIN)[0].state, HealthState::Ok);
+    }
+
+    #[test]
+    fn a_parameter_two_intervals_behind_the_newest_still_counts() {
+        // The analyser's COD fault at 10:00, then only TSS, until 10:10 (intervals of 5 min):
+        // COD is still current, so the station is still at fault.
+        let mut t = Tracker::default();
+        t.observe(&reading(Param::COD, 600 * MIN, 0.0, Status::Fault));
+        t.observe(&reading(Param::TSS, 610 * MIN, 40.0, Status::Normal));
+        t.seen(&key(), 610 * MIN);
+        assert_eq!(state(&t, 611 * MIN), HealthState::Fault);
+        // Four intervals behind: no longer current.
+        t.observe(&reading(Param::TSS, 620 * MIN, 40.0, Status::Normal));
+        t.seen(&key(), 620 * MIN);
+        assert_eq!(state(&t, 621 * MIN), HealthState::Ok);
     }
 
     #[test]
