@@ -357,6 +357,10 @@ fn a_kept_chart_is_always_the_chart_made_afresh() {
     let (a, b) = (check(&mut s, now), check(&mut s, now));
     assert_eq!(a.len(), 24);
     assert!(Arc::ptr_eq(&a.before, &b.before), "nothing changed: shared");
+    // A live sample in the newest hour changes only the newest: the hours before are shared.
+    s.put(now - 3 * 60_000, Some(7.0), Ho_Chi_Minh, i64::MIN);
+    let b = check(&mut s, now);
+    assert!(Arc::ptr_eq(&a.before, &b.before), "only the newest changed");
 
     // A late sample five hours back (off the five-minute grid, so a new time).
     s.put(now - 5 * HOUR + 60_000, Some(1000.0), Ho_Chi_Minh, i64::MIN);

@@ -121,9 +121,14 @@ fn days_are_sealed_once_over_one_segment_per_local_day_and_read_back() {
         text.contains("archive intact: 3 segments, 6 records (1 to 6) verified"),
         "{text}"
     );
-    // The archive begins with the chain: no record was pruned before it.
+    // The archive begins with the chain: no record was pruned before it. No anchor was given
+    // and no checkpoint written: the report says nothing of either.
     assert!(
         !text.contains("pruned before quantrac kept an archive"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("anchors") && !text.contains("checkpoints"),
         "{text}"
     );
 }

@@ -533,3 +533,56 @@ fn a_backlog_of_expired_records_is_sealed_and_pruned_chunk_after_chunk_not_one_a
     assert!(r.ok(), "{r}");
     assert_eq!((r.archive.records, r.archive.segments), (n, 3));
 }
+
+#[test]
+fn days_sealed_one_a_turn_are_pruned_turn_after_turn_not_one_an_interval() {
+    // Four past days of a few records each: each turn seals one day and deletes its records
+    // (far less than a chunk). A turn that sealed is followed by another at once, so the
+    // last day does not wait three pruning intervals.
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(dir.path(), true).unwrap();
+    for day in 0..4 {
+        let at = T0 - (10 - day) * DAY_MS;
+        j.append(&[Entry {
+            received_at_ms: at,
+            topic: "env/dinh-vu/dv-steel/stack-1",
+            payload: b"{}",
+            station: Some("dinh-vu/dv-steel/stack-1".into()),
+            rejections: &[],
+            points: vec![format!("reading,param=SO2 value=1 {at}")],
+            once: false,
+        }])
+        .unwrap();
+    }
+    Outbox::open(dir.path()).unwrap().written(4).unwrap();
+    let (tx, rx) = mpsc::channel(10);
+    let mut p = params(u64::MAX);
+    p.retention = Duration::from_secs(86_400);
+    p.prune_interval = Duration::from_secs(3_600);
+    let h = std::thread::spawn(move || {
+        run(
+            j,
+            rx,
+            Box::new(|_: &Processed| vec![]),
+            Metrics::new(),
+            Arc::new(Notify::new()),
+            p,
+            crate::readiness::Readiness::default(),
+        )
+    });
+    until("every day pruned", || {
+        raw(dir.path())
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+            == 0
+    });
+    drop(tx);
+    h.join().unwrap().unwrap();
+    let one_day = Options {
+        retention: Duration::from_secs(86_400),
+        ..Options::default()
+    };
+    let r = verify_with(dir.path(), &one_day).unwrap();
+    assert!(r.ok(), "{r}");
+    assert_eq!((r.archive.records, r.archive.segments), (4, 4));
+}
