@@ -184,10 +184,11 @@ impl Events {
         );
     }
 
-    /// `segments` local days were sealed into the archive, which now ends at record `end`.
-    pub fn sealed(&self, segments: usize, end: u64) {
+    /// Records `from` to `end` were sealed into the archive (one or more local days), which now
+    /// ends at `end`.
+    pub fn sealed(&self, from: u64, end: u64) {
         tracing::info!(
-            segments,
+            from,
             archive_end = end,
             "journal days sealed into the archive"
         );

@@ -278,13 +278,11 @@ impl Stage {
     /// went, and whether work may be left (a segment sealed, a full chunk deleted).
     fn prune(&mut self, full: bool) -> (u64, bool) {
         let now = now_ms();
+        let before = self.journal.archive_end();
         let result = (|| -> Result<(u64, bool), Error> {
-            // Every day that is over is sealed first (pruning would, too): logged here.
-            let sealed = self.journal.seal_some(now, 1)?;
-            if sealed > 0 {
-                let end = self.journal.archive_end().unwrap_or(0);
-                self.events.sealed(sealed, end);
-            }
+            // Every day that is over is sealed first, a day a call (pruning seals one more, to
+            // delete what it holds).
+            self.journal.seal_some(now, 1)?;
             let mut total = 0;
             loop {
                 let n = self
@@ -292,10 +290,15 @@ impl Stage {
                     .prune_some(now, self.params.retention, PRUNE_CHUNK)?;
                 total += n;
                 if n == 0 || !full || self.journal.size_bytes()? < self.params.max_bytes {
-                    return Ok((total, sealed > 0 || n >= PRUNE_CHUNK));
+                    let sealed = self.journal.archive_end() != before;
+                    return Ok((total, sealed || n >= PRUNE_CHUNK));
                 }
             }
         })();
+        // Logged once a turn, with every record sealed in it, whether it then failed or not.
+        if let Some(end) = self.journal.archive_end().filter(|&e| Some(e) != before) {
+            self.events.sealed(before.map_or(1, |b| b + 1), end);
+        }
         match result {
             Ok((n, more)) => {
                 self.events.pruned(n);

@@ -560,15 +560,19 @@ fn days_sealed_one_a_turn_are_pruned_turn_after_turn_not_one_an_interval() {
     p.retention = Duration::from_secs(86_400);
     p.prune_interval = Duration::from_secs(3_600);
     let h = std::thread::spawn(move || {
-        run(
-            j,
-            rx,
-            Box::new(|_: &Processed| vec![]),
-            Metrics::new(),
-            Arc::new(Notify::new()),
-            p,
-            crate::readiness::Readiness::default(),
-        )
+        let mut result = None;
+        let log = crate::telemetry::logged(|| {
+            result = Some(run(
+                j,
+                rx,
+                Box::new(|_: &Processed| vec![]),
+                Metrics::new(),
+                Arc::new(Notify::new()),
+                p,
+                crate::readiness::Readiness::default(),
+            ))
+        });
+        (result.unwrap(), log)
     });
     until("every day pruned", || {
         raw(dir.path())
@@ -577,7 +581,15 @@ fn days_sealed_one_a_turn_are_pruned_turn_after_turn_not_one_an_interval() {
             == 0
     });
     drop(tx);
-    h.join().unwrap().unwrap();
+    let (result, log) = h.join().unwrap();
+    result.unwrap();
+    // Each turn that sealed says which records it sealed: every one, once.
+    let sealed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("journal days sealed into the archive"))
+        .filter_map(|l| l.split(" from=").nth(1))
+        .collect();
+    assert_eq!(sealed, ["1 archive_end=2", "3 archive_end=4"], "{log}");
     let one_day = Options {
         retention: Duration::from_secs(86_400),
         ..Options::default()
