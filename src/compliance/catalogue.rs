@@ -420,4 +420,22 @@ A = { max = 10, tag = "V" }
         let e = Catalogue::parse(&[("a.toml", MINIMAL), ("b.toml", MINIMAL)]).unwrap_err();
         assert!(e.to_string().contains("defined twice"), "{e}");
     }
+
+    #[test]
+    fn a_range_may_be_a_single_value_from_zero_but_never_upside_down() {
+        // pH-like ranges: a bound of 0 and a min equal to its max are values a table can hold.
+        for cell in [
+            "{ min = 0, max = 10, tag = \"V\" }",
+            "{ min = 10, max = 10, tag = \"V\" }",
+        ] {
+            let text = MINIMAL.replace("{ max = 10, tag = \"V\" }", cell);
+            assert!(Catalogue::parse(&[("t.toml", &text)]).is_ok(), "{cell}");
+        }
+        let text = MINIMAL.replace(
+            "{ max = 10, tag = \"V\" }",
+            "{ min = 11, max = 10, tag = \"V\" }",
+        );
+        let e = Catalogue::parse(&[("t.toml", &text)]).unwrap_err();
+        assert!(e.to_string().contains("min 11 is above max 10"), "{e}");
+    }
 }
