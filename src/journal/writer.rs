@@ -261,11 +261,6 @@ impl Journal {
         Ok((self.head_id, self.head_hash))
     }
 
-    /// Id of the last point committed to the outbox.
-    pub fn last_point_id(&self) -> u64 {
-        self.last_point
-    }
-
     /// The sink's durable cursor, as last committed by the [`super::Outbox`].
     pub fn outbox_cursor(&self) -> Result<u64, Error> {
         schema::get_u64(&self.conn, key::CURSOR)
