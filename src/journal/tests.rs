@@ -445,3 +445,15 @@ fn the_last_message_with_a_topic_is_the_newest_one_since_the_time() {
     assert_eq!(after(0, T0 + 1).len(), 3);
     assert!(after(4, 0).is_empty());
 }
+
+#[test]
+fn a_file_write_refused_for_want_of_space_is_storage_full_and_nothing_else_is() {
+    // ENOSPC from a file the journal writes (the kept state, an archive segment): the write
+    // can be made again once there is room, like SQLite's own SQLITE_FULL.
+    let io = |code| Error::Io {
+        path: "state".into(),
+        source: std::io::Error::from_raw_os_error(code),
+    };
+    assert!(io(28).is_storage_full());
+    assert!(!io(13).is_storage_full(), "EACCES is not a full disk");
+}

@@ -293,3 +293,25 @@ fn an_exceedance_run_keeps_its_first_and_last_time_and_its_highest_value() {
     );
     assert_eq!(later.peak_ratio, rising.peak_ratio);
 }
+
+#[test]
+fn spans_follow_now_into_the_next_window_and_keep_only_the_one_holding_it() {
+    // T0 is 07:00 in Hanoi: the hour is 07:00–08:00, the local day began at 00:00 (17:00 UTC).
+    let day_start = T0 - 7 * HOUR;
+    let mut s = Spans::new(T0, chrono_tz::Asia::Ho_Chi_Minh);
+    assert_eq!(s.at(3600), (T0, T0 + HOUR));
+    assert_eq!(s.at(86_400), (day_start, day_start + 24 * HOUR));
+    s.move_to(T0 + HOUR / 2);
+    assert_eq!(s.at(3600), (T0, T0 + HOUR));
+    // Exactly at an hour's end, now is in the next hour (windows are [start, end)).
+    s.move_to(T0 + HOUR);
+    assert_eq!(s.at(3600), (T0 + HOUR, T0 + 2 * HOUR));
+    assert_eq!(s.at(86_400), (day_start, day_start + 24 * HOUR));
+    // Several hours on at once (a quiet park), and into the next local day.
+    s.move_to(T0 + 17 * HOUR + HOUR / 2);
+    assert_eq!(s.at(3600), (T0 + 17 * HOUR, T0 + 18 * HOUR));
+    assert_eq!(s.at(86_400), (day_start + 24 * HOUR, day_start + 48 * HOUR));
+    // The clock stepped back (an NTP correction): the earlier hour again.
+    s.move_to(T0 + 16 * HOUR + HOUR / 2);
+    assert_eq!(s.at(3600), (T0 + 16 * HOUR, T0 + 17 * HOUR));
+}
