@@ -315,3 +315,24 @@ fn spans_follow_now_into_the_next_window_and_keep_only_the_one_holding_it() {
     s.move_to(T0 + 16 * HOUR + HOUR / 2);
     assert_eq!(s.at(3600), (T0 + 16 * HOUR, T0 + 17 * HOUR));
 }
+
+#[test]
+fn the_hourly_chart_holds_the_hours_of_the_last_day_up_to_the_one_starting_now() {
+    let (tx, rx) = watch::channel(Arc::new(ParkStatus::empty(chrono_tz::UTC)));
+    let mut board = StatusBoard::new(tx);
+    let mut e = engine();
+    // One reading at the start of each hour for 30 hours (the windows hold 48).
+    for h in 0..=30 {
+        let ts = T0 + h * HOUR;
+        e.judge(vec![cod(ts, h as f64, Status::Normal)], ts);
+    }
+    let now = T0 + 30 * HOUR;
+    publish(&mut board, &mut e, now);
+    let starts: Vec<i64> = cod_status(&rx.borrow())
+        .hourly
+        .iter()
+        .map(|m| m.start_ms)
+        .collect();
+    let want: Vec<i64> = (6..=30).map(|h| T0 + h * HOUR).collect();
+    assert_eq!(starts, want);
+}
