@@ -207,3 +207,160 @@ impl Events {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The table above, row by row: each event's metrics, `/readyz` reason and log line.
+    use super::*;
+    use crate::tls::{Failure, Handshake};
+
+    fn events() -> (Events, Metrics, Readiness) {
+        let m = Metrics::new();
+        let r = Readiness::default();
+        let url = BrokerUrl::parse("mqtt://broker.example:1883").unwrap();
+        (Events::new(&m, r.clone(), url), m, r)
+    }
+
+    fn errors(m: &Metrics, kind: &str) -> u64 {
+        m.mqtt_connection_errors.with_label_values(&[kind]).get()
+    }
+
+    #[test]
+    fn every_connection_error_kind_is_exported_at_zero_before_the_first_failure() {
+        let (_e, m, _r) = events();
+        let text = m.render();
+        for kind in ConnectionError::KINDS {
+            assert!(
+                text.contains(&format!(
+                    "quantrac_mqtt_connection_errors_total{{kind=\"{kind}\"}} 0"
+                )),
+                "{kind}"
+            );
+        }
+    }
+
+    #[test]
+    fn connecting_connected_subscribed_and_received() {
+        let (mut e, m, r) = events();
+        e.connecting();
+        assert_eq!(
+            r.reason().unwrap(),
+            "mqtt: connecting to mqtt://broker.example:1883"
+        );
+        assert!(!e.is_connected());
+        e.connected(false, 1);
+        assert!(e.is_connected());
+        assert_eq!(m.mqtt_connected.get(), 1);
+        assert_eq!(
+            r.reason().unwrap(),
+            "mqtt: waiting for the broker to grant subscriptions"
+        );
+        // Granted while the journal cannot take messages: still not ready.
+        e.subscribed(&["env/#".into()], false);
+        assert!(r.reason().is_some());
+        e.subscribed(&["env/#".into()], true);
+        assert_eq!(r.reason(), None);
+        e.received();
+        e.received();
+        assert_eq!(m.messages_received.get(), 2);
+        e.ack_sent();
+        assert_eq!(m.acks_sent.get(), 1);
+        e.subscription_refused(&["env/#".into()]);
+        assert_eq!(r.reason().unwrap(), "mqtt: broker refused a subscription");
+    }
+
+    #[test]
+    fn a_lost_connection_is_counted_by_kind_said_once_and_reconnection_timed() {
+        let (mut e, m, r) = events();
+        e.connected(false, 1);
+        let lost = ConnectionError::Network("connection reset".into());
+        let log = crate::telemetry::logged(|| {
+            e.disconnected(&lost, Duration::from_secs(1), false, "quantrac");
+            e.disconnected(&lost, Duration::from_secs(2), false, "quantrac");
+        });
+        assert_eq!(m.mqtt_connected.get(), 0);
+        assert_eq!(errors(&m, "network"), 2);
+        assert_eq!(
+            r.reason().unwrap(),
+            "mqtt: not connected to mqtt://broker.example:1883: connection reset"
+        );
+        assert_eq!(log.matches("MQTT connection lost").count(), 1, "{log}");
+        let log = crate::telemetry::logged(|| e.connected(true, 2));
+        assert!(log.contains("MQTT reconnected"), "{log}");
+        assert!(log.contains("session_present=true"), "{log}");
+
+        // A TLS failure also counts the handshake by reason.
+        let tls = ConnectionError::Tls(Handshake {
+            failure: Failure::Expired,
+            detail: "certificate expired".into(),
+        });
+        e.disconnected(&tls, Duration::from_secs(1), false, "quantrac");
+        assert_eq!(errors(&m, "tls"), 1);
+        assert_eq!(
+            m.tls_handshake_failures
+                .with_label_values(&["mqtt", Failure::Expired.as_label()])
+                .get(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_session_taken_over_is_named_with_the_client_id_once() {
+        // Under MQTT 3.1.1 a takeover looks like connections ending just after they were made:
+        // the third in a row names it.
+        let (mut e, m, r) = events();
+        let closed = ConnectionError::Network("closed by the broker".into());
+        let log = crate::telemetry::logged(|| {
+            for _ in 0..2 {
+                e.connected(false, 1);
+                e.disconnected(&closed, Duration::from_secs(1), true, "quantrac-a");
+            }
+            assert!(!r.reason().unwrap().contains("client_id"));
+            for _ in 0..2 {
+                e.connected(false, 1);
+                e.disconnected(&closed, Duration::from_secs(1), true, "quantrac-a");
+            }
+        });
+        assert!(r.reason().unwrap().contains("client_id \"quantrac-a\""));
+        assert_eq!(log.matches("keeps handing the session").count(), 1, "{log}");
+        assert_eq!(errors(&m, "network"), 4);
+        // A connection that held resets the count; MQTT v5 says it at once.
+        e.connected(false, 1);
+        e.disconnected(&closed, Duration::from_secs(1), false, "quantrac-a");
+        assert!(!r.reason().unwrap().contains("client_id"));
+        let log = crate::telemetry::logged(|| {
+            e.disconnected(
+                &ConnectionError::TakenOver,
+                Duration::from_secs(1),
+                false,
+                "q",
+            )
+        });
+        assert!(log.contains("keeps handing the session"), "{log}");
+        assert_eq!(errors(&m, "taken_over"), 1);
+    }
+
+    #[test]
+    fn refused_stopping_and_a_dropped_ack() {
+        let (mut e, m, r) = events();
+        e.connected(false, 1);
+        e.refused(
+            &ConnectionError::Refused("bad user name or password".into()),
+            "q",
+        );
+        assert_eq!((m.mqtt_connected.get(), errors(&m, "refused")), (0, 1));
+        assert!(r.reason().unwrap().contains("not retrying until restarted"));
+        e.stopping();
+        assert_eq!(r.reason().unwrap(), "mqtt: shutting down");
+        e.connected(false, 2);
+        e.stopped();
+        assert_eq!(m.mqtt_connected.get(), 0);
+        let log = crate::telemetry::logged(|| {
+            e.ack_dropped(7);
+            e.ack_dropped(8);
+        });
+        assert_eq!(m.acks_dropped.get(), 2);
+        assert_eq!(log.matches("a message was dropped").count(), 1, "{log}");
+        assert!(r.reason().unwrap().contains("message #7 was dropped"));
+    }
+}
