@@ -325,4 +325,33 @@ mod tests {
         );
         assert_eq!(o.pending(0, 10).unwrap().len(), 4);
     }
+
+    /// A period's readings are read back from the messages received in it, both ends
+    /// included, in id order; the read-only path (`quantrac uplink preview`) reads the same.
+    #[test]
+    fn the_messages_of_a_period_are_read_back_in_id_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = crate::journal::Journal::open(dir.path(), true).unwrap();
+        const T: i64 = 1_795_935_900_000;
+        for (i, at) in [T, T + 1_000, T + 2_000, T + 3_000].into_iter().enumerate() {
+            j.append(&[crate::journal::Entry {
+                received_at_ms: at,
+                topic: "env/p/s/a",
+                payload: format!("{i}").as_bytes(),
+                station: Some("p/s/a".into()),
+                rejections: &[],
+                points: vec![],
+                once: false,
+            }])
+            .unwrap();
+        }
+        let o = UplinkOutbox::open(dir.path()).unwrap();
+        let mut ids = Vec::new();
+        o.messages_between(T + 1_000, T + 2_000, |m| ids.push((m.id, m.payload)))
+            .unwrap();
+        assert_eq!(ids, [(2, b"1".to_vec()), (3, b"2".to_vec())]);
+        let mut ids = Vec::new();
+        messages_between(dir.path(), T, T + 1_000, &mut |m| ids.push(m.id)).unwrap();
+        assert_eq!(ids, [1, 2]);
+    }
 }
