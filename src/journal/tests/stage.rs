@@ -590,6 +590,19 @@ fn days_sealed_one_a_turn_are_pruned_turn_after_turn_not_one_an_interval() {
         .filter_map(|l| l.split(" from=").nth(1))
         .collect();
     assert_eq!(sealed, ["1 archive_end=2", "3 archive_end=4"], "{log}");
+    // The chain head is logged, for operators to publish as an anchor (README, "publish
+    // anchors").
+    let (head, hash) = Journal::open(dir.path(), true)
+        .unwrap()
+        .chain_head()
+        .unwrap();
+    assert!(
+        log.contains(&format!(
+            "journal chain head chain_head_id={head} chain_head_hash={}",
+            hex::encode(hash)
+        )),
+        "{log}"
+    );
     let one_day = Options {
         retention: Duration::from_secs(86_400),
         ..Options::default()
