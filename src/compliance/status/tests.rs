@@ -8,6 +8,10 @@ const HOUR: i64 = 3_600_000;
 const T0: i64 = 1_795_910_400_000;
 
 fn engine() -> Engine {
+    engine_of(quantrac_testkit::fixtures::CONTRACT_STATIONS)
+}
+
+fn engine_of(text: &str) -> Engine {
     let defaults = StationDefaults {
         windows: vec![
             WindowSpec::parse("1h").unwrap(),
@@ -16,7 +20,6 @@ fn engine() -> Engine {
         min_capture: 0.75,
         stuck_after_s: 0,
     };
-    let text = quantrac_testkit::fixtures::CONTRACT_STATIONS;
     let stations = Stations::parse(text, "stations.toml", &defaults).unwrap();
     Engine::new(
         stations,
@@ -335,4 +338,35 @@ fn the_hourly_chart_holds_the_hours_of_the_last_day_up_to_the_one_starting_now()
         .collect();
     let want: Vec<i64> = (6..=30).map(|h| T0 + h * HOUR).collect();
     assert_eq!(starts, want);
+}
+
+#[test]
+fn stations_never_heard_from_share_one_description_of_their_parameters() {
+    // A province's idle stations cost a few bytes each on the page: alike and unmeasured, they
+    // share their parameters' description until they report.
+    let (tx, rx) = watch::channel(Arc::new(ParkStatus::empty(chrono_tz::UTC)));
+    let mut board = StatusBoard::new(tx);
+    let mut e = engine_of(&quantrac_testkit::fixtures::province_stations_toml(3));
+    publish(&mut board, &mut e, T0);
+    let s = rx.borrow().clone();
+    assert_eq!(s.stations.len(), 3);
+    assert!(Arc::ptr_eq(&s.stations[0].params, &s.stations[1].params));
+    assert!(Arc::ptr_eq(&s.stations[0].params, &s.stations[2].params));
+    let first = s.stations[0].key.clone();
+    e.judge(
+        vec![Reading {
+            key: first.clone(),
+            ..cod(T0 + 60_000, 100.0, Status::Normal)
+        }],
+        T0 + 60_000,
+    );
+    publish(&mut board, &mut e, T0 + 61_000);
+    let s = rx.borrow().clone();
+    let heard = s.stations.iter().position(|st| st.key == first).unwrap();
+    let other = (heard + 1) % 3;
+    assert!(!Arc::ptr_eq(
+        &s.stations[heard].params,
+        &s.stations[other].params
+    ));
+    assert!(s.stations[heard].params.iter().any(|p| p.latest.is_some()));
 }
