@@ -283,4 +283,13 @@ mod tests {
             hex::encode([2u8; 32])
         )));
     }
+
+    #[test]
+    fn redelivered_messages_are_counted() {
+        let m = Metrics::new();
+        let events = Events::new(&m, Readiness::default());
+        events.duplicates(0);
+        events.duplicates(3);
+        assert_eq!(m.journal_duplicates.get(), 3);
+    }
 }

@@ -369,4 +369,31 @@ fn stations_never_heard_from_share_one_description_of_their_parameters() {
         &s.stations[other].params
     ));
     assert!(s.stations[heard].params.iter().any(|p| p.latest.is_some()));
+    // A station that is not configured is listed after the configured ones.
+    let stranger = StationKey::parse("p9", "s9", "outfall-9").unwrap();
+    e.judge(
+        vec![Reading {
+            key: stranger.clone(),
+            ..cod(T0 + 120_000, 100.0, Status::Normal)
+        }],
+        T0 + 120_000,
+    );
+    publish(&mut board, &mut e, T0 + 121_000);
+    let s = rx.borrow().clone();
+    assert_eq!(s.stations.len(), 4);
+    assert_eq!(s.stations[3].key, stranger);
+}
+
+#[test]
+fn a_quiet_park_is_published_again_every_refresh_period_and_after_a_clock_step_back() {
+    let (tx, rx) = watch::channel(Arc::new(ParkStatus::empty(chrono_tz::UTC)));
+    let mut board = StatusBoard::new(tx);
+    let mut e = engine();
+    publish(&mut board, &mut e, T0);
+    publish(&mut board, &mut e, T0 + 1);
+    assert_eq!(rx.borrow().at_ms, Some(T0), "nothing changed, not yet due");
+    publish(&mut board, &mut e, T0 + REFRESH_MS);
+    assert_eq!(rx.borrow().at_ms, Some(T0 + REFRESH_MS));
+    publish(&mut board, &mut e, T0);
+    assert_eq!(rx.borrow().at_ms, Some(T0), "the clock stepped back");
 }
