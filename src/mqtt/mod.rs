@@ -55,6 +55,14 @@ fn acks_in_flight(s: &MqttSettings) -> usize {
     usize::from(s.receive_maximum.max(1))
 }
 
+/// Whether the backoff starts afresh after losing a connection that was up for `up_for`
+/// (`None`: it never came up). Only after a connection that held: one that drops at once (a
+/// session taken over, a broker refusing us after the CONNACK) keeps the delay growing instead
+/// of reconnecting in a tight loop, and so does a takeover, however long the session held.
+fn backs_off_afresh(up_for: Option<Duration>, e: &ConnectionError) -> bool {
+    up_for.is_some_and(|d| d >= STABLE_CONNECTION) && *e != ConnectionError::TakenOver
+}
+
 /// Runs the source until `stop` is cancelled and every forwarded message was acknowledged or
 /// given up. `filters` are the subscriptions (from the topic templates). Refused credentials
 /// end the retries (said on `/readyz` and in the log, once); the source then idles until
@@ -181,17 +189,13 @@ pub async fn run(
                     stop.cancelled().await;
                     break;
                 }
-                // Back off from scratch only after a connection that held: one that drops
-                // at once (a session taken over, a broker refusing us after the CONNACK)
-                // keeps the delay growing instead of reconnecting in a tight loop.
-                let held = connected_at
-                    .take()
-                    .map(|t| t.elapsed() >= STABLE_CONNECTION);
-                if held == Some(true) && e != ConnectionError::TakenOver {
+                let up_for = connected_at.take().map(|t| t.elapsed());
+                if backs_off_afresh(up_for, &e) {
                     backoff.reset();
                 }
                 let delay = backoff.next_delay();
-                events.disconnected(&e, delay, held == Some(false), &settings.client_id);
+                let short_lived = up_for.is_some_and(|d| d < STABLE_CONNECTION);
+                events.disconnected(&e, delay, short_lived, &settings.client_id);
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = stop.cancelled() => {}
@@ -202,4 +206,37 @@ pub async fn run(
     events.stopped();
     acker.abort();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_channels_hold_what_the_broker_may_send_unacknowledged() {
+        let mut s = MqttSettings {
+            receive_maximum: 1000,
+            ..MqttSettings::default()
+        };
+        assert_eq!(acks_in_flight(&s), 1000);
+        // The pipeline's channel has room beyond it, so the poll loop does not wait.
+        assert_eq!(channel_capacity(&s), 1256);
+        s.receive_maximum = 1;
+        assert_eq!((acks_in_flight(&s), channel_capacity(&s)), (1, 257));
+    }
+
+    #[test]
+    fn the_backoff_starts_afresh_only_after_a_connection_that_held_and_was_not_taken_over() {
+        let lost = ConnectionError::Network("reset".into());
+        assert!(backs_off_afresh(Some(STABLE_CONNECTION), &lost));
+        assert!(!backs_off_afresh(
+            Some(STABLE_CONNECTION - Duration::from_millis(1)),
+            &lost
+        ));
+        assert!(!backs_off_afresh(None, &lost), "never connected");
+        assert!(!backs_off_afresh(
+            Some(STABLE_CONNECTION * 10),
+            &ConnectionError::TakenOver
+        ));
+    }
 }
