@@ -268,3 +268,36 @@ pub(super) fn clip(s: &str) -> &str {
         None => s,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::Failure as TlsFailure;
+
+    #[test]
+    fn every_write_error_kind_is_exported_at_zero_and_a_handshake_counted_by_reason() {
+        let m = Metrics::new();
+        WriterStarted.emit(&m);
+        let text = m.render();
+        for kind in ErrorKind::ALL {
+            assert!(
+                text.contains(&format!(
+                    "quantrac_influx_write_errors_total{{kind=\"{}\"}} 0",
+                    kind.as_label()
+                )),
+                "{kind:?}"
+            );
+        }
+        let h = Handshake {
+            failure: TlsFailure::UnknownCa,
+            detail: "unknown issuer".into(),
+        };
+        HandshakeFailed(&h).emit(&m);
+        assert_eq!(
+            m.tls_handshake_failures
+                .with_label_values(&["influx", TlsFailure::UnknownCa.as_label()])
+                .get(),
+            1
+        );
+    }
+}

@@ -100,4 +100,59 @@ mod tests {
             "after a recovery, the minimum again"
         );
     }
+
+    // An outage of hours is two log lines: a failure is said when it starts or changes kind,
+    // a recovery once. A TLS failure (a certificate to fix) is said on /readyz; others pass.
+    #[test]
+    fn a_failure_is_said_when_it_starts_or_changes_and_a_recovery_once() {
+        use super::super::classify::ErrorKind;
+        let policy = RetryPolicy {
+            min: Duration::from_millis(200),
+            max: Duration::from_secs(30),
+        };
+        let readiness = crate::readiness::Readiness::default();
+        let mut h = Health::new(policy, readiness.clone());
+        let tls = Failure::Write(ErrorKind::Tls);
+        let log = crate::telemetry::logged(|| {
+            h.failed(tls, "TLS handshake failed (unknown_ca): x");
+            h.failed(tls, "TLS handshake failed (unknown_ca): x");
+        });
+        assert_eq!(
+            log.matches("TLS handshake with InfluxDB failed").count(),
+            1,
+            "{log}"
+        );
+        assert_eq!(
+            readiness.reason().unwrap(),
+            "influx: TLS handshake failed (unknown_ca): x; points stay in the journal"
+        );
+        let log = crate::telemetry::logged(|| {
+            h.failed(Failure::Write(ErrorKind::Connect), "connection refused");
+            h.failed(Failure::Write(ErrorKind::Connect), "connection refused");
+            h.failed(Failure::Journal, "disk I/O error");
+        });
+        assert_eq!(
+            log.matches("InfluxDB unreachable, retrying").count(),
+            1,
+            "{log}"
+        );
+        assert_eq!(
+            log.matches("cannot read or advance the journal outbox")
+                .count(),
+            1
+        );
+        assert_eq!(
+            readiness.reason(),
+            None,
+            "not a certificate: passes by itself"
+        );
+        h.failed(tls, "TLS handshake failed (unknown_ca): x");
+        assert!(readiness.reason().is_some());
+        let log = crate::telemetry::logged(|| {
+            h.recovered();
+            h.recovered();
+        });
+        assert_eq!(log.matches("InfluxDB writes resumed").count(), 1, "{log}");
+        assert_eq!(readiness.reason(), None, "ready again");
+    }
 }
