@@ -354,5 +354,10 @@ mod tests {
             !e.to_string().contains("bucket="),
             "no URL in the error: {e}"
         );
+        // The causes on one line, down to the operating system's reason.
+        assert!(
+            e.to_string().to_lowercase().contains("connection refused"),
+            "{e}"
+        );
     }
 }
