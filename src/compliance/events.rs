@@ -244,6 +244,42 @@ mod tests {
         assert_eq!(value_of(&m, LAST_READING), Some(NOW_MS as f64 / 1000.0));
     }
 
+    /// Window states come grouped by station; each station's gauges carry only its own.
+    #[test]
+    fn each_station_gets_its_own_window_gauges() {
+        let m = Metrics::new();
+        let mut events = Events::new(&m);
+        let other = StationKey::parse("p", "s", "y").unwrap();
+        let of = |key: &StationKey, ratio| WindowState {
+            key: key.clone(),
+            ..window(Param::COD, "1h", ratio, 0.9, true)
+        };
+        events.windows(&[of(&key(), 0.9), of(&key(), 0.9), of(&other, 0.8)]);
+        let text = m.render();
+        let gauge = |station: &str| {
+            format!(
+                r#"quantrac_window_running_ratio{{param="COD",park="p",site="s",station="{station}",window="1h"}}"#
+            )
+        };
+        assert!(text.contains(&format!("{} 0.9", gauge("x"))), "{text}");
+        assert!(text.contains(&format!("{} 0.8", gauge("y"))), "{text}");
+
+        // Readings of two stations in one call (an inbox file of a park): each its own.
+        let mut y = judged(Param::COD, NOW_MS, true);
+        y.reading.key = other.clone();
+        y.reading.value = Some(7.0);
+        let x = judged(Param::COD, NOW_MS, true);
+        events.judged(&[x.clone(), x, y], NOW_MS);
+        let text = m.render();
+        let value = |station: &str| {
+            format!(
+                r#"quantrac_reading_value{{param="COD",park="p",site="s",station="{station}"}}"#
+            )
+        };
+        assert!(text.contains(&format!("{} 42", value("x"))), "{text}");
+        assert!(text.contains(&format!("{} 7", value("y"))), "{text}");
+    }
+
     fn full() -> crate::metrics::Detail {
         crate::metrics::Detail {
             full: true,
