@@ -63,6 +63,12 @@ fn backs_off_afresh(up_for: Option<Duration>, e: &ConnectionError) -> bool {
     up_for.is_some_and(|d| d >= STABLE_CONNECTION) && *e != ConnectionError::TakenOver
 }
 
+/// Whether a lost connection had just been made: up, but for less than [`STABLE_CONNECTION`]
+/// (three in a row is how a session taken over looks under MQTT 3.1.1).
+fn dropped_at_once(up_for: Option<Duration>) -> bool {
+    up_for.is_some_and(|d| d < STABLE_CONNECTION)
+}
+
 /// Runs the source until `stop` is cancelled and every forwarded message was acknowledged or
 /// given up. `filters` are the subscriptions (from the topic templates). Refused credentials
 /// end the retries (said on `/readyz` and in the log, once); the source then idles until
@@ -194,8 +200,7 @@ pub async fn run(
                     backoff.reset();
                 }
                 let delay = backoff.next_delay();
-                let short_lived = up_for.is_some_and(|d| d < STABLE_CONNECTION);
-                events.disconnected(&e, delay, short_lived, &settings.client_id);
+                events.disconnected(&e, delay, dropped_at_once(up_for), &settings.client_id);
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = stop.cancelled() => {}
@@ -234,6 +239,12 @@ mod tests {
             &lost
         ));
         assert!(!backs_off_afresh(None, &lost), "never connected");
+        // The same boundary decides a connection that dropped at once.
+        assert!(dropped_at_once(Some(
+            STABLE_CONNECTION - Duration::from_millis(1)
+        )));
+        assert!(!dropped_at_once(Some(STABLE_CONNECTION)));
+        assert!(!dropped_at_once(None), "never connected: not a drop");
         assert!(!backs_off_afresh(
             Some(STABLE_CONNECTION * 10),
             &ConnectionError::TakenOver
