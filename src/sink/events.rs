@@ -300,4 +300,38 @@ mod tests {
             1
         );
     }
+
+    #[test]
+    fn the_writer_says_why_it_stopped_and_what_stays_in_the_journal() {
+        let log = crate::telemetry::logged(|| {
+            OutboxFailed {
+                error: &BacklogError::Fatal("cursor beyond the last point".into()),
+            }
+            .emit();
+            WriterStopped {
+                finished: false,
+                points_left: 5,
+                deadline: Duration::from_secs(10),
+            }
+            .emit();
+        });
+        assert!(
+            log.contains("journal outbox cannot be used")
+                && log.contains("cursor beyond the last point"),
+            "{log}"
+        );
+        assert!(
+            log.contains("before the outbox was empty") && log.contains("points_left=5"),
+            "{log}"
+        );
+        let log = crate::telemetry::logged(|| {
+            WriterStopped {
+                finished: true,
+                points_left: 0,
+                deadline: Duration::from_secs(10),
+            }
+            .emit()
+        });
+        assert!(log.contains("every journalled point was written"), "{log}");
+    }
 }
