@@ -397,3 +397,28 @@ fn a_quiet_park_is_published_again_every_refresh_period_and_after_a_clock_step_b
     publish(&mut board, &mut e, T0);
     assert_eq!(rx.borrow().at_ms, Some(T0), "the clock stepped back");
 }
+
+#[test]
+fn a_change_is_published_at_once_not_at_the_next_refresh() {
+    let (tx, rx) = watch::channel(Arc::new(ParkStatus::empty(chrono_tz::UTC)));
+    let mut board = StatusBoard::new(tx);
+    let mut e = engine();
+    publish(&mut board, &mut e, T0);
+    // A configured station's reading, a second later.
+    e.judge(vec![cod(T0 + 1_000, 100.0, Status::Normal)], T0 + 1_000);
+    publish(&mut board, &mut e, T0 + 1_001);
+    assert_eq!(rx.borrow().at_ms, Some(T0 + 1_001));
+    assert_eq!(cod_status(&rx.borrow()).latest.unwrap().value, Some(100.0));
+    // A station that is not configured, a second later again.
+    let stranger = StationKey::parse("p9", "s9", "outfall-9").unwrap();
+    e.judge(
+        vec![Reading {
+            key: stranger.clone(),
+            ..cod(T0 + 2_000, 5.0, Status::Normal)
+        }],
+        T0 + 2_000,
+    );
+    publish(&mut board, &mut e, T0 + 2_001);
+    assert_eq!(rx.borrow().at_ms, Some(T0 + 2_001));
+    assert!(rx.borrow().stations.iter().any(|s| s.key == stranger));
+}
