@@ -88,6 +88,17 @@ async fn check_metrics(q: &Quantrac, full: bool) {
         },
     )
     .await;
+    // Every message is acknowledged once committed, the last one too: none waits for a later
+    // message's commit.
+    eventually(
+        "all five messages acknowledged",
+        Duration::from_secs(20),
+        || async {
+            (parse_metric(&q.metrics().await, "quantrac_mqtt_acks_total") == Some(5.0))
+                .then_some(())
+        },
+    )
+    .await;
     for (reason, n) in [
         ("unknown_param", 1.0),
         ("value", 1.0),
