@@ -285,6 +285,50 @@ mod tests {
     }
 
     #[test]
+    fn a_pruning_failure_is_said_when_it_starts_and_when_it_ends() {
+        let m = Metrics::new();
+        let mut events = Events::new(&m, Readiness::default());
+        let e = Error::Corrupt("database disk image is malformed".into());
+        let log = crate::telemetry::logged(|| {
+            events.pruned(0);
+            events.prune_failed(&e);
+            events.prune_failed(&e);
+            events.pruned(0);
+            events.pruned(2);
+        });
+        assert_eq!(log.matches("journal pruning failed").count(), 1, "{log}");
+        assert_eq!(
+            log.matches("journal pruning works again").count(),
+            1,
+            "{log}"
+        );
+        assert!(
+            log.find("pruning failed") < log.find("works again"),
+            "{log}"
+        );
+    }
+
+    #[test]
+    fn keeping_the_compliance_state_is_said_with_what_it_covers_or_why_not() {
+        let events = Events::new(&Metrics::new(), Readiness::default());
+        let log = crate::telemetry::logged(|| {
+            events.engine_state_kept(42, Ok(1_000), std::time::Duration::from_millis(3));
+            events.engine_state_kept(
+                43,
+                Err(std::io::Error::from_raw_os_error(28)),
+                std::time::Duration::ZERO,
+            );
+        });
+        assert!(
+            log.contains("compliance state kept for the next start")
+                && log.contains("covers_id=42")
+                && log.contains("bytes=1000"),
+            "{log}"
+        );
+        assert!(log.contains("compliance state not kept"), "{log}");
+    }
+
+    #[test]
     fn redelivered_messages_are_counted() {
         let m = Metrics::new();
         let events = Events::new(&m, Readiness::default());
