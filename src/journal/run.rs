@@ -290,19 +290,19 @@ impl Stage {
                     .prune_some(now, self.params.retention, PRUNE_CHUNK)?;
                 total += n;
                 if n == 0 || !full || self.journal.size_bytes()? < self.params.max_bytes {
-                    let sealed = self.journal.archive_end() != before;
-                    return Ok((total, sealed || n >= PRUNE_CHUNK));
+                    return Ok((total, n >= PRUNE_CHUNK));
                 }
             }
         })();
         // Logged once a turn, with every record sealed in it, whether it then failed or not.
-        if let Some(end) = self.journal.archive_end().filter(|&e| Some(e) != before) {
+        let after = self.journal.archive_end();
+        if let Some(end) = after.filter(|_| after != before) {
             self.events.sealed(before.map_or(1, |b| b + 1), end);
         }
         match result {
-            Ok((n, more)) => {
+            Ok((n, full_chunk)) => {
                 self.events.pruned(n);
-                (n, more)
+                (n, after != before || full_chunk)
             }
             Err(e) => {
                 self.events.prune_failed(&e);
